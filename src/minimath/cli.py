@@ -1,0 +1,21 @@
+"""Command-line helpers shared by the Hydra entry points."""
+
+from __future__ import annotations
+
+import re
+
+# Config groups whose options are numbers (conf/stage/1.yaml ...). Hydra parses `stage=3` as the int 3 and
+# rejects it as a group choice, so `stage=3` and sweeps like `stage=3,4` are quoted before Hydra sees them.
+NUMERIC_GROUPS = ("stage",)
+_NUMERIC_CHOICE = re.compile(rf"^(?P<key>[~+]*(?:{'|'.join(NUMERIC_GROUPS)}))=(?P<values>\d+(?:,\d+)*)$")
+
+
+def quote_numeric_choices(args: list[str]) -> list[str]:
+    """`stage=3` -> `stage='3'`, `stage=3,4` -> `stage='3','4'`; every other argument is left as it is."""
+    quoted = []
+    for arg in args:
+        match = _NUMERIC_CHOICE.match(arg)
+        if match:
+            arg = f"{match['key']}=" + ",".join(f"'{v}'" for v in match["values"].split(","))
+        quoted.append(arg)
+    return quoted

@@ -1,0 +1,101 @@
+"""The LightningModule: next-token loss, AdamW, LR schedule seam, and metrics logged against tokens seen."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from typing import Callable
+
+import lightning as L
+import torch
+
+from minimath.loss import next_token_loss
+from minimath.model import ModelConfig, Transformer
+from minimath.schedules import Constant
+
+
+class MiniMathModule(L.LightningModule):
+    """Wraps `Transformer`; all metrics go to the loggers with `step = tokens seen` (summed over ranks).
+
+    `tokens_seen` counts every input position consumed by an optimizer step across all ranks. It is saved in
+    checkpoints and carried across stages, so curves from consecutive runs line up on one axis.
+    """
+
+    def __init__(self, model: dict, optim: dict, tokenizer: dict, lr_schedule: Callable[[int], float] | None = None):
+        super().__init__()
+        # The run logs its whole composed config to the loggers itself; this only fills checkpoints.
+        self.save_hyperparameters(ignore=["lr_schedule"], logger=False)
+        self.model_config = ModelConfig(**model)
+        self.model = Transformer(self.model_config)
+        self.lr_schedule = lr_schedule or Constant()
+        self.tokens_seen = 0
+        self._reset_step_stats()
+        self._last_step_time: float | None = None
+
+    def _reset_step_stats(self) -> None:
+        self._loss_sum = torch.zeros((), dtype=torch.float64)
+        self._valid_tokens = 0
+        self._input_tokens = 0
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.model(idx)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        hidden = self.model.hidden_states(batch["input_ids"])
+        loss, n_valid = next_token_loss(hidden, self.model.output_weight, batch["targets"])
+        self._loss_sum = self._loss_sum.to(loss.device) + loss.detach().double() * n_valid
+        self._valid_tokens += n_valid
+        self._input_tokens += batch["input_ids"].numel()
+        self.log("loss", loss, prog_bar=True, logger=False)
+        return loss
+
+    def on_train_start(self) -> None:
+        self._last_step_time = time.perf_counter()
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Runs once per optimizer step, after the last micro-batch's backward and before clipping."""
+        grad_norm = torch.nn.utils.get_total_norm([p.grad for p in self.parameters() if p.grad is not None])
+        stats = torch.stack([self._loss_sum, torch.tensor(float(self._valid_tokens), dtype=torch.float64,
+                             device=self._loss_sum.device), torch.tensor(float(self._input_tokens),
+                             dtype=torch.float64, device=self._loss_sum.device)])
+        stats = self.trainer.strategy.reduce(stats, reduce_op="sum")
+        step_tokens = int(stats[2])
+        self.tokens_seen += step_tokens
+        now = time.perf_counter()
+        elapsed, self._last_step_time = now - (self._last_step_time or now), now
+        if self.trainer.global_step % self.trainer.log_every_n_steps == 0:
+            metrics = {
+                "train/loss": float(stats[0] / stats[1].clamp(min=1)),
+                "train/lr": optimizer.param_groups[0]["lr"],
+                "train/grad_norm": float(grad_norm),
+                "train/tokens_seen": float(self.tokens_seen),
+                "train/tokens_per_s": step_tokens / elapsed if elapsed > 0 else 0.0,
+                "train/step": float(self.trainer.global_step),
+            }
+            for logger in self.loggers:
+                logger.log_metrics(metrics, step=self.tokens_seen)
+        self._reset_step_stats()
+
+    def configure_optimizers(self):
+        decay = [p for p in self.parameters() if p.dim() >= 2]
+        no_decay = [p for p in self.parameters() if p.dim() < 2]
+        cfg = self.hparams.optim
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg["lr"], betas=tuple(cfg["betas"]), eps=cfg["eps"],
+        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["tokens_seen"] = self.tokens_seen
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.tokens_seen = int(checkpoint.get("tokens_seen", 0))
+
+
+def module_hparams(model_config: ModelConfig, optim: dict, tokenizer_state: dict) -> dict:
+    """The constructor arguments as plain containers, so checkpoints load with `weights_only=True`."""
+    if not isinstance(optim, dict):
+        raise TypeError("optim must be a plain dict (OmegaConf.to_container) to keep checkpoints weights_only-safe")
+    return {"model": asdict(model_config), "optim": optim, "tokenizer": tokenizer_state}

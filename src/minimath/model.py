@@ -1,0 +1,185 @@
+"""The MiniMATH transformer: llama2.c-style decoder with tied embeddings.
+
+As in MiniMATH's released `model/modelv0.py`: RMSNorm pre-norm, rotary position embeddings (θ = 1e4),
+SwiGLU feed-forward whose hidden size is given directly (their code uses 4·d, without LLaMA's 2/3 factor),
+optional grouped-query attention, no biases. The output layer shares the token embedding matrix.
+
+Init (report, after GPT-2): every linear and embedding weight ~ N(0, 0.02); the projections that write into
+the residual stream ~ N(0, 0.02/√(2·n_layer)). `init_residual="gpt2"` scales those projections (`wo` and the
+FFN's down projection `w2`); `init_residual="minimath_code"` reproduces their code, which scales `wo` and the
+gate's up projection `w3` (a llama2.c quirk: there the down projection is `w2`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+INIT_STYLES = ("gpt2", "minimath_code")
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int  # embedding rows (already padded)
+    n_layer: int
+    n_head: int
+    n_kv_head: int  # = n_head for multi-head attention; a divisor of it for GQA
+    n_embd: int
+    ffn_hidden: int
+    max_seq_len: int
+    rope_theta: float = 10_000.0
+    norm_eps: float = 1e-5
+    init_std: float = 0.02
+    init_residual: str = "gpt2"
+
+    def __post_init__(self):
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
+        if self.n_head % self.n_kv_head:
+            raise ValueError(f"n_head={self.n_head} is not divisible by n_kv_head={self.n_kv_head}")
+        if (self.n_embd // self.n_head) % 2:
+            raise ValueError(f"head size {self.n_embd // self.n_head} must be even for rotary embeddings")
+        if self.init_residual not in INIT_STYLES:
+            raise ValueError(f"init_residual={self.init_residual!r}; choose one of {INIT_STYLES}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+
+def count_params(cfg: ModelConfig) -> dict[str, int]:
+    """Closed-form parameter counts; the embedding is counted once because it is tied to the output."""
+    d, kv = cfg.n_embd, cfg.n_kv_head * cfg.head_dim
+    attention = d * d + 2 * d * kv + d * d  # wq, wk, wv, wo
+    ffn = 3 * d * cfg.ffn_hidden  # w1, w2, w3
+    norms = 2 * d
+    non_embedding = cfg.n_layer * (attention + ffn + norms) + d  # + final norm
+    embedding = cfg.vocab_size * d
+    return {"total": non_embedding + embedding, "non_embedding": non_embedding, "embedding": embedding}
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Normalise in fp32 so bf16 activations keep their scale.
+        xf = x.float()
+        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x) * self.weight
+
+
+def rope_tables(head_dim: int, seq_len: int, theta: float, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin, each (seq_len, head_dim/2), for rotating pairs (x[2i], x[2i+1]) as llama2.c does."""
+    freqs = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim))
+    angles = torch.outer(torch.arange(seq_len, device=device, dtype=torch.float32), freqs)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x: (batch, heads, seq, head_dim); rotates interleaved pairs."""
+    xf = x.float().unflatten(-1, (-1, 2))
+    x0, x1 = xf[..., 0], xf[..., 1]
+    out = torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1)
+    return out.flatten(-2).type_as(x)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_head, self.n_kv_head, self.head_dim = cfg.n_head, cfg.n_kv_head, cfg.head_dim
+        self.wq = nn.Linear(cfg.n_embd, cfg.n_head * cfg.head_dim, bias=False)
+        self.wk = nn.Linear(cfg.n_embd, cfg.n_kv_head * cfg.head_dim, bias=False)
+        self.wv = nn.Linear(cfg.n_embd, cfg.n_kv_head * cfg.head_dim, bias=False)
+        self.wo = nn.Linear(cfg.n_head * cfg.head_dim, cfg.n_embd, bias=False)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        q = self.wq(x).view(b, t, self.n_head, self.head_dim).transpose(1, 2)
+        k = self.wk(x).view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)
+        v = self.wv(x).view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.n_kv_head != self.n_head)
+        return self.wo(y.transpose(1, 2).reshape(b, t, -1))
+
+
+class FeedForward(nn.Module):
+    """SwiGLU as llama2.c names it: w2(silu(w1·x) * w3·x); w2 is the down projection."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.w1 = nn.Linear(cfg.n_embd, cfg.ffn_hidden, bias=False)
+        self.w2 = nn.Linear(cfg.ffn_hidden, cfg.n_embd, bias=False)
+        self.w3 = nn.Linear(cfg.n_embd, cfg.ffn_hidden, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.attention_norm = RMSNorm(cfg.n_embd, cfg.norm_eps)
+        self.attention = Attention(cfg)
+        self.ffn_norm = RMSNorm(cfg.n_embd, cfg.norm_eps)
+        self.feed_forward = FeedForward(cfg)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        x = x + self.attention(self.attention_norm(x), cos, sin)
+        return x + self.feed_forward(self.ffn_norm(x))
+
+
+class Transformer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.tok_embeddings = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.norm = RMSNorm(cfg.n_embd, cfg.norm_eps)
+        cos, sin = rope_tables(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.reset_parameters()
+
+    @property
+    def output_weight(self) -> torch.Tensor:
+        """The output layer is the token embedding (tied): logits = h · Eᵀ."""
+        return self.tok_embeddings.weight
+
+    def residual_projection_names(self) -> tuple[str, ...]:
+        return ("attention.wo", "feed_forward.w2") if self.cfg.init_residual == "gpt2" else (
+            "attention.wo", "feed_forward.w3")
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        std, scaled = self.cfg.init_std, self.cfg.init_std / math.sqrt(2 * self.cfg.n_layer)
+        residual = self.residual_projection_names()
+        for name, module in self.named_modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, 0.0, scaled if name.endswith(residual) else std)
+            elif isinstance(module, RMSNorm):
+                nn.init.ones_(module.weight)
+        if self.rope_cos.device.type != "meta":
+            cos, sin = rope_tables(self.cfg.head_dim, self.cfg.max_seq_len, self.cfg.rope_theta, self.rope_cos.device)
+            self.rope_cos.copy_(cos)
+            self.rope_sin.copy_(sin)
+
+    def hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
+        """Final normalised hidden states (batch, seq, n_embd); the loss applies the tied output layer."""
+        t = idx.shape[1]
+        if t > self.cfg.max_seq_len:
+            raise ValueError(f"sequence of {t} tokens exceeds max_seq_len={self.cfg.max_seq_len}")
+        x = self.tok_embeddings(idx)
+        cos, sin = self.rope_cos[:t], self.rope_sin[:t]
+        for layer in self.layers:
+            x = layer(x, cos, sin)
+        return self.norm(x)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Logits (batch, seq, vocab_size)."""
+        return F.linear(self.hidden_states(idx), self.output_weight)

@@ -1,0 +1,90 @@
+"""Every option of every config group composes, resolves, and instantiates what it names."""
+
+from pathlib import Path
+
+import hydra
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import CONF_DIR, compose_config
+from minimath.training import accumulation_steps, build_model_config, build_tokenizer, world_size
+
+GROUPS = ["model", "stage", "batch", "hardware", "data", "scheduler", "logger", "callbacks"]
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
+def test_every_option_composes(group, option, tmp_path):
+    cfg = compose_config([f"{group}={option}"], tmp_path)
+    OmegaConf.resolve(cfg)
+    assert cfg.paths.output_dir == str(tmp_path)
+    if group in ("scheduler", "logger"):
+        assert hydra.utils.instantiate(cfg[group]) is not None
+    if group == "callbacks":
+        assert all(hydra.utils.instantiate(c) is not None for c in cfg.callbacks.values())
+    if group == "data":
+        assert next(iter(hydra.utils.instantiate(cfg.data).vocab_corpus()))
+
+
+def test_groups_have_options():
+    assert all(options(g) for g in GROUPS)
+    assert options("stage") == ["1", "2", "3", "4"]
+    assert {"163K", "1.63M"} <= set(options("batch"))
+    assert {"nano", "small", "minimath_1p5b"} <= set(options("model"))
+
+
+def test_stage_three_with_the_report_batch(tmp_path):
+    cfg = compose_config(["stage=3", "batch=1.63M"], tmp_path)
+    assert cfg.stage.id == 3 and cfg.batch.tokens_per_step == 1_638_400
+    assert compose_config(["batch=163K"], tmp_path).batch.tokens_per_step == 163_840
+
+
+@pytest.mark.parametrize("stage", ["1", "2", "3", "4"])
+def test_stage_shares_sum_to_one(stage, tmp_path):
+    cfg = compose_config([f"stage={stage}"], tmp_path)
+    assert sum(s.share for s in cfg.stage.sources) == pytest.approx(1.0, abs=0.002)
+
+
+SHIPPED_COMBINATIONS = [("minimath_1p5b", b, h) for b in ("163K", "1.63M") for h in options("hardware")] + [
+    ("nano", b, h) for b in ("4K", "40K") for h in ("cpu", "gpu")]
+
+
+@pytest.mark.parametrize("model,batch,hardware", SHIPPED_COMBINATIONS)
+def test_shipped_batches_divide(model, batch, hardware, tmp_path):
+    """The report's batches split into whole micro-batches on every hardware preset; the nano ones on one device."""
+    cfg = compose_config([f"batch={batch}", f"hardware={hardware}", f"model={model}"], tmp_path)
+    steps = accumulation_steps(cfg.batch.tokens_per_step, cfg.hardware.micro_batch, cfg.model.max_seq_len,
+                               world_size(cfg.hardware))
+    assert steps * cfg.hardware.micro_batch * cfg.model.max_seq_len * world_size(cfg.hardware) == \
+        cfg.batch.tokens_per_step
+
+
+# Closed-form non-embedding counts: L·(4d² + 3·d·ffn + 2d) + d.
+PRESET_PARAMS = {"minimath_1p5b": (1_208_035_328, 1_519_200_256), "small": (94_387_968, 211_074_816)}
+
+
+@pytest.mark.parametrize("preset", sorted(PRESET_PARAMS))
+def test_preset_parameter_counts(preset, tmp_path):
+    from minimath.training import report_params
+
+    cfg = compose_config([f"model={preset}"], tmp_path)
+    model_config = build_model_config(cfg.model, build_tokenizer(cfg.model, corpus=lambda: []))
+    counts = report_params(model_config)
+    d, L, f = cfg.model.n_embd, cfg.model.n_layer, cfg.model.ffn_hidden
+    assert counts["non_embedding"] == L * (4 * d * d + 3 * d * f + 2 * d) + d == PRESET_PARAMS[preset][0]
+    assert counts["total"] == PRESET_PARAMS[preset][1]
+    assert model_config.vocab_size == 151_936
+
+
+def test_nano_is_a_few_million_params_on_a_compact_vocabulary(tmp_path):
+    from minimath.training import report_params
+
+    cfg = compose_config([], tmp_path)
+    dm = hydra.utils.instantiate(cfg.data)
+    tokenizer = build_tokenizer(cfg.model, dm.vocab_corpus)
+    model_config = build_model_config(cfg.model, tokenizer)
+    assert tokenizer.vocab_size < 1000 and model_config.vocab_size % 64 == 0
+    assert 1e6 < report_params(model_config)["non_embedding"] < 1e7

@@ -1,0 +1,112 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from minimath.model import ModelConfig, Transformer, apply_rope, count_params, rope_tables
+
+
+def test_shapes_and_tied_output(tiny_model_config):
+    model = Transformer(tiny_model_config)
+    idx = torch.randint(0, tiny_model_config.vocab_size, (3, 17))
+    assert model(idx).shape == (3, 17, tiny_model_config.vocab_size)
+    assert model.output_weight is model.tok_embeddings.weight
+    assert not any(name.endswith("bias") for name, _ in model.named_parameters())
+
+
+def test_param_count_matches_closed_form(tiny_model_config):
+    model = Transformer(tiny_model_config)
+    counts = count_params(tiny_model_config)
+    assert sum(p.numel() for p in model.parameters()) == counts["total"]
+    assert counts["embedding"] == tiny_model_config.vocab_size * tiny_model_config.n_embd
+
+
+def test_causal_no_future_leak(tiny_model_config):
+    model = Transformer(tiny_model_config).eval()
+    idx = torch.randint(0, tiny_model_config.vocab_size, (1, 20))
+    changed = idx.clone()
+    changed[0, 12:] = (changed[0, 12:] + 1) % tiny_model_config.vocab_size
+    with torch.no_grad():
+        assert torch.allclose(model(idx)[0, :12], model(changed)[0, :12], atol=1e-6)
+
+
+def test_gqa_equals_repeated_kv_heads(tiny_model_config):
+    """Grouped-query attention must equal multi-head attention with each KV head repeated."""
+    model = Transformer(tiny_model_config).eval()
+    attn = model.layers[0].attention
+    x = torch.randn(2, 9, tiny_model_config.n_embd)
+    cos, sin = model.rope_cos[:9], model.rope_sin[:9]
+    b, t, _ = x.shape
+    q = apply_rope(attn.wq(x).view(b, t, attn.n_head, -1).transpose(1, 2), cos, sin)
+    k = apply_rope(attn.wk(x).view(b, t, attn.n_kv_head, -1).transpose(1, 2), cos, sin)
+    v = attn.wv(x).view(b, t, attn.n_kv_head, -1).transpose(1, 2)
+    rep = attn.n_head // attn.n_kv_head
+    y = F.scaled_dot_product_attention(q, k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1), is_causal=True)
+    expected = attn.wo(y.transpose(1, 2).reshape(b, t, -1))
+    with torch.no_grad():
+        assert torch.allclose(attn(x, cos, sin), expected, atol=1e-6)
+
+
+def test_rope_rotates_pairs_and_preserves_norm():
+    cos, sin = rope_tables(head_dim=8, seq_len=5, theta=10_000.0)
+    x = torch.randn(1, 1, 5, 8)
+    y = apply_rope(x, cos, sin)
+    assert torch.allclose(y[..., 0, :], x[..., 0, :])  # position 0 is not rotated
+    assert torch.allclose(y.norm(dim=-1), x.norm(dim=-1), atol=1e-5)
+    # first pair at position 1 rotates by angle 1 (frequency θ^0)
+    x0, x1 = x[0, 0, 1, 0], x[0, 0, 1, 1]
+    assert torch.allclose(y[0, 0, 1, 0], x0 * math.cos(1) - x1 * math.sin(1), atol=1e-6)
+
+
+def test_rope_relative_positions():
+    """q·k after RoPE depends only on the distance between positions."""
+    cos, sin = rope_tables(head_dim=16, seq_len=32, theta=10_000.0)
+    q, k = torch.randn(16), torch.randn(16)
+    def score(i, j):
+        qi = apply_rope(q.view(1, 1, 1, -1).expand(1, 1, 32, 16), cos, sin)[0, 0, i]
+        kj = apply_rope(k.view(1, 1, 1, -1).expand(1, 1, 32, 16), cos, sin)[0, 0, j]
+        return qi @ kj
+    assert torch.allclose(score(5, 2), score(20, 17), atol=1e-4)
+
+
+@pytest.mark.parametrize("style,scaled", [("gpt2", ("attention.wo", "feed_forward.w2")),
+                                          ("minimath_code", ("attention.wo", "feed_forward.w3"))])
+def test_init_standard_deviations(style, scaled):
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=2048, n_layer=8, n_head=4, n_kv_head=4, n_embd=256, ffn_hidden=1024,
+                      max_seq_len=16, init_residual=style)
+    model = Transformer(cfg)
+    small = 0.02 / math.sqrt(2 * cfg.n_layer)
+    for name, p in model.named_parameters():
+        if name.endswith("norm.weight"):
+            assert torch.equal(p, torch.ones_like(p))
+            continue
+        expected = small if name.removesuffix(".weight").endswith(scaled) else 0.02
+        assert abs(p.std().item() - expected) < 0.05 * expected, name
+        assert abs(p.mean().item()) < 0.1 * expected, name
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="divisible by n_head"):
+        ModelConfig(vocab_size=8, n_layer=1, n_head=3, n_kv_head=3, n_embd=32, ffn_hidden=8, max_seq_len=8)
+    with pytest.raises(ValueError, match="n_kv_head"):
+        ModelConfig(vocab_size=8, n_layer=1, n_head=4, n_kv_head=3, n_embd=32, ffn_hidden=8, max_seq_len=8)
+    with pytest.raises(ValueError, match="init_residual"):
+        ModelConfig(vocab_size=8, n_layer=1, n_head=4, n_kv_head=4, n_embd=32, ffn_hidden=8, max_seq_len=8,
+                    init_residual="xavier")
+
+
+def test_too_long_sequence_is_an_error(tiny_model_config):
+    model = Transformer(tiny_model_config)
+    with pytest.raises(ValueError, match="max_seq_len"):
+        model(torch.zeros(1, tiny_model_config.max_seq_len + 1, dtype=torch.long))
+
+
+def test_meta_device_build_allocates_nothing():
+    cfg = ModelConfig(vocab_size=151_936, n_layer=18, n_head=16, n_kv_head=16, n_embd=2048, ffn_hidden=8192,
+                      max_seq_len=2048)
+    with torch.device("meta"):
+        model = Transformer(cfg)
+    assert all(p.is_meta for p in model.parameters())
+    assert sum(p.numel() for p in model.parameters()) == count_params(cfg)["total"]
