@@ -11,8 +11,8 @@ import random
 from dataclasses import dataclass, field
 from fractions import Fraction
 from math import lcm
-from typing import Iterator
 
+from minimath.data.synth.base import DocumentGenerator, check_subset
 from minimath.data.synth.numbers import format_number
 
 OPERATORS = ("+", "-", "*", "/")
@@ -28,7 +28,7 @@ def _fraction_text(value: Fraction) -> str:
 
 
 @dataclass
-class ArithmeticSource:
+class ArithmeticSource(DocumentGenerator):
     max_digits: int = 2
     operators: tuple[str, ...] = field(default_factory=lambda: OPERATORS)
     kinds: tuple[str, ...] = ("integer",)
@@ -38,11 +38,9 @@ class ArithmeticSource:
     allow_negative: bool = False
 
     def __post_init__(self):
-        self.operators, self.kinds, self.languages = tuple(self.operators), tuple(self.kinds), tuple(self.languages)
-        for name, values, allowed in (("operators", self.operators, OPERATORS), ("kinds", self.kinds, KINDS),
-                                      ("languages", self.languages, LANGUAGES)):
-            if not values or set(values) - set(allowed):
-                raise ValueError(f"{name} must be a non-empty subset of {allowed}, got {list(values)}")
+        self.operators = check_subset("operators", self.operators, OPERATORS)
+        self.kinds = check_subset("kinds", self.kinds, KINDS)
+        self.languages = check_subset("languages", self.languages, LANGUAGES)
         if self.max_digits < 1 or self.lines_per_doc < 1:
             raise ValueError("max_digits and lines_per_doc must be at least 1")
 
@@ -101,7 +99,3 @@ class ArithmeticSource:
         lang = rng.choice(self.languages)
         lines = [self.line(rng) for _ in range(self.lines_per_doc)]
         return "\n".join([HEADINGS[lang], *lines]) if len(self.languages) > 1 or lang == "zh" else "\n".join(lines)
-
-    def documents(self, rng: random.Random) -> Iterator[str]:
-        while True:
-            yield self.document(rng)

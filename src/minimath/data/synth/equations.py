@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Iterator
+
+from minimath.data.synth.base import DocumentGenerator, check_subset
 
 FORMS = ("ax+b=c", "a(x+b)=c", "ax+b=cx+d", "system")
 LANGUAGES = ("en", "zh")
@@ -55,7 +56,7 @@ class _Phrases:
 
 
 @dataclass
-class LinearEquationSource:
+class LinearEquationSource(DocumentGenerator):
     forms: tuple[str, ...] = FORMS
     languages: tuple[str, ...] = LANGUAGES
     max_solution: int = 20
@@ -63,11 +64,8 @@ class LinearEquationSource:
     problems_per_doc: int = 3
 
     def __post_init__(self):
-        self.forms, self.languages = tuple(self.forms), tuple(self.languages)
-        if not self.forms or set(self.forms) - set(FORMS):
-            raise ValueError(f"forms must be a non-empty subset of {FORMS}, got {list(self.forms)}")
-        if not self.languages or set(self.languages) - set(LANGUAGES):
-            raise ValueError(f"languages must be a non-empty subset of {LANGUAGES}")
+        self.forms = check_subset("forms", self.forms, FORMS)
+        self.languages = check_subset("languages", self.languages, LANGUAGES)
 
     def _coef(self, rng: random.Random) -> int:
         return rng.randint(2, self.max_coefficient)
@@ -129,7 +127,3 @@ class LinearEquationSource:
             solved = self.problem(rng, lang)
             blocks.append("\n".join([solved.question, *solved.steps, say.answer(solved.answer)]))
         return "\n\n".join(blocks)
-
-    def documents(self, rng: random.Random) -> Iterator[str]:
-        while True:
-            yield self.document(rng)

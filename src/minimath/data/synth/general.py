@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Iterator
+
+from minimath.data.synth.base import DocumentGenerator, check_subset
 
 LANGUAGES = ("en", "zh")
 EN = {
@@ -57,19 +58,13 @@ def _news(rng: random.Random, lang: str) -> str:
 
 
 @dataclass
-class GeneralTextSource:
+class GeneralTextSource(DocumentGenerator):
     languages: tuple[str, ...] = LANGUAGES
     paragraphs_per_doc: int = 4
 
     def __post_init__(self):
-        self.languages = tuple(self.languages)
-        if not self.languages or set(self.languages) - set(LANGUAGES):
-            raise ValueError(f"languages must be a non-empty subset of {LANGUAGES}")
+        self.languages = check_subset("languages", self.languages, LANGUAGES)
 
     def document(self, rng: random.Random) -> str:
         lang = rng.choice(self.languages)
         return "\n".join(rng.choice((_story, _news))(rng, lang) for _ in range(self.paragraphs_per_doc))
-
-    def documents(self, rng: random.Random) -> Iterator[str]:
-        while True:
-            yield self.document(rng)

@@ -8,7 +8,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from math import gcd
-from typing import Callable, Iterator
+from typing import Callable
+
+from minimath.data.synth.base import DocumentGenerator, check_subset
 
 LANGUAGES = ("en", "zh")
 
@@ -94,19 +96,13 @@ CONCEPTS: dict[str, Callable[[random.Random, str], str]] = {
 
 
 @dataclass
-class TextbookSource:
+class TextbookSource(DocumentGenerator):
     languages: tuple[str, ...] = LANGUAGES
     paragraphs_per_doc: int = 3
 
     def __post_init__(self):
-        self.languages = tuple(self.languages)
-        if not self.languages or set(self.languages) - set(LANGUAGES):
-            raise ValueError(f"languages must be a non-empty subset of {LANGUAGES}")
+        self.languages = check_subset("languages", self.languages, LANGUAGES)
 
     def document(self, rng: random.Random) -> str:
         lang = rng.choice(self.languages)
         return "\n\n".join(rng.choice(list(CONCEPTS.values()))(rng, lang) for _ in range(self.paragraphs_per_doc))
-
-    def documents(self, rng: random.Random) -> Iterator[str]:
-        while True:
-            yield self.document(rng)

@@ -11,6 +11,8 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+from minimath.data.synth.base import DocumentGenerator, check_subset
+
 from minimath.data.synth.cot import build_cot
 from minimath.data.synth.expression import evaluate, parse_equation
 from minimath.data.synth.numbers import format_number
@@ -118,18 +120,15 @@ def math23k_answer(equation: str) -> str:
 
 
 @dataclass
-class WordProblemSource:
+class WordProblemSource(DocumentGenerator):
     languages: tuple[str, ...] = LANGUAGES
     templates: tuple[str, ...] = tuple(TEMPLATES)
     problems_per_doc: int = 2
     with_solution: bool = True  # False: question only (e.g. for held-out evaluation prompts)
 
     def __post_init__(self):
-        self.languages, self.templates = tuple(self.languages), tuple(self.templates)
-        if not self.languages or set(self.languages) - set(LANGUAGES):
-            raise ValueError(f"languages must be a non-empty subset of {LANGUAGES}")
-        if not self.templates or set(self.templates) - set(TEMPLATES):
-            raise ValueError(f"templates must be a non-empty subset of {sorted(TEMPLATES)}")
+        self.languages = check_subset("languages", self.languages, LANGUAGES)
+        self.templates = check_subset("templates", self.templates, TEMPLATES)
 
     def record(self, rng: random.Random, index: int = 0) -> dict:
         """One Math23k-format record."""
@@ -149,7 +148,3 @@ class WordProblemSource:
         if not self.with_solution:
             return "\n\n".join(p["original_text"] for p in problems)
         return "\n\n".join(build_cot(p["original_text"], p["equation"], p["ans"]) for p in problems)
-
-    def documents(self, rng: random.Random) -> Iterator[str]:
-        while True:
-            yield self.document(rng)
