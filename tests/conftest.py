@@ -15,21 +15,33 @@ REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
 
 
-def compose_config(overrides: list[str], output_dir: Path) -> DictConfig:
-    """The config `train.py` would see for these command-line overrides, writing under `output_dir`."""
+def compose_config(overrides: list[str], output_dir: Path, config_name: str = "config") -> DictConfig:
+    """The config an entry point would see for these command-line overrides, writing under `output_dir`."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=quote_numeric_choices(overrides))
+        cfg = compose(config_name=config_name, overrides=quote_numeric_choices(overrides))
+    if config_name != "config":
+        return cfg
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
     return cfg
 
 
+# The embedded dataset with a few hundred documents per source, prepared once per test session.
+SMALL_DATA_OVERRIDES = [f"data.sources.{name}.documents_count=150" for name in
+                        ("general_en", "general_zh", "math_text", "word_problems_cot", "basic_math", "equations")]
+
 # Small enough that a CPU training step takes milliseconds.
 TINY_TRAIN_OVERRIDES = [
     "model.n_layer=2", "model.n_embd=32", "model.n_head=2", "model.n_kv_head=2", "model.ffn_hidden=64",
     "model.max_seq_len=32", "hardware.micro_batch=4", "batch.tokens_per_step=128", "train.max_tokens=512",
-    "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "data.vocab_sample_docs=200",
+    "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", *SMALL_DATA_OVERRIDES,
 ]
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory) -> Path:
+    """A session-wide prepared-data directory: prepare runs once, later uses find it up to date."""
+    return tmp_path_factory.mktemp("prepared")
 
 
 @pytest.fixture

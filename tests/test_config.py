@@ -6,7 +6,7 @@ import hydra
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import CONF_DIR, compose_config
+from conftest import CONF_DIR, SMALL_DATA_OVERRIDES, compose_config
 from minimath.training import accumulation_steps, build_model_config, build_tokenizer, world_size
 
 GROUPS = ["model", "stage", "batch", "hardware", "data", "scheduler", "logger", "callbacks"]
@@ -26,7 +26,10 @@ def test_every_option_composes(group, option, tmp_path):
     if group == "callbacks":
         assert all(hydra.utils.instantiate(c) is not None for c in cfg.callbacks.values())
     if group == "data":
-        assert next(iter(hydra.utils.instantiate(cfg.data).vocab_corpus()))
+        for name, source in cfg.data.sources.items():
+            assert hydra.utils.instantiate(source, name=name).name == name
+        for stage in cfg.data.stages.values():
+            assert sum(entry.share for entry in stage.mix) == pytest.approx(1.0, abs=0.002)
 
 
 def test_groups_have_options():
@@ -42,10 +45,13 @@ def test_stage_three_with_the_report_batch(tmp_path):
     assert compose_config(["batch=163K"], tmp_path).batch.tokens_per_step == 163_840
 
 
-@pytest.mark.parametrize("stage", ["1", "2", "3", "4"])
-def test_stage_shares_sum_to_one(stage, tmp_path):
-    cfg = compose_config([f"stage={stage}"], tmp_path)
-    assert sum(s.share for s in cfg.stage.sources) == pytest.approx(1.0, abs=0.002)
+def test_report_data_matches_the_report_charts(tmp_path):
+    """Stage token budgets and the shares of earlier stages are the report's (MISSION.md)."""
+    stages = compose_config(["data=report"], tmp_path).data.stages
+    assert [float(stages[s].tokens) for s in "1234"] == [9.22e9, 10.12e9, 4.82e9, 11.3e9]
+    assert [stages[s].epochs for s in "1234"] == [1, 1, 1, 2]
+    retained = {s: {e.stage: e.share for e in stages[s].mix if "stage" in e} for s in "234"}
+    assert retained == {"2": {1: 0.911}, "3": {1: 0.192, 2: 0.068}, "4": {1: 0.074, 2: 0.026, 3: 0.384}}
 
 
 SHIPPED_COMBINATIONS = [("minimath_1p5b", b, h) for b in ("163K", "1.63M") for h in options("hardware")] + [
@@ -71,7 +77,7 @@ def test_preset_parameter_counts(preset, tmp_path):
     from minimath.training import report_params
 
     cfg = compose_config([f"model={preset}"], tmp_path)
-    model_config = build_model_config(cfg.model, build_tokenizer(cfg.model, corpus=lambda: []))
+    model_config = build_model_config(cfg.model, build_tokenizer(cfg.model, manifest=None))
     counts = report_params(model_config)
     d, L, f = cfg.model.n_embd, cfg.model.n_layer, cfg.model.ffn_hidden
     assert counts["non_embedding"] == L * (4 * d * d + 3 * d * f + 2 * d) + d == PRESET_PARAMS[preset][0]
@@ -79,12 +85,12 @@ def test_preset_parameter_counts(preset, tmp_path):
     assert model_config.vocab_size == 151_936
 
 
-def test_nano_is_a_few_million_params_on_a_compact_vocabulary(tmp_path):
+def test_nano_is_a_few_million_params_on_a_compact_vocabulary(tmp_path, data_root):
+    from minimath.data.prepare import prepare
     from minimath.training import report_params
 
-    cfg = compose_config([], tmp_path)
-    dm = hydra.utils.instantiate(cfg.data)
-    tokenizer = build_tokenizer(cfg.model, dm.vocab_corpus)
+    cfg = compose_config([f"paths.data_root={data_root}", *SMALL_DATA_OVERRIDES], tmp_path)
+    tokenizer = build_tokenizer(cfg.model, prepare(cfg.data))
     model_config = build_model_config(cfg.model, tokenizer)
     assert tokenizer.vocab_size < 1000 and model_config.vocab_size % 64 == 0
     assert 1e6 < report_params(model_config)["non_embedding"] < 1e7

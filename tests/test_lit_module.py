@@ -118,3 +118,34 @@ def test_golden_losses(tiny_model_config):
     logger = RecordingLogger()
     fit(module, fixed_batches(tiny_model_config, 3, seed=1), logger=logger)
     assert [round(m["train/loss"], 4) for _, m in logger.records] == pytest.approx(GOLDEN_LOSSES, abs=2e-4)
+
+
+class LabelledData(L.LightningDataModule):
+    source_names = ["alpha", "beta"]
+
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = batches
+
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(self.batches, batch_size=None)
+
+
+def test_per_source_loss_is_logged_for_each_source(tiny_model_config):
+    torch.manual_seed(0)
+    module = make_module(tiny_model_config)
+    batches = fixed_batches(tiny_model_config, 2, batch=3)
+    for b, labels in zip(batches, ([0, 1, 1], [1, 1, 1])):
+        b["source"] = torch.tensor(labels)
+    with torch.no_grad():
+        from minimath.loss import token_losses
+        rows = torch.cat([token_losses(module.model.hidden_states(b["input_ids"]), module.model.output_weight,
+                                       b["targets"]).mean(dim=1) for b in batches])
+    logger = RecordingLogger()
+    trainer = L.Trainer(accelerator="cpu", max_steps=1, accumulate_grad_batches=2, logger=logger,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        log_every_n_steps=1)
+    trainer.fit(module, datamodule=LabelledData(batches))
+    metrics = logger.records[0][1]
+    assert metrics["train_source/alpha"] == pytest.approx(rows[0].item(), rel=1e-5)
+    assert metrics["train_source/beta"] == pytest.approx(rows[1:].mean().item(), rel=1e-5)

@@ -3,9 +3,8 @@ import sys
 
 import pytest
 import torch
-from hydra.utils import instantiate
 
-from conftest import REPO, TINY_TRAIN_OVERRIDES, compose_config
+from conftest import REPO, SMALL_DATA_OVERRIDES, TINY_TRAIN_OVERRIDES, compose_config
 from minimath.checkpoint import load_checkpoint
 from minimath.errors import UserError
 from minimath.training import accumulation_steps, build_model_config, build_tokenizer, run
@@ -26,13 +25,19 @@ def test_indivisible_batch_is_a_user_error():
 def test_vocab_smaller_than_tokenizer_is_a_user_error(tmp_path):
     cfg = compose_config(["model=small", "model.vocab_size=1000"], tmp_path)
     with pytest.raises(UserError, match="vocab_size=1000 is smaller"):
-        build_model_config(cfg.model, build_tokenizer(cfg.model, corpus=lambda: []))
+        build_model_config(cfg.model, build_tokenizer(cfg.model, manifest=None))
 
 
 def test_bad_model_shape_is_a_user_error(tmp_path):
-    cfg = compose_config(["model.n_head=5"], tmp_path)
+    cfg = compose_config(["model=small", "model.n_head=5"], tmp_path)
     with pytest.raises(UserError, match="not divisible by n_head"):
-        build_model_config(cfg.model, build_tokenizer(cfg.model, instantiate(cfg.data).vocab_corpus))
+        build_model_config(cfg.model, build_tokenizer(cfg.model, manifest=None))
+
+
+def test_compact_vocabulary_needs_prepared_data(tmp_path):
+    cfg = compose_config([], tmp_path)
+    with pytest.raises(UserError, match="needs prepared data"):
+        build_tokenizer(cfg.model, manifest=None)
 
 
 def test_dry_run_prints_counts(tmp_path, capsys):
@@ -41,19 +46,19 @@ def test_dry_run_prints_counts(tmp_path, capsys):
     assert not (tmp_path / "checkpoints").exists()
 
 
-def test_tiny_run_writes_checkpoint_and_events_and_init_from(tmp_path):
+def test_tiny_run_writes_checkpoint_and_events_and_init_from(tmp_path, data_root):
+    tiny = TINY_TRAIN_OVERRIDES + [f"paths.data_root={data_root}"]
     out = tmp_path / "first"
-    run(compose_config(TINY_TRAIN_OVERRIDES + ["callbacks.checkpoint.every_n_train_steps=2"], out))
+    run(compose_config(tiny + ["callbacks.checkpoint.every_n_train_steps=2"], out))
     ckpt = load_checkpoint(out / "checkpoints" / "last.ckpt")
     assert ckpt["global_step"] == 4 and ckpt["tokens_seen"] == 512
     assert list((out / "tb").glob("events.out.tfevents.*"))
 
     # the weights seed a second run; a different architecture is refused in one line
     second = tmp_path / "second"
-    run(compose_config(TINY_TRAIN_OVERRIDES + [f"init_from={out / 'checkpoints' / 'last.ckpt'}",
-                                               "train.max_tokens=128"], second))
+    run(compose_config(tiny + [f"init_from={out / 'checkpoints' / 'last.ckpt'}", "train.max_tokens=128"], second))
     assert load_checkpoint(second / "checkpoints" / "last.ckpt")["global_step"] == 1
-    wider = [o if not o.startswith("model.n_embd") else "model.n_embd=64" for o in TINY_TRAIN_OVERRIDES]
+    wider = [o if not o.startswith("model.n_embd") else "model.n_embd=64" for o in tiny]
     with pytest.raises(UserError, match="different architecture .*n_embd|different architecture"):
         run(compose_config(wider + [f"init_from={out / 'checkpoints' / 'last.ckpt'}"], tmp_path / "third"))
 
@@ -73,8 +78,8 @@ def run_cli(script: str, *args: str, cwd=REPO) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, script, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
-def test_train_py_end_to_end_then_eval_py(tmp_path):
-    result = run_cli("train.py", *TINY_TRAIN_OVERRIDES, f"hydra.run.dir={tmp_path}")
+def test_train_py_end_to_end_then_eval_py(tmp_path, data_root):
+    result = run_cli("train.py", *TINY_TRAIN_OVERRIDES, f"paths.data_root={data_root}", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-2000:]
     ckpt = tmp_path / "checkpoints" / "last.ckpt"
     assert ckpt.is_file()
@@ -88,8 +93,9 @@ def test_train_py_end_to_end_then_eval_py(tmp_path):
     (["model.tokenizer=/nonexistent/vocab.tiktoken", "dry_run=true"], "error: vocabulary file"),
     (["init_from=/nonexistent.ckpt"], "error: checkpoint /nonexistent.ckpt does not exist"),
 ])
-def test_user_errors_are_one_line(args, message, tmp_path):
-    result = run_cli("train.py", *args, f"hydra.run.dir={tmp_path}")
+def test_user_errors_are_one_line(args, message, tmp_path, data_root):
+    result = run_cli("train.py", *args, *SMALL_DATA_OVERRIDES, f"paths.data_root={data_root}",
+                     f"hydra.run.dir={tmp_path}")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(message)

@@ -9,7 +9,7 @@ from typing import Callable
 import lightning as L
 import torch
 
-from minimath.loss import next_token_loss
+from minimath.loss import IGNORE_INDEX, token_losses
 from minimath.model import ModelConfig, Transformer
 from minimath.schedules import Constant
 
@@ -36,29 +36,51 @@ class MiniMathModule(L.LightningModule):
         self._loss_sum = torch.zeros((), dtype=torch.float64)
         self._valid_tokens = 0
         self._input_tokens = 0
+        n = len(self.source_names)
+        self._source_loss = torch.zeros(n, dtype=torch.float64)
+        self._source_tokens = torch.zeros(n, dtype=torch.float64)
+
+    @property
+    def source_names(self) -> list[str]:
+        """Names of the data sources batches are labelled with (`batch["source"]`), from the datamodule."""
+        datamodule = self._trainer.datamodule if self._trainer is not None else None
+        return list(getattr(datamodule, "source_names", []))
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         return self.model(idx)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         hidden = self.model.hidden_states(batch["input_ids"])
-        loss, n_valid = next_token_loss(hidden, self.model.output_weight, batch["targets"])
-        self._loss_sum = self._loss_sum.to(loss.device) + loss.detach().double() * n_valid
+        losses = token_losses(hidden, self.model.output_weight, batch["targets"])
+        valid = batch["targets"] != IGNORE_INDEX
+        n_valid = int(valid.sum())
+        loss = losses.sum() / max(n_valid, 1)
+        self._loss_sum = self._loss_sum.to(loss.device) + losses.detach().sum().double()
         self._valid_tokens += n_valid
         self._input_tokens += batch["input_ids"].numel()
+        if "source" in batch and len(self._source_loss):
+            source = batch["source"].to(loss.device)
+            self._source_loss = self._source_loss.to(loss.device).index_add(
+                0, source, losses.detach().sum(dim=1).double())
+            self._source_tokens = self._source_tokens.to(loss.device).index_add(
+                0, source, valid.sum(dim=1).double())
         self.log("loss", loss, prog_bar=True, logger=False)
         return loss
 
     def on_train_start(self) -> None:
+        self._reset_step_stats()
         self._last_step_time = time.perf_counter()
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Runs once per optimizer step, after the last micro-batch's backward and before clipping."""
         grad_norm = torch.nn.utils.get_total_norm([p.grad for p in self.parameters() if p.grad is not None])
-        stats = torch.stack([self._loss_sum, torch.tensor(float(self._valid_tokens), dtype=torch.float64,
-                             device=self._loss_sum.device), torch.tensor(float(self._input_tokens),
-                             dtype=torch.float64, device=self._loss_sum.device)])
-        stats = self.trainer.strategy.reduce(stats, reduce_op="sum")
+        device = self._loss_sum.device
+        counts = torch.tensor([self._valid_tokens, self._input_tokens], dtype=torch.float64, device=device)
+        stats = torch.cat([self._loss_sum.view(1), counts, self._source_loss.to(device),
+                           self._source_tokens.to(device)])
+        stats = self.trainer.strategy.reduce(stats, reduce_op="sum")  # one all-reduce for every counter
+        n = len(self._source_loss)
+        source_loss, source_tokens = stats[3:3 + n], stats[3 + n:]
         step_tokens = int(stats[2])
         self.tokens_seen += step_tokens
         now = time.perf_counter()
@@ -72,6 +94,8 @@ class MiniMathModule(L.LightningModule):
                 "train/tokens_per_s": step_tokens / elapsed if elapsed > 0 else 0.0,
                 "train/step": float(self.trainer.global_step),
             }
+            metrics.update({f"train_source/{name}": float(source_loss[i] / source_tokens[i])
+                            for i, name in enumerate(self.source_names) if source_tokens[i] > 0})
             for logger in self.loggers:
                 logger.log_metrics(metrics, step=self.tokens_seen)
         self._reset_step_stats()

@@ -8,13 +8,17 @@ import torch.nn.functional as F
 IGNORE_INDEX = -100
 
 
-def next_token_loss(hidden: torch.Tensor, output_weight: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Summed cross-entropy over valid targets divided by their count, and that count.
+def token_losses(hidden: torch.Tensor, output_weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of every position (batch, seq), 0 where the target is IGNORE_INDEX (padding).
 
-    `targets` holds IGNORE_INDEX where there is nothing to predict (padding). Logits are computed in fp32 so
-    that a bf16 model still gets an exact softmax over the large vocabulary.
+    Logits are computed in fp32 so that a bf16 model still gets an exact softmax over the large vocabulary.
     """
     logits = F.linear(hidden, output_weight).float()
+    losses = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="none")
+    return losses.view_as(targets)
+
+
+def next_token_loss(hidden: torch.Tensor, output_weight: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Summed cross-entropy over valid targets divided by their count, and that count."""
     n_valid = int((targets != IGNORE_INDEX).sum())
-    loss_sum = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
-    return loss_sum / max(n_valid, 1), n_valid
+    return token_losses(hidden, output_weight, targets).sum() / max(n_valid, 1), n_valid

@@ -10,7 +10,11 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from lightning.pytorch.utilities import rank_zero_info
+
 from minimath.checkpoint import load_checkpoint, load_weights, model_state
+from minimath.data.datamodule import MixtureDataModule, StagePlan
+from minimath.data.prepare import prepare
 from minimath.errors import UserError
 from minimath.lit_module import MiniMathModule, module_hparams
 from minimath.model import ModelConfig, Transformer, count_params
@@ -35,10 +39,37 @@ def accumulation_steps(tokens_per_step: int, micro_batch: int, seq_len: int, n_r
     return tokens_per_step // per_micro_step
 
 
-def build_tokenizer(model_cfg: DictConfig, corpus) -> TokenizerLike:
-    """The model's vocabulary; a compact one is built from `corpus()` (an iterable of documents)."""
+def used_token_ids(manifest: dict) -> set[int]:
+    """Every base-vocabulary id that occurs in the prepared data (all sources, so all stages share one vocabulary)."""
+    return {i for entry in manifest["sources"].values() for i in entry["used_ids"]}
+
+
+def build_tokenizer(model_cfg: DictConfig, manifest: dict | None) -> TokenizerLike:
+    """The model's vocabulary; a compact one keeps the ids the prepared data uses."""
     base = get_tokenizer(str(model_cfg.tokenizer))
-    return CompactTokenizer.from_corpus(base, corpus()) if model_cfg.compact_vocab else base
+    if not model_cfg.compact_vocab:
+        return base
+    if manifest is None:
+        raise UserError("a compact vocabulary needs prepared data (the manifest lists the ids it uses)")
+    if manifest.get("tokenizer") != base.name:
+        raise UserError(f"the prepared data was tokenized with {manifest.get('tokenizer')}, the model uses "
+                        f"{base.name}: set data.tokenizer to the model's tokenizer and prepare again")
+    return CompactTokenizer(base, used_token_ids(manifest))
+
+
+def build_datamodule(cfg: DictConfig, manifest: dict, tokenizer: TokenizerLike) -> MixtureDataModule:
+    plan = StagePlan(directory=str(cfg.data.dir), sources=manifest["sources"],
+                     stages=OmegaConf.to_container(cfg.data.stages, resolve=True), stage=str(cfg.stage.id),
+                     seq_len=int(cfg.model.max_seq_len), seed=int(cfg.seed))
+    remap = tokenizer._to_compact if isinstance(tokenizer, CompactTokenizer) else None
+    return MixtureDataModule(plan, micro_batch=int(cfg.hardware.micro_batch),
+                             num_workers=int(cfg.hardware.num_workers), remap=remap)
+
+
+def training_tokens(cfg: DictConfig, plan: StagePlan) -> int:
+    if cfg.train.max_tokens is not None:
+        return int(cfg.train.max_tokens)
+    return plan.tokens_per_epoch() * int(plan.stages[plan.stage]["epochs"])
 
 
 def build_model_config(model_cfg: DictConfig, tokenizer: TokenizerLike) -> ModelConfig:
@@ -77,8 +108,9 @@ def build_trainer(cfg: DictConfig, accumulate: int, max_steps: int) -> L.Trainer
 
 
 def run(cfg: DictConfig) -> None:
-    datamodule = hydra.utils.instantiate(cfg.data)
-    tokenizer = build_tokenizer(cfg.model, datamodule.vocab_corpus)
+    needs_data = not cfg.dry_run or bool(cfg.model.compact_vocab)
+    manifest = prepare(cfg.data, log=rank_zero_info) if needs_data else None
+    tokenizer = build_tokenizer(cfg.model, manifest)
     model_config = build_model_config(cfg.model, tokenizer)
     if cfg.dry_run:
         counts = report_params(model_config)
@@ -86,12 +118,12 @@ def run(cfg: DictConfig) -> None:
               f"embedding={counts['embedding']}")
         return
 
+    datamodule = build_datamodule(cfg, manifest, tokenizer)
     tokens_per_step = int(cfg.batch.tokens_per_step)
     accumulate = accumulation_steps(tokens_per_step, int(cfg.hardware.micro_batch), int(datamodule.seq_len),
                                     world_size(cfg.hardware))
-    max_steps = math.ceil(int(cfg.train.max_tokens) / tokens_per_step)
+    max_steps = math.ceil(training_tokens(cfg, datamodule.plan) / tokens_per_step)
     L.seed_everything(int(cfg.seed), workers=True)
-    datamodule.set_tokenizer(tokenizer)
     optim = OmegaConf.to_container(cfg.optim, resolve=True)
     module = MiniMathModule(**module_hparams(model_config, optim, tokenizer.state_dict()),
                             lr_schedule=hydra.utils.instantiate(cfg.scheduler))

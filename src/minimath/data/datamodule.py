@@ -1,64 +1,150 @@
-"""A LightningDataModule that streams packed sequences from a document source.
+"""The per-stage LightningDataModule: packed sequences of the stage's mixture, labelled with their source.
 
-A source is any object with `documents(rng) -> Iterator[str]` (synthetic generators now; the mixture of real
-and synthetic sources plugs in here). Every (DDP rank, dataloader worker) pair draws from its own seeded
-stream, so no two of them produce the same sequence.
+Its state — sequences consumed so far, counted over all ranks — is saved in every Lightning checkpoint (the
+`DataPositionTracker` callback moves it forward as batches are trained on), so a resumed run continues with
+exactly the next sequences, with any number of dataloader workers and with a different batch size.
 """
 
 from __future__ import annotations
 
-import random
-from itertools import islice
-from typing import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from minimath.data.packing import pack_documents
-from minimath.tokenizer import TokenizerLike
+from minimath.data.mixture import Mixture, TokenWindows, _seed
+from minimath.data.shards import load_shard
+from minimath.errors import UserError
 
 
-def _rank_and_world() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
+@dataclass
+class StagePlan:
+    """Everything needed to rebuild a stage's mixture in any process (plain data, cheap to pickle)."""
+
+    directory: str
+    sources: dict  # manifest["sources"]
+    stages: dict  # {"1": {"tokens":..., "epochs":..., "mix": [{"source"|"stage": ..., "share": ...}]}}
+    stage: str
+    seq_len: int
+    seed: int
+    source_names: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.stage not in self.stages:
+            raise UserError(f"stage {self.stage} is not defined in this data config (it has {sorted(self.stages)})")
+        self.source_names = sorted(self._leaves(self.stage, ()))
+
+    def _leaves(self, stage: str, seen: tuple) -> set[str]:
+        if stage in seen:
+            raise UserError(f"stage {stage} includes itself through {' -> '.join(seen)}")
+        if str(stage) not in self.stages:
+            raise UserError(f"stage {seen[-1]} takes part of stage {stage}, which is not defined")
+        names: set[str] = set()
+        for entry in self.stages[str(stage)]["mix"]:
+            if "stage" in entry:
+                names |= self._leaves(str(entry["stage"]), seen + (stage,))
+            elif entry["source"] not in self.sources:
+                raise UserError(f"stage {stage} uses source {entry['source']!r}, which is not prepared "
+                                f"(prepared: {sorted(self.sources)})")
+            else:
+                names.add(entry["source"])
+        return names
+
+    def tokens_per_epoch(self, stage: str | None = None) -> int:
+        return int(float(self.stages[stage or self.stage]["tokens"]))
+
+    def build(self, stage: str | None = None, windows: dict | None = None) -> Mixture:
+        stage = stage or self.stage
+        windows = {} if windows is None else windows
+        spec = self.stages[stage]
+        children, shares = [], []
+        for entry in spec["mix"]:
+            if "stage" in entry:
+                children.append(self.build(str(entry["stage"]), windows))
+            else:
+                name = entry["source"]
+                if name not in windows:
+                    shards = [load_shard(Path(self.directory), s) for s in self.sources[name]["shards"]]
+                    windows[name] = TokenWindows(shards, self.seq_len, self.source_names.index(name), name)
+                children.append(windows[name])
+            shares.append(float(entry["share"]))
+        length = max(1, self.tokens_per_epoch(stage) // self.seq_len)
+        return Mixture(children, shares, length, seed=_seed(self.seed, "stage", stage))
 
 
-class PackedStream(IterableDataset):
-    def __init__(self, source, tokenizer: TokenizerLike, seq_len: int, seed: int):
-        self.source, self.tokenizer, self.seq_len, self.seed = source, tokenizer, seq_len, seed
+class MixtureBatches(IterableDataset):
+    """Micro-batches of the stream from `start`: batch j of rank r holds sequences
+    start + (j·world + r)·micro_batch … + micro_batch − 1; dataloader worker w makes batches j ≡ w (mod workers),
+    which is the order a DataLoader collects them in."""
 
-    def stream_seed(self) -> tuple[int, int, int]:
-        rank, _ = _rank_and_world()
+    def __init__(self, plan: StagePlan, start: int, micro_batch: int, rank: int, world: int,
+                 remap: np.ndarray | None):
+        self.plan, self.start, self.micro_batch = plan, start, micro_batch
+        self.rank, self.world, self.remap = rank, world, remap
+
+    def batch(self, mixture: Mixture, j: int) -> dict[str, torch.Tensor]:
+        first = self.start + (j * self.world + self.rank) * self.micro_batch
+        windows, sources = zip(*(mixture.get(first + t) for t in range(self.micro_batch)))
+        tokens = np.stack(windows).astype(np.int64)
+        if self.remap is not None:
+            tokens = self.remap[tokens]
+        tokens = torch.from_numpy(tokens)
+        return {"input_ids": tokens[:, :-1], "targets": tokens[:, 1:], "source": torch.tensor(sources),
+                "position": torch.tensor(self.start + (j + 1) * self.world * self.micro_batch)}
+
+    def __iter__(self):
         info = get_worker_info()
-        return (self.seed, rank, info.id if info else 0)
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        mixture = self.plan.build()
+        j = worker
+        while True:
+            yield self.batch(mixture, j)
+            j += workers
 
-    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        rng = random.Random(repr(self.stream_seed()))
-        docs = (self.tokenizer.encode(text) for text in self.source.documents(rng))
-        return pack_documents(docs, self.seq_len, self.tokenizer.eot_id)
 
-
-class StreamDataModule(L.LightningDataModule):
-    def __init__(self, source, seq_len: int, micro_batch: int, seed: int, num_workers: int = 0,
-                 vocab_sample_docs: int = 2000):
+class MixtureDataModule(L.LightningDataModule):
+    def __init__(self, plan: StagePlan, micro_batch: int, num_workers: int = 0, remap: np.ndarray | None = None):
         super().__init__()
-        self.source = source
-        self.seq_len, self.micro_batch, self.seed = seq_len, micro_batch, seed
-        self.num_workers, self.vocab_sample_docs = num_workers, vocab_sample_docs
-        self.tokenizer: TokenizerLike | None = None
+        self.plan, self.micro_batch, self.num_workers, self.remap = plan, micro_batch, num_workers, remap
+        self.position = 0
 
-    def vocab_corpus(self) -> Iterator[str]:
-        """Documents a compact vocabulary is built from: a sample from a stream no rank trains on."""
-        return islice(self.source.documents(random.Random(f"vocab-{self.seed}")), self.vocab_sample_docs)
+    @property
+    def seq_len(self) -> int:
+        return self.plan.seq_len
 
-    def set_tokenizer(self, tokenizer: TokenizerLike) -> None:
-        self.tokenizer = tokenizer
+    @property
+    def source_names(self) -> list[str]:
+        return self.plan.source_names
+
+    def fingerprint(self) -> str:
+        used = {n: [s["sha256"] for s in self.plan.sources[n]["shards"]] for n in self.plan.source_names}
+        return hex(_seed(used, self.plan.stages, self.plan.stage, self.plan.seq_len, self.plan.seed))
 
     def train_dataloader(self) -> DataLoader:
-        if self.tokenizer is None:
-            raise RuntimeError("call set_tokenizer() before training")
-        dataset = PackedStream(self.source, self.tokenizer, self.seq_len, self.seed)
-        return DataLoader(dataset, batch_size=self.micro_batch, num_workers=self.num_workers,
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        dataset = MixtureBatches(self.plan, self.position, self.micro_batch, rank, world, self.remap)
+        return DataLoader(dataset, batch_size=None, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
+
+    def state_dict(self) -> dict:
+        return {"position": self.position, "fingerprint": self.fingerprint(), "stage": self.plan.stage}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("fingerprint") != self.fingerprint():
+            rank_zero_warn(f"the checkpoint's data (stage {state.get('stage')}) differs from this run's data: "
+                           f"continuing at sequence {state.get('position', 0)} of the new stream")
+        self.position = int(state.get("position", 0))
+
+
+class DataPositionTracker(L.Callback):
+    """Advances the datamodule's position after each trained batch, so checkpoints hold the exact position."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        dm = trainer.datamodule
+        if isinstance(dm, MixtureDataModule) and "position" in batch:
+            dm.position = int(batch["position"])

@@ -1,0 +1,92 @@
+"""Mixed streams of packed sequences, addressed by position.
+
+Sequence `i` of a stage is a pure function of (seed, i): the stream is cut into blocks of `block` sequences,
+each block holds every source's exact share (largest-remainder rounding) in a seeded random order, and a
+source's k-th draw is window `perm_e[k mod n]` of its epoch `e = k // n` (a fresh seeded permutation per pass).
+So the data position is one integer — sequences consumed — and resuming, changing the batch size, or splitting
+the stream over DDP ranks and dataloader workers never skips or repeats a sequence.
+
+An entry of a mixture can itself be a mixture (the report's "part of stages 1–2"): its draws are a seeded
+random selection of that earlier stage's sequences, labelled with their original sources.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+
+
+def _seed(*parts) -> int:
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little")
+
+
+def largest_remainder(shares: Sequence[float], total: int) -> np.ndarray:
+    """Integer counts summing to `total`, as close as possible to `shares × total`."""
+    shares = np.asarray(shares, dtype=np.float64)
+    exact = shares / shares.sum() * total
+    counts = np.floor(exact).astype(np.int64)
+    order = np.argsort(-(exact - counts), kind="stable")
+    counts[order[: total - counts.sum()]] += 1
+    return counts
+
+
+class TokenWindows:
+    """A prepared source as windows of `seq_len + 1` tokens; windows stay inside one shard and consecutive
+    windows share one token, so every token but a shard's first is a target exactly once per pass."""
+
+    def __init__(self, shards: Sequence[np.ndarray], seq_len: int, source_id: int, name: str):
+        self.shards, self.seq_len, self.source_id, self.name = list(shards), seq_len, source_id, name
+        counts = [max(0, (len(s) - 1) // seq_len) for s in self.shards]
+        self.offsets = np.concatenate([[0], np.cumsum(counts)])
+        if self.offsets[-1] == 0:
+            raise ValueError(f"source {name} has fewer than {seq_len + 1} tokens: no full sequence")
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def get(self, index: int) -> tuple[np.ndarray, int]:
+        shard = int(np.searchsorted(self.offsets, index, side="right") - 1)
+        start = (index - int(self.offsets[shard])) * self.seq_len
+        return self.shards[shard][start:start + self.seq_len + 1], self.source_id
+
+
+class Mixture:
+    """Children (TokenWindows or Mixtures) drawn by `shares`; `length` sequences make one epoch of the mixture."""
+
+    def __init__(self, children: Sequence, shares: Sequence[float], length: int, seed: int, block: int = 1024):
+        if len(children) != len(shares) or not children:
+            raise ValueError("a mixture needs one share per child and at least one child")
+        if any(s <= 0 for s in shares):
+            raise ValueError(f"shares must be positive, got {list(shares)}")
+        self.children, self.length, self.seed, self.block = list(children), int(length), seed, block
+        self.counts = largest_remainder(shares, block)
+        self._perm = lru_cache(maxsize=8)(self._permutation)
+        self._assignment = lru_cache(maxsize=16)(self._block_assignment)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _block_assignment(self, b: int) -> np.ndarray:
+        order = np.repeat(np.arange(len(self.children)), self.counts)
+        np.random.default_rng(_seed(self.seed, "block", b)).shuffle(order)
+        return order
+
+    def _permutation(self, child: int, epoch: int) -> np.ndarray:
+        return np.random.default_rng(_seed(self.seed, "child", child, epoch)).permutation(len(self.children[child]))
+
+    def draw(self, index: int) -> tuple[int, int]:
+        """(child, k): sequence `index` is the child's k-th draw."""
+        b, offset = divmod(index, self.block)
+        order = self._assignment(b)
+        child = int(order[offset])
+        k = b * int(self.counts[child]) + int(np.count_nonzero(order[:offset] == child))
+        return child, k
+
+    def get(self, index: int) -> tuple[np.ndarray, int]:
+        child, k = self.draw(index)
+        n = len(self.children[child])
+        epoch, within = divmod(k, n)
+        return self.children[child].get(int(self._perm(child, epoch)[within]))

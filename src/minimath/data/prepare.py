@@ -1,0 +1,179 @@
+"""Prepare a dataset: read → clean → deduplicate → decontaminate → tokenize → pack into uint32 shards + manifest.
+
+    python -m minimath.data.prepare data=<config>
+
+Each source of `conf/data/<config>.yaml` becomes `<dir>/<source>_NNNNN.bin` shards. The manifest records per
+source its documents, tokens, shard hashes, skip counts, the token ids it uses (for compact vocabularies) and a
+fingerprint of everything that produced it; a re-run skips every source whose fingerprint and shards match.
+Finally it writes the per-stage composition report (`composition.md` and one PNG chart per stage).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import sys
+import time
+from itertools import islice
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import hydra
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from minimath.cli import quote_numeric_choices
+from minimath.data.clean import Cleaner, normalize
+from minimath.data.decontaminate import Decontaminator
+from minimath.data.shards import DTYPE, MANIFEST, MANIFEST_VERSION, ShardWriter, atomic_write_json, load_shard
+from minimath.data.sources import SourceStats
+from minimath.errors import UserError, exit_on_user_error
+from minimath.tokenizer import get_tokenizer
+
+_worker_tokenizer = None
+
+
+def _init_worker(tokenizer_name: str) -> None:
+    global _worker_tokenizer
+    _worker_tokenizer = get_tokenizer(tokenizer_name)
+
+
+def _encode_batch(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """All ids of a batch in one uint32 array plus document lengths: cheap to send between processes.
+    Special-token strings inside a corpus stay text: a document must not be able to end itself early."""
+    encoded = _worker_tokenizer.encoding.encode_ordinary_batch(texts, num_threads=1)
+    lengths = np.fromiter((len(ids) for ids in encoded), dtype=np.int64, count=len(encoded))
+    flat = np.fromiter((i for ids in encoded for i in ids), dtype=DTYPE, count=int(lengths.sum()))
+    return flat, lengths
+
+
+def _batched(items: Iterable, size: int) -> Iterator[list]:
+    it = iter(items)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+def _split(flat: np.ndarray, lengths: np.ndarray) -> Iterator[np.ndarray]:
+    return iter(np.split(flat, np.cumsum(lengths)[:-1]))
+
+
+def tokenize_stream(texts: Iterable[str], tokenizer_name: str, workers: int, batch: int = 256) -> Iterator[np.ndarray]:
+    """Token ids (uint32 arrays) of each text, in order, using `workers` processes (1: in this process)."""
+    if workers <= 1:
+        _init_worker(tokenizer_name)
+        for chunk in _batched(texts, batch):
+            yield from _split(*_encode_batch(chunk))
+        return
+    with mp.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(tokenizer_name,)) as pool:
+        for encoded in pool.imap(_encode_batch, _batched(texts, batch), chunksize=1):
+            yield from _split(*encoded)
+
+
+def source_fingerprint(source_cfg: DictConfig, data_cfg: DictConfig) -> str:
+    """Everything that changes a source's shards: its config, cleaning, decontamination and tokenizer."""
+    parts = {k: OmegaConf.to_container(data_cfg[k], resolve=True) for k in ("clean", "decontaminate")}
+    parts["source"] = OmegaConf.to_container(source_cfg, resolve=True)
+    parts["tokenizer"] = str(data_cfg.tokenizer)
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _finished(entry: dict | None, fingerprint: str, directory: Path) -> bool:
+    if not entry or entry.get("fingerprint") != fingerprint:
+        return False
+    try:
+        for shard in entry["shards"]:
+            load_shard(directory, shard, verify_hash=True)
+    except UserError:
+        return False
+    return True
+
+
+def build_decontaminator(cfg: DictConfig) -> Decontaminator:
+    decon = Decontaminator(n=int(cfg.n))
+    for item in cfg.eval_sets:
+        decon.add_eval_file(item.name, item.path, list(item.fields), item.get("format", "jsonl"))
+    return decon
+
+
+def prepare_source(name: str, source, data_cfg: DictConfig, directory: Path, decon: Decontaminator) -> dict:
+    stats = SourceStats(name)
+    cleaner = Cleaner(**OmegaConf.to_container(data_cfg.clean, resolve=True))
+
+    def kept_texts() -> Iterator[str]:
+        for raw, where in source.documents(stats):
+            text = normalize(raw)
+            reason = cleaner.reason(text)
+            if reason is None and (hit := decon.contaminated_by(text)) is not None:
+                reason = f"overlaps evaluation set {hit}"
+            if reason is not None:
+                stats.skip(reason, where)
+                continue
+            stats.kept += 1
+            yield text
+
+    tokenizer = get_tokenizer(str(data_cfg.tokenizer))
+    writer = ShardWriter(directory, name, tokenizer.eot_id, int(data_cfg.shard_tokens))
+    used = np.zeros(tokenizer.vocab_size, dtype=bool)
+    for ids in tokenize_stream(kept_texts(), str(data_cfg.tokenizer), int(data_cfg.workers)):
+        used[ids] = True
+        writer.add(ids)
+    writer.flush()
+    if stats.kept == 0:
+        raise UserError(f"source {name} produced no usable documents ({stats.summary()})")
+    used[tokenizer.eot_id] = True
+    return {
+        "documents": stats.kept, "tokens": sum(s.tokens for s in writer.shards),
+        "shards": [vars(s) for s in writer.shards], "stats": stats.to_dict(),
+        "used_ids": np.flatnonzero(used).tolist(),
+    }
+
+
+def prepare(data_cfg: DictConfig, log=print) -> dict:
+    """Prepare every source of `data_cfg` under `data_cfg.dir`; returns the manifest."""
+    directory = Path(data_cfg.dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest_path = directory / MANIFEST
+    old = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest = {"version": MANIFEST_VERSION, "name": str(data_cfg.name), "tokenizer": str(data_cfg.tokenizer),
+                "sources": {}}
+    decon, changed = None, not manifest_path.is_file()
+    for name, source_cfg in data_cfg.sources.items():
+        fingerprint = source_fingerprint(source_cfg, data_cfg)
+        previous = old.get("sources", {}).get(name) if old.get("tokenizer") == manifest["tokenizer"] else None
+        if _finished(previous, fingerprint, directory):
+            manifest["sources"][name] = previous
+            log(f"{name}: up to date ({previous['tokens']:,} tokens)")
+            continue
+        decon, changed = decon or build_decontaminator(data_cfg.decontaminate), True
+        start = time.perf_counter()
+        source = hydra.utils.instantiate(source_cfg, name=name)
+        entry = prepare_source(name, source, data_cfg, directory, decon)
+        entry["fingerprint"] = fingerprint
+        manifest["sources"][name] = entry
+        atomic_write_json(manifest_path, manifest)  # progress survives a crash in a later source
+        stats = SourceStats(name, entry["stats"]["read"], entry["stats"]["kept"])
+        stats.skipped.update(entry["stats"]["skipped"])
+        stats.first_offender.update(entry["stats"]["first_offender"])
+        log(f"{stats.summary()}; {entry['tokens']:,} tokens in {len(entry['shards'])} shard(s), "
+            f"{time.perf_counter() - start:.1f}s")
+    if not changed and set(old.get("sources", {})) == set(manifest["sources"]):
+        return old  # nothing to do: leave the files alone (other DDP ranks may be reading them)
+    manifest["decontamination"] = dict(decon.removed) if decon is not None else old.get("decontamination", {})
+    atomic_write_json(manifest_path, manifest)
+    if "stages" in data_cfg:
+        from minimath.data.report import write_composition_report
+
+        write_composition_report(data_cfg, manifest, directory)
+    return manifest
+
+
+@hydra.main(version_base="1.3", config_path="../../../conf", config_name="prepare")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    prepare(cfg.data)
+
+
+if __name__ == "__main__":
+    sys.argv = quote_numeric_choices(sys.argv)
+    main()

@@ -1,0 +1,198 @@
+"""Where documents come from: Hugging Face datasets (hub ids or local files through `datasets.load_dataset`),
+tolerant local files, and the synthetic generators. Every source yields `(text, where)` pairs and counts what it
+had to skip in a `SourceStats`, so nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from minimath.data.formatters import SkipRecord, get_formatter
+from minimath.errors import UserError
+
+
+@dataclass
+class SourceStats:
+    """Per-source accounting: records read, documents kept, skips by reason with the first offender."""
+
+    name: str
+    read: int = 0
+    kept: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    first_offender: dict[str, str] = field(default_factory=dict)
+
+    def skip(self, reason: str, where: str) -> None:
+        self.skipped[reason] += 1
+        self.first_offender.setdefault(reason, where)
+
+    def summary(self) -> str:
+        parts = [f"{self.name}: read {self.read}, kept {self.kept}"]
+        parts += [f"skipped {n} ({reason}; first at {self.first_offender[reason]})"
+                  for reason, n in sorted(self.skipped.items())]
+        return ", ".join(parts)
+
+    def to_dict(self) -> dict:
+        return {"read": self.read, "kept": self.kept, "skipped": dict(self.skipped),
+                "first_offender": dict(self.first_offender)}
+
+
+def _format(formatter, record: Any, where: str, stats: SourceStats) -> str | None:
+    stats.read += 1
+    if not isinstance(record, dict):
+        stats.skip("record is not an object", where)
+        return None
+    try:
+        return formatter(record)
+    except SkipRecord as err:
+        stats.skip(str(err), where)
+        return None
+
+
+@dataclass
+class HubSource:
+    """`datasets.load_dataset(path, name, split=..., data_files=...)`: a hub id, or a builder such as `json` or
+    `parquet` with local `data_files`. Streams by default so large corpora are never held in memory."""
+
+    name: str
+    path: str
+    config_name: str | None = None
+    split: str = "train"
+    data_files: Any = None
+    formatter: str = "text"
+    formatter_options: dict = field(default_factory=dict)
+    streaming: bool = True
+    max_documents: int | None = None
+
+    def documents(self, stats: SourceStats) -> Iterator[tuple[str, str]]:
+        import datasets
+
+        formatter = get_formatter(self.formatter, **dict(self.formatter_options))
+        try:
+            dataset = datasets.load_dataset(self.path, name=self.config_name, split=self.split,
+                                            data_files=self.data_files, streaming=self.streaming)
+        except Exception as err:  # datasets raises many types (network, missing files, bad config)
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise UserError(f"source {self.name}: cannot load {self.path!r} ({first}); prepare offline sources "
+                            f"from local files (path=json, data_files=...)") from None
+        for i, record in enumerate(dataset):
+            if self.max_documents is not None and stats.kept >= self.max_documents:
+                return
+            text = _format(formatter, record, f"{self.path}[{i}]", stats)
+            if text is not None:
+                yield text, f"{self.path}[{i}]"
+
+
+def _json_records(path: Path, data: bytes, stats: SourceStats) -> Iterator[tuple[Any, str]]:
+    """A JSON array, or concatenated objects (how the original Math23k files are written)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        stats.read += 1
+        stats.skip("not UTF-8", f"{path} byte {err.start}")
+        return
+    try:
+        parsed = json.loads(text)
+        yield from ((rec, f"{path}[{i}]") for i, rec in enumerate(parsed if isinstance(parsed, list) else [parsed]))
+        return
+    except json.JSONDecodeError:
+        pass
+    decoder, pos, i = json.JSONDecoder(), 0, 0
+    while pos < len(text):
+        while pos < len(text) and text[pos] in " \t\r\n,[]":
+            pos += 1
+        if pos >= len(text):
+            break
+        try:
+            record, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            stats.read += 1
+            stats.skip("malformed JSON", f"{path} line {text.count(chr(10), 0, pos) + 1}")
+            return  # the rest of a broken concatenation cannot be re-synchronised reliably
+        yield record, f"{path}[{i}]"
+        i += 1
+
+
+@dataclass
+class FileSource:
+    """Local files read tolerantly: `jsonl` (one record per line), `json` (array or concatenated objects),
+    `txt` (one document per file, or per blank-line-separated paragraph), `parquet` (through `datasets`)."""
+
+    name: str
+    paths: list[str]
+    format: str = "jsonl"
+    formatter: str = "text"
+    formatter_options: dict = field(default_factory=dict)
+    txt_split: str = "file"  # file | paragraph
+    max_documents: int | None = None
+
+    def files(self) -> list[Path]:
+        found = sorted({Path(p) for pattern in self.paths for p in glob.glob(str(Path(pattern).expanduser()))})
+        if not found:
+            raise UserError(f"source {self.name}: no files match {list(self.paths)}")
+        return found
+
+    def _records(self, path: Path, stats: SourceStats) -> Iterator[tuple[Any, str]]:
+        if self.format == "jsonl":
+            for lineno, raw in enumerate(path.read_bytes().splitlines(), start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    yield json.loads(raw.decode("utf-8")), f"{path}:{lineno}"
+                except UnicodeDecodeError:
+                    stats.read += 1
+                    stats.skip("not UTF-8", f"{path}:{lineno}")
+                except json.JSONDecodeError:
+                    stats.read += 1
+                    stats.skip("malformed JSON", f"{path}:{lineno}")
+        elif self.format == "json":
+            yield from _json_records(path, path.read_bytes(), stats)
+        elif self.format == "txt":
+            try:
+                content = path.read_bytes().decode("utf-8")
+            except UnicodeDecodeError as err:
+                stats.read += 1
+                stats.skip("not UTF-8", f"{path} byte {err.start}")
+                return
+            pieces = content.split("\n\n") if self.txt_split == "paragraph" else [content]
+            yield from (({"text": p}, f"{path}#{i}") for i, p in enumerate(pieces))
+        elif self.format == "parquet":
+            import datasets
+
+            rows = datasets.load_dataset("parquet", data_files=[str(path)], split="train", streaming=True)
+            yield from ((rec, f"{path}[{i}]") for i, rec in enumerate(rows))
+        else:
+            raise UserError(f"source {self.name}: format must be jsonl, json, txt or parquet, not {self.format!r}")
+
+    def documents(self, stats: SourceStats) -> Iterator[tuple[str, str]]:
+        formatter = get_formatter(self.formatter, **dict(self.formatter_options))
+        for path in self.files():
+            for record, where in self._records(path, stats):
+                if self.max_documents is not None and stats.kept >= self.max_documents:
+                    return
+                text = _format(formatter, record, where, stats)
+                if text is not None:
+                    yield text, where
+
+
+@dataclass
+class SyntheticSource:
+    """`documents` documents from a seeded generator (`minimath.data.synth`)."""
+
+    name: str
+    generator: Any
+    documents_count: int
+    seed: int = 0
+
+    def documents(self, stats: SourceStats) -> Iterator[tuple[str, str]]:
+        rng = random.Random(f"{self.name}-{self.seed}")
+        for i, text in enumerate(self.generator.documents(rng)):
+            if i >= self.documents_count:
+                return
+            stats.read += 1
+            yield text, f"{self.name}#{i}"
