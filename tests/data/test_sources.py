@@ -5,6 +5,7 @@ import pytest
 from minimath.data.sources import FileSource, HubSource, SourceStats, SyntheticSource
 from minimath.data.synth.arithmetic import ArithmeticSource
 from minimath.errors import UserError
+from test_formatters import FORMATTER_OF, RECORDS  # one record per public schema
 
 
 def collect(source):
@@ -82,3 +83,14 @@ def test_synthetic_source_is_finite_and_seeded():
     b, _ = collect(SyntheticSource("arith", ArithmeticSource(), documents_count=7, seed=3))
     assert len(a) == 7 and a == b
     assert collect(SyntheticSource("arith", ArithmeticSource(), documents_count=7, seed=4))[0] != a
+
+
+@pytest.mark.parametrize("schema", sorted(RECORDS))
+def test_every_formatter_on_a_local_file_in_its_schema(schema, tmp_path):
+    """Each public schema written as a jsonl file and read through `datasets.load_dataset("json", ...)`."""
+    record, options, expected = RECORDS[schema]
+    write_jsonl(tmp_path / "data.jsonl", [record, record])
+    source = HubSource(schema, "json", data_files=str(tmp_path / "data.jsonl"),
+                       formatter=FORMATTER_OF.get(schema, schema), formatter_options=options)
+    docs, stats = collect(source)
+    assert docs == [expected, expected] and not stats.skipped
