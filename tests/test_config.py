@@ -1,6 +1,5 @@
 """Every option of every config group composes, resolves, and instantiates what it names."""
 
-from pathlib import Path
 
 import hydra
 import pytest
@@ -94,3 +93,14 @@ def test_nano_is_a_few_million_params_on_a_compact_vocabulary(tmp_path, data_roo
     model_config = build_model_config(cfg.model, tokenizer)
     assert tokenizer.vocab_size < 1000 and model_config.vocab_size % 64 == 0
     assert 1e6 < report_params(model_config)["non_embedding"] < 1e7
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in ("task", "protocol") for o in options(g)])
+def test_every_eval_option_composes(group, option, tmp_path):
+    from minimath.eval.cli import build_protocol, task_config
+
+    cfg = compose_config([f"{group}={option}", f"paths.eval_root={tmp_path}", "paths.output_dir=out"], tmp_path,
+                         config_name="eval")
+    assert build_protocol(cfg).name in ("standard", "report")
+    resolved = task_config(cfg, cfg.task.name)
+    assert resolved.get("heldout") or str(resolved.path).startswith(str(tmp_path))

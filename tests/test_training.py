@@ -78,14 +78,11 @@ def run_cli(script: str, *args: str, cwd=REPO) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, script, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
-def test_train_py_end_to_end_then_eval_py(tmp_path, data_root):
+def test_train_py_end_to_end(tmp_path, data_root):
     result = run_cli("train.py", *TINY_TRAIN_OVERRIDES, f"paths.data_root={data_root}", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-2000:]
-    ckpt = tmp_path / "checkpoints" / "last.ckpt"
-    assert ckpt.is_file()
-    result = run_cli("eval.py", f"ckpt={ckpt}", "prompt='12 + 3 ='", "max_new_tokens=5", f"hydra.run.dir={tmp_path}")
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip().startswith("12 + 3 =")
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert (tmp_path / ".hydra" / "config.yaml").is_file()
 
 
 @pytest.mark.parametrize("args,message", [

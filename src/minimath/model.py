@@ -89,6 +89,28 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return out.flatten(-2).type_as(x)
 
 
+class KVCache:
+    """Keys and values of every layer for up to `max_len` positions, filled left to right during decoding."""
+
+    def __init__(self, cfg: ModelConfig, batch: int, max_len: int, device=None, dtype=torch.float32):
+        shape = (cfg.n_layer, batch, cfg.n_kv_head, max_len, cfg.head_dim)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.length = 0  # positions filled (the same for every layer once a forward pass ends)
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store this step's keys/values for `layer`; return all keys/values so far."""
+        t = k.shape[2]
+        if self.length + t > self.k.shape[3]:
+            raise ValueError(f"KV cache of {self.k.shape[3]} positions is full")
+        self.k[layer, :, :, self.length:self.length + t] = k
+        self.v[layer, :, :, self.length:self.length + t] = v
+        end = self.length + t
+        if layer == self.k.shape[0] - 1:
+            self.length = end
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -98,13 +120,20 @@ class Attention(nn.Module):
         self.wv = nn.Linear(cfg.n_embd, cfg.n_kv_head * cfg.head_dim, bias=False)
         self.wo = nn.Linear(cfg.n_head * cfg.head_dim, cfg.n_embd, bias=False)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: KVCache | None = None,
+                layer: int = 0, mask: torch.Tensor | None = None) -> torch.Tensor:
         b, t, _ = x.shape
         q = self.wq(x).view(b, t, self.n_head, self.head_dim).transpose(1, 2)
         k = self.wk(x).view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)
         v = self.wv(x).view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.n_kv_head != self.n_head)
+        gqa = self.n_kv_head != self.n_head
+        if cache is None and mask is None:  # training: plain causal attention (flash/efficient kernels)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
+        else:
+            if cache is not None:
+                k, v = cache.append(layer, k, v)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
         return self.wo(y.transpose(1, 2).reshape(b, t, -1))
 
 
@@ -129,8 +158,9 @@ class Block(nn.Module):
         self.ffn_norm = RMSNorm(cfg.n_embd, cfg.norm_eps)
         self.feed_forward = FeedForward(cfg)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = x + self.attention(self.attention_norm(x), cos, sin)
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: KVCache | None = None,
+                layer: int = 0, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attention(self.attention_norm(x), cos, sin, cache, layer, mask)
         return x + self.feed_forward(self.ffn_norm(x))
 
 
@@ -169,17 +199,29 @@ class Transformer(nn.Module):
             self.rope_cos.copy_(cos)
             self.rope_sin.copy_(sin)
 
-    def hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
-        """Final normalised hidden states (batch, seq, n_embd); the loss applies the tied output layer."""
+    def hidden_states(self, idx: torch.Tensor, positions: torch.Tensor | None = None, cache: KVCache | None = None,
+                      mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Final normalised hidden states (batch, seq, n_embd); the loss applies the tied output layer.
+
+        Training passes `idx` alone (positions 0..t-1, causal). Decoding passes per-sequence `positions`
+        (batch, seq), a `cache` that accumulates keys/values, and a boolean attention `mask`
+        (batch, 1, seq, cached + seq) that hides left padding.
+        """
         t = idx.shape[1]
-        if t > self.cfg.max_seq_len:
-            raise ValueError(f"sequence of {t} tokens exceeds max_seq_len={self.cfg.max_seq_len}")
+        if positions is None:
+            if t > self.cfg.max_seq_len:
+                raise ValueError(f"sequence of {t} tokens exceeds max_seq_len={self.cfg.max_seq_len}")
+            cos, sin = self.rope_cos[:t], self.rope_sin[:t]
+        else:
+            if int(positions.max()) >= self.cfg.max_seq_len:
+                raise ValueError(f"position {int(positions.max())} exceeds max_seq_len={self.cfg.max_seq_len}")
+            cos, sin = self.rope_cos[positions].unsqueeze(1), self.rope_sin[positions].unsqueeze(1)
         x = self.tok_embeddings(idx)
-        cos, sin = self.rope_cos[:t], self.rope_sin[:t]
-        for layer in self.layers:
-            x = layer(x, cos, sin)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, cos, sin, cache, i, mask)
         return self.norm(x)
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, positions: torch.Tensor | None = None, cache: KVCache | None = None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (batch, seq, vocab_size)."""
-        return F.linear(self.hidden_states(idx), self.output_weight)
+        return F.linear(self.hidden_states(idx, positions, cache, mask), self.output_weight)

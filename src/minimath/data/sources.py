@@ -15,6 +15,7 @@ from typing import Any, Iterator
 
 from minimath.data.formatters import SkipRecord, get_formatter
 from minimath.errors import UserError
+from minimath.jsonio import JsonRecordError, json_records
 
 
 @dataclass
@@ -89,7 +90,7 @@ class HubSource:
 
 
 def _json_records(path: Path, data: bytes, stats: SourceStats) -> Iterator[tuple[Any, str]]:
-    """A JSON array, or concatenated objects (how the original Math23k files are written)."""
+    """A JSON array, or concatenated objects; the rest of a broken file cannot be re-synchronised reliably."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -97,25 +98,10 @@ def _json_records(path: Path, data: bytes, stats: SourceStats) -> Iterator[tuple
         stats.skip("not UTF-8", f"{path} byte {err.start}")
         return
     try:
-        parsed = json.loads(text)
-        yield from ((rec, f"{path}[{i}]") for i, rec in enumerate(parsed if isinstance(parsed, list) else [parsed]))
-        return
-    except json.JSONDecodeError:
-        pass
-    decoder, pos, i = json.JSONDecoder(), 0, 0
-    while pos < len(text):
-        while pos < len(text) and text[pos] in " \t\r\n,[]":
-            pos += 1
-        if pos >= len(text):
-            break
-        try:
-            record, pos = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError:
-            stats.read += 1
-            stats.skip("malformed JSON", f"{path} line {text.count(chr(10), 0, pos) + 1}")
-            return  # the rest of a broken concatenation cannot be re-synchronised reliably
-        yield record, f"{path}[{i}]"
-        i += 1
+        yield from ((record, f"{path}[{i}]") for i, record in enumerate(json_records(text)))
+    except JsonRecordError as err:
+        stats.read += 1
+        stats.skip("malformed JSON", f"{path}:{err.line}")
 
 
 @dataclass

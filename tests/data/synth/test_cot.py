@@ -6,7 +6,7 @@ import pytest
 
 from minimath.data.synth.cot import CotError, build_cot, record_to_cot
 from minimath.data.synth.expression import evaluate, parse_expression
-from minimath.data.synth.numbers import agrees_with_answer, format_number, parse_number
+from minimath.numbers import agrees_with_answer, format_number, parse_number
 
 STEP = re.compile(r"^(?:Step \d+: |第\d+步：)(.+) = (\S+)(?: ≈ \S+)?$")
 

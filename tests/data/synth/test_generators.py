@@ -8,7 +8,7 @@ from minimath.data.synth.cot import record_to_cot
 from minimath.data.synth.equations import LinearEquationSource
 from minimath.data.synth.expression import evaluate, parse_equation, parse_expression
 from minimath.data.synth.general import GeneralTextSource
-from minimath.data.synth.numbers import parse_number
+from minimath.numbers import parse_number
 from minimath.data.synth.textbook import TextbookSource
 from minimath.data.synth.word_problems import TEMPLATES, WordProblemSource
 

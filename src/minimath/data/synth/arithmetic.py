@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from math import lcm
 
-from minimath.data.synth.base import DocumentGenerator, check_subset
-from minimath.data.synth.numbers import format_number
+from minimath.data.synth.base import SPLITS, DocumentGenerator, check_subset, draw_in_split
+from minimath.numbers import format_number
 
 OPERATORS = ("+", "-", "*", "/")
 KINDS = ("integer", "decimal", "fraction")
@@ -36,8 +36,10 @@ class ArithmeticSource(DocumentGenerator):
     worked_steps: bool = False
     lines_per_doc: int = 8
     allow_negative: bool = False
+    split: str = "train"  # train | heldout (a disjoint 2% of problems, for evaluation)
 
     def __post_init__(self):
+        check_subset("split", (self.split,), SPLITS)
         self.operators = check_subset("operators", self.operators, OPERATORS)
         self.kinds = check_subset("kinds", self.kinds, KINDS)
         self.languages = check_subset("languages", self.languages, LANGUAGES)
@@ -81,7 +83,10 @@ class ArithmeticSource(DocumentGenerator):
         return []
 
     def problem(self, rng: random.Random) -> tuple[str, Fraction, list[str], str]:
-        """(`a op b`, exact answer, worked steps, kind of numbers)."""
+        """(`a op b`, exact answer, worked steps, kind of numbers), from this source's split."""
+        return draw_in_split(lambda: self._any_problem(rng), lambda p: p[0], self.split)
+
+    def _any_problem(self, rng: random.Random) -> tuple[str, Fraction, list[str], str]:
         kind, op = rng.choice(self.kinds), rng.choice(self.operators)
         a, b = self._operands(rng, kind, op)
         answer = a + b if op == "+" else a - b if op == "-" else a * b if op == "*" else a / b
@@ -94,6 +99,9 @@ class ArithmeticSource(DocumentGenerator):
     def line(self, rng: random.Random) -> str:
         question, answer, steps, kind = self.problem(rng)
         return " = ".join([question, *steps, self._text(answer, kind)])
+
+    def answer_text(self, answer: Fraction, kind: str) -> str:
+        return self._text(answer, kind)
 
     def document(self, rng: random.Random) -> str:
         lang = rng.choice(self.languages)

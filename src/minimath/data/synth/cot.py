@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from minimath.data.synth.expression import ExpressionError, parse_equation, render, worked_steps
-from minimath.data.synth.numbers import agrees_with_answer, format_number, parse_number
+from minimath.numbers import agrees_with_answer, format_number, parse_number
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 

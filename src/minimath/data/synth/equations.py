@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from minimath.data.synth.base import DocumentGenerator, check_subset
+from minimath.data.synth.base import SPLITS, DocumentGenerator, check_subset, draw_in_split
 
 FORMS = ("ax+b=c", "a(x+b)=c", "ax+b=cx+d", "system")
 LANGUAGES = ("en", "zh")
@@ -62,8 +62,10 @@ class LinearEquationSource(DocumentGenerator):
     max_solution: int = 20
     max_coefficient: int = 9
     problems_per_doc: int = 3
+    split: str = "train"  # train | heldout (a disjoint 2% of problems, for evaluation)
 
     def __post_init__(self):
+        check_subset("split", (self.split,), SPLITS)
         self.forms = check_subset("forms", self.forms, FORMS)
         self.languages = check_subset("languages", self.languages, LANGUAGES)
 
@@ -78,6 +80,12 @@ class LinearEquationSource(DocumentGenerator):
         return rng.randint(-self.max_solution, self.max_solution)
 
     def problem(self, rng: random.Random, lang: str) -> Solved:
+        """One solved problem from this source's split (keyed by its equation, whatever the language)."""
+        return draw_in_split(lambda: self._any_problem(rng, lang),
+                             lambda p: p.question.removeprefix("Solve ").removeprefix("解方程：").rstrip("."),
+                             self.split)
+
+    def _any_problem(self, rng: random.Random, lang: str) -> Solved:
         form, say = rng.choice(self.forms), _Phrases(lang)
         x = self._solution(rng)
         if form == "ax+b=c":

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Union
 
-from minimath.data.synth.numbers import format_number
+from minimath.numbers import format_number
 
 # Math23k writes the fraction 2/3 as `((2)/(3))`: it is one number, not a division step to explain.
 _FRACTION_LITERAL = re.compile(r"\(\((\d+)\)/\((\d+)\)\)")

@@ -11,11 +11,11 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from minimath.data.synth.base import DocumentGenerator, check_subset
+from minimath.data.synth.base import SPLITS, DocumentGenerator, check_subset, draw_in_split
 
 from minimath.data.synth.cot import build_cot
 from minimath.data.synth.expression import evaluate, parse_equation
-from minimath.data.synth.numbers import format_number
+from minimath.numbers import format_number
 
 LANGUAGES = ("en", "zh")
 NAMES = {"en": ["Tom", "Lily", "Sam", "Mia", "Ben", "Ana"], "zh": ["小明", "小红", "小刚", "小丽", "王老师", "李叔叔"]}
@@ -125,15 +125,18 @@ class WordProblemSource(DocumentGenerator):
     templates: tuple[str, ...] = tuple(TEMPLATES)
     problems_per_doc: int = 2
     with_solution: bool = True  # False: question only (e.g. for held-out evaluation prompts)
+    split: str = "train"  # train | heldout (a disjoint 2% of problems, for evaluation)
 
     def __post_init__(self):
+        check_subset("split", (self.split,), SPLITS)
         self.languages = check_subset("languages", self.languages, LANGUAGES)
         self.templates = check_subset("templates", self.templates, TEMPLATES)
 
     def record(self, rng: random.Random, index: int = 0) -> dict:
-        """One Math23k-format record."""
+        """One Math23k-format record from this source's split."""
         lang = rng.choice(self.languages)
-        text, equation = TEMPLATES[rng.choice(self.templates)](rng, lang)
+        text, equation = draw_in_split(lambda: TEMPLATES[rng.choice(self.templates)](rng, lang), lambda p: p[0],
+                                       self.split)
         return {"id": str(index), "original_text": text, "segmented_text": text, "equation": equation,
                 "ans": math23k_answer(equation)}
 

@@ -1,4 +1,5 @@
-"""Exact numbers for math text: parse the answer formats of Math23k/Ape210k and format results for people.
+"""Exact numbers for math text: parse the answer formats of Math23k/Ape210k/GSM8K and format results for people
+(used by the synthetic generators and by answer checking).
 
 Everything is `fractions.Fraction`, so 1/3 stays 1/3 and 80% × 15% is exact. Nothing here evaluates strings
 as Python.
@@ -12,7 +13,7 @@ from fractions import Fraction
 # Answers as Math23k/Ape210k write them: 880, -3, 14.4, 35%, 1/3, (1/3), ((2)/(3)), 5((7)/(10)), 5(7/10).
 _NUMBER = r"-?\d+(?:\.\d+)?"
 _FRACTION = re.compile(rf"^\(*\(?({_NUMBER})\)?\s*/\s*\(?({_NUMBER})\)?\)*$")
-_MIXED = re.compile(rf"^(-?\d+)\s*\(\(?(\d+)\)?\s*/\s*\(?(\d+)\)?\)$")
+_MIXED = re.compile(r"^(-?\d+)\s*\(\(?(\d+)\)?\s*/\s*\(?(\d+)\)?\)$")
 _PLAIN = re.compile(rf"^({_NUMBER})(%?)$")
 
 

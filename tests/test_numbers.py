@@ -2,7 +2,7 @@ from fractions import Fraction
 
 import pytest
 
-from minimath.data.synth.numbers import agrees_with_answer, format_number, parse_number
+from minimath.numbers import agrees_with_answer, format_number, parse_number
 
 PARSED = {
     "880": Fraction(880), "-3": Fraction(-3), "14.4": Fraction(72, 5), "35%": Fraction(7, 20),

@@ -1,0 +1,94 @@
+"""What `eval.py` does in each mode: evaluate a checkpoint, re-score saved predictions, or generate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from minimath.checkpoint import load_checkpoint
+from minimath.errors import UserError
+from minimath.eval.generation import GenerationConfig, generate, load_for_inference
+from minimath.eval.runner import Protocol, rescore, run_task, write_results
+from minimath.eval.tasks import Task, heldout_task, load_public_task, read_records
+
+CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
+
+
+def build_protocol(cfg: DictConfig) -> Protocol:
+    p = OmegaConf.to_container(cfg.protocol, resolve=True)
+    return Protocol(name=p["name"], shots=p["shots"], extraction=p["extraction"], subset=p["subset"], seed=p["seed"],
+                    generation=GenerationConfig(**p["generation"]), batch_size=p["batch_size"])
+
+
+def build_task(task_cfg: DictConfig) -> Task:
+    if task_cfg.get("heldout"):
+        return heldout_task(task_cfg.name, int(task_cfg.n), int(task_cfg.seed))
+    return load_public_task(task_cfg.name, task_cfg.format, task_cfg.get("path"), task_cfg.get("hub"),
+                            task_cfg.get("hub_config"), task_cfg.get("split", "test"), task_cfg.get("fewshot_path"),
+                            task_cfg.get("fewshot_split", "train"))
+
+
+def task_config(cfg: DictConfig, name: str) -> DictConfig:
+    """conf/task/<name>.yaml, resolved against this run's config (for `${paths.eval_root}`)."""
+    path = CONF_DIR / "task" / f"{name}.yaml"
+    if not path.is_file():
+        options = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise UserError(f"unknown task {name!r}; choose from {options}")
+    merged = OmegaConf.merge(OmegaConf.masked_copy(cfg, ["paths"]), {"task": OmegaConf.load(path)})
+    return merged.task
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    if not cfg.ckpt:
+        raise UserError("mode=evaluate needs ckpt=PATH")
+    model, tokenizer = load_for_inference(cfg.ckpt)
+    protocol = build_protocol(cfg)
+    summaries, records = {}, {}
+    for name in cfg.tasks:
+        summaries[name], records[name] = run_task(model, tokenizer, build_task(task_config(cfg, name)), protocol)
+        print(json.dumps({k: v for k, v in summaries[name].items() if k != "protocol"}))
+    out = Path(cfg.paths.output_dir)
+    model_name = cfg.model_name or Path(cfg.ckpt).resolve().parent.parent.name
+    write_results(out, summaries, records, model_name)
+    tokens_seen = int(load_checkpoint(cfg.ckpt).get("tokens_seen", 0))
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(out / "tb")) as writer:
+        for name, summary in summaries.items():
+            writer.add_scalar(f"eval_{protocol.name}/{name}", summary["accuracy"], tokens_seen)
+    print((out / "results.md").read_text().rstrip())
+    return summaries
+
+
+def rescore_predictions(cfg: DictConfig) -> dict:
+    if not cfg.predictions:
+        raise UserError("mode=rescore needs predictions=FILE.jsonl")
+    predictions = read_records(cfg.predictions)
+    for i, p in enumerate(predictions, start=1):
+        if "doc_id" not in p or not str(p["doc_id"]).lstrip("-").isdigit():
+            raise UserError(f"{cfg.predictions}:{i}: each line needs an integer doc_id")
+    summary, records = rescore(build_task(cfg.task), predictions, str(cfg.protocol.extraction))
+    write_results(Path(cfg.paths.output_dir), {cfg.task.name: summary}, {cfg.task.name: records}, "predictions")
+    print(json.dumps(summary))
+    return summary
+
+
+def try_prompt(cfg: DictConfig) -> str:
+    if not cfg.ckpt or cfg.prompt is None:
+        raise UserError("mode=generate needs ckpt=PATH and prompt=TEXT")
+    model, tokenizer = load_for_inference(cfg.ckpt)
+    settings = GenerationConfig(**OmegaConf.to_container(cfg.generate, resolve=True))
+    text = str(cfg.prompt) + generate(model, tokenizer, [tokenizer.encode(str(cfg.prompt))], settings)[0]
+    print(text)
+    return text
+
+
+MODES = {"evaluate": evaluate, "rescore": rescore_predictions, "generate": try_prompt}
+
+
+def main(cfg: DictConfig):
+    if cfg.mode not in MODES:
+        raise UserError(f"mode={cfg.mode}: choose evaluate, rescore or generate")
+    return MODES[cfg.mode](cfg)

@@ -1,0 +1,227 @@
+"""Evaluation tasks: documents with gold answers, loaded from the public formats (local files, or the hub) or
+generated as held-out synthetic sets. A malformed file is a one-line error naming the file and line."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from minimath.data.synth.arithmetic import ArithmeticSource
+from minimath.data.synth.equations import LinearEquationSource
+from minimath.data.synth.word_problems import WordProblemSource
+from minimath.errors import UserError
+from minimath.jsonio import JsonRecordError, json_records
+
+LETTERS = ("A", "B", "C", "D")
+KINDS = ("numeric", "math", "choice")
+
+
+@dataclass
+class Doc:
+    question: str
+    gold: str
+    choices: list[str] = field(default_factory=list)  # multiple choice: the four options, gold is a letter
+    subject: str = ""
+    solution: str = ""  # a worked solution (few-shot exemplars)
+
+
+@dataclass
+class Task:
+    name: str
+    kind: str  # numeric | math | choice
+    docs: list[Doc]
+    fewshot: list[Doc] = field(default_factory=list)
+    prompt_style: str = "qa"  # how the standard protocol writes prompts (see prompts.py)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    records = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise UserError(f"{path}:{lineno}: malformed JSON ({err.msg})") from None
+        if not isinstance(record, dict):
+            raise UserError(f"{path}:{lineno}: expected a JSON object")
+        records.append(record)
+    return records
+
+
+def _read_json(path: Path) -> list[dict]:
+    """A JSON array, or concatenated objects (the original Math23k files)."""
+    try:
+        return list(json_records(path.read_text(encoding="utf-8")))
+    except JsonRecordError as err:
+        raise UserError(f"{path}:{err.line}: {err.message}") from None
+
+
+def _read_csv(path: Path) -> list[dict]:
+    """MMLU (no header: question,A,B,C,D,answer), C-Eval (id,question,A,B,C,D,answer,...), CMMLU (,Question,...)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        raise UserError(f"{path}: empty CSV file")
+    header = [h.strip().lower() for h in rows[0]]
+    if "question" in header and "answer" in header:
+        return [{header[i]: v for i, v in enumerate(row) if i < len(header)} | {"_line": n}
+                for n, row in enumerate(rows[1:], start=2)]
+    records = []
+    for n, row in enumerate(rows, start=1):
+        if len(row) < 6:
+            raise UserError(f"{path}:{n}: expected question,A,B,C,D,answer")
+        records.append({"question": row[0], "a": row[1], "b": row[2], "c": row[3], "d": row[4], "answer": row[5],
+                        "_line": n})
+    return records
+
+
+def read_records(path: str | Path) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"evaluation file {path} does not exist")
+    reader = {".jsonl": _read_jsonl, ".json": _read_json, ".csv": _read_csv}.get(path.suffix)
+    if reader is None:
+        raise UserError(f"{path}: expected a .jsonl, .json or .csv file")
+    return reader(path)
+
+
+def load_hub(hub: str, config: str | None, split: str) -> list[dict]:
+    import datasets
+
+    try:
+        return [dict(r) for r in datasets.load_dataset(hub, name=config, split=split)]
+    except Exception as err:  # network or dataset errors: one line, with the offline alternative
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"cannot load {hub} ({first}): set the task's path to a local file") from None
+
+
+def _field(record: dict, name: str, where: str) -> Any:
+    if name not in record:
+        raise UserError(f"{where}: missing field {name!r}")
+    return record[name]
+
+
+def gsm8k_doc(record: dict, where: str) -> Doc:
+    answer = str(_field(record, "answer", where))
+    if "####" not in answer:
+        raise UserError(f"{where}: GSM8K answer has no '#### N'")
+    steps, _, gold = answer.rpartition("####")
+    return Doc(str(_field(record, "question", where)), gold.strip().replace(",", ""), solution=steps.strip())
+
+
+def math23k_doc(record: dict, where: str) -> Doc:
+    from minimath.data.synth.cot import CotError, record_to_cot
+
+    doc = Doc(str(_field(record, "original_text", where)), str(_field(record, "ans", where)))
+    try:
+        doc.solution = record_to_cot(record).split("\n", 1)[1] if record.get("equation") else ""
+    except CotError:
+        doc.solution = ""
+    return doc
+
+
+def math_doc(record: dict, where: str) -> Doc:
+    from minimath.eval.answers import last_boxed
+
+    solution = str(_field(record, "solution", where))
+    gold = record.get("answer") or last_boxed(solution)
+    if gold is None:
+        raise UserError(f"{where}: MATH solution has no \\boxed{{}} answer")
+    return Doc(str(_field(record, "problem", where)), str(gold), solution=solution)
+
+
+def choice_doc(record: dict, where: str) -> Doc:
+    """MMLU/C-Eval/CMMLU rows: question + A–D (columns, or HF `choices` list) + answer letter or index."""
+    rec = {k.lower(): v for k, v in record.items()}
+    if "choices" in rec:
+        choices = list(rec["choices"])
+    else:
+        choices = [str(_field(rec, letter.lower(), where)) for letter in LETTERS]
+    if len(choices) != 4:
+        raise UserError(f"{where}: expected 4 choices, found {len(choices)}")
+    answer = rec.get("answer")
+    gold = LETTERS[int(answer)] if isinstance(answer, int) or str(answer).isdigit() else str(answer).strip().upper()
+    if gold not in LETTERS:
+        raise UserError(f"{where}: answer {answer!r} is not one of A-D")
+    return Doc(str(_field(rec, "question", where)), gold, choices=[str(c) for c in choices],
+               subject=str(rec.get("subject", "")))
+
+
+LOADERS = {"gsm8k": (gsm8k_doc, "numeric", "gsm8k"), "math23k": (math23k_doc, "numeric", "math23k"),
+           "ape210k": (math23k_doc, "numeric", "math23k"), "math": (math_doc, "math", "minerva"),
+           "mmlu": (choice_doc, "choice", "mmlu"), "ceval": (choice_doc, "choice", "ceval"),
+           "cmmlu": (choice_doc, "choice", "ceval")}
+
+
+def _docs(fmt: str, records: list[dict], source: str, subject: str = "") -> list[Doc]:
+    loader = LOADERS[fmt][0]
+    docs = [loader(r, f"{source}:{r.get('_line', i + 1)}") for i, r in enumerate(records)]
+    for doc in docs:
+        doc.subject = doc.subject or subject
+    return docs
+
+
+def _subject(path: str) -> str:
+    """MMLU/C-Eval/CMMLU keep one subject per file: `abstract_algebra_test.csv` → `abstract_algebra`."""
+    stem = Path(path).stem
+    for suffix in ("_test", "_dev", "_val"):
+        stem = stem.removesuffix(suffix)
+    return stem
+
+
+def _local_docs(fmt: str, pattern: str) -> list[Doc]:
+    files = sorted(glob.glob(pattern))
+    if not files:
+        raise UserError(f"evaluation file {pattern} does not exist")
+    return [doc for f in files for doc in _docs(fmt, read_records(f), f, _subject(f) if "*" in pattern else "")]
+
+
+def load_public_task(name: str, fmt: str, path: str | None = None, hub: str | None = None,
+                     hub_config: str | None = None, split: str = "test", fewshot_path: str | None = None,
+                     fewshot_split: str = "train") -> Task:
+    """Local files when `path` matches (a glob gives one subject per file), else the hub id (online)."""
+    if fmt not in LOADERS:
+        raise UserError(f"task {name}: unknown format {fmt!r}; choose one of {sorted(LOADERS)}")
+    local = bool(path) and bool(glob.glob(path))
+    if not local and not hub:
+        raise UserError(f"task {name}: evaluation file {path} does not exist (and no hub id is set)")
+    docs = _local_docs(fmt, path) if local else _docs(fmt, load_hub(hub, hub_config, split), hub)
+    if fewshot_path and glob.glob(fewshot_path):
+        fewshot = _local_docs(fmt, fewshot_path)
+    elif hub and not local:
+        fewshot = _docs(fmt, load_hub(hub, hub_config, fewshot_split), hub)
+    else:
+        fewshot = []
+    _, kind, style = LOADERS[fmt]
+    return Task(name, kind, docs, fewshot, prompt_style=style)
+
+
+def heldout_task(name: str, n: int, seed: int = 0) -> Task:
+    """Held-out synthetic sets for the embedded default, disjoint from training data (generator `split`)."""
+    rng = random.Random(f"heldout-{name}-{seed}")
+    docs = []
+    if name == "arithmetic":
+        source = ArithmeticSource(max_digits=2, kinds=("integer", "decimal", "fraction"), split="heldout")
+        for _ in range(n):
+            question, answer, _, kind = source.problem(rng)
+            docs.append(Doc(f"{question} =", source.answer_text(answer, kind)))
+        return Task(name, "numeric", docs, prompt_style="line")
+    if name == "equations":
+        source = LinearEquationSource(forms=("ax+b=c", "a(x+b)=c", "ax+b=cx+d"), split="heldout")
+        for _ in range(n):
+            solved = source.problem(rng, rng.choice(source.languages))
+            docs.append(Doc(solved.question, str(solved.answer["x"])))
+        return Task(name, "numeric", docs, prompt_style="equation")
+    if name == "word_problems":
+        source = WordProblemSource(split="heldout")
+        for i in range(n):
+            record = source.record(rng, i)
+            docs.append(Doc(record["original_text"], record["ans"]))
+        return Task(name, "numeric", docs, prompt_style="math23k")
+    raise UserError(f"unknown held-out task {name!r}: arithmetic, equations or word_problems")
