@@ -1,4 +1,8 @@
-"""Train a MiniMATH model: `python train.py [model=...] [stage=N] [batch=...] [hardware=...] [key=value ...]`."""
+"""Train a MiniMATH model.
+
+    python train.py                          the whole curriculum (every stage in order), then held-out eval
+    python train.py stage=3 batch=1.63M      one stage, from the previous stage's final checkpoint
+"""
 
 import sys
 
@@ -6,6 +10,7 @@ import hydra
 from omegaconf import DictConfig
 
 from minimath.cli import quote_numeric_choices
+from minimath.curriculum import run_curriculum, wants_curriculum
 from minimath.errors import exit_on_user_error
 from minimath.training import run
 
@@ -13,7 +18,10 @@ from minimath.training import run
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
-    run(cfg)
+    if wants_curriculum(cfg) and not cfg.dry_run:
+        run_curriculum(cfg, __file__)
+    else:
+        run(cfg)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ SMALL_DATA_OVERRIDES = [f"data.sources.{name}.documents_count=150" for name in
 TINY_TRAIN_OVERRIDES = [
     "model.n_layer=2", "model.n_embd=32", "model.n_head=2", "model.n_kv_head=2", "model.ffn_hidden=64",
     "model.max_seq_len=32", "hardware.micro_batch=4", "batch.tokens_per_step=128", "train.max_tokens=512",
-    "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", *SMALL_DATA_OVERRIDES,
+    "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "stage=1", *SMALL_DATA_OVERRIDES,
 ]
 
 

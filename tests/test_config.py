@@ -34,7 +34,7 @@ def test_every_option_composes(group, option, tmp_path):
 def test_groups_have_options():
     assert all(options(g) for g in GROUPS)
     assert options("stage") == ["1", "2", "3", "4"]
-    assert {"163K", "1.63M"} <= set(options("batch"))
+    assert {"163K", "1.63M", "stage"} <= set(options("batch"))
     assert {"nano", "small", "minimath_1p5b"} <= set(options("model"))
 
 
@@ -42,6 +42,14 @@ def test_stage_three_with_the_report_batch(tmp_path):
     cfg = compose_config(["stage=3", "batch=1.63M"], tmp_path)
     assert cfg.stage.id == 3 and cfg.batch.tokens_per_step == 1_638_400
     assert compose_config(["batch=163K"], tmp_path).batch.tokens_per_step == 163_840
+
+
+@pytest.mark.parametrize("data,stage,name,tokens", [
+    ("report", 1, "163K", 163_840), ("report", 2, "163K", 163_840), ("report", 3, "1.63M", 1_638_400),
+    ("report", 4, "1.63M", 1_638_400), ("embedded", 2, "512", 512), ("embedded", 3, "5K", 5120)])
+def test_each_stage_brings_its_batch_with_a_10x_step_at_stage_3(data, stage, name, tokens, tmp_path):
+    cfg = compose_config([f"data={data}", f"stage={stage}"], tmp_path)
+    assert (cfg.batch.name, cfg.batch.tokens_per_step) == (name, tokens)
 
 
 def test_report_data_matches_the_report_charts(tmp_path):
@@ -54,7 +62,7 @@ def test_report_data_matches_the_report_charts(tmp_path):
 
 
 SHIPPED_COMBINATIONS = [("minimath_1p5b", b, h) for b in ("163K", "1.63M") for h in options("hardware")] + [
-    ("nano", b, h) for b in ("4K", "40K") for h in ("cpu", "gpu")]
+    ("nano", b, h) for b in ("4K", "40K") for h in ("cpu", "gpu")] + [("nano", b, "cpu") for b in ("512", "5K")]
 
 
 @pytest.mark.parametrize("model,batch,hardware", SHIPPED_COMBINATIONS)

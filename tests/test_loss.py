@@ -1,7 +1,8 @@
+import pytest
 import torch
 import torch.nn.functional as F
 
-from minimath.loss import IGNORE_INDEX, next_token_loss
+from minimath.loss import IGNORE_INDEX, lm_loss, next_token_loss
 
 
 def test_loss_is_mean_over_valid_tokens_only():
@@ -23,10 +24,52 @@ def test_padding_does_not_change_the_loss():
     targets = torch.tensor([[1, 2, 3, 4]])
     padded_hidden = torch.cat([hidden, torch.randn(1, 3, 8)], dim=1)
     padded_targets = torch.tensor([[1, 2, 3, 4, IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX]])
-    assert torch.allclose(next_token_loss(hidden, weight, targets)[0],
-                          next_token_loss(padded_hidden, weight, padded_targets)[0])
+    for chunk in (None, 2):
+        assert torch.allclose(next_token_loss(hidden, weight, targets, chunk)[0],
+                              next_token_loss(padded_hidden, weight, padded_targets, chunk)[0])
 
 
 def test_all_padding_gives_zero_not_nan():
-    loss, n_valid = next_token_loss(torch.randn(1, 3, 4), torch.randn(5, 4), torch.full((1, 3), IGNORE_INDEX))
-    assert n_valid == 0 and loss.item() == 0.0
+    for chunk in (None, 2):
+        loss, n_valid = next_token_loss(torch.randn(1, 3, 4), torch.randn(5, 4), torch.full((1, 3), IGNORE_INDEX),
+                                        chunk)
+        assert n_valid == 0 and loss.item() == 0.0
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64])
+def test_chunked_loss_and_gradients_equal_plain_autograd(chunk):
+    torch.manual_seed(chunk)
+    hidden = torch.randn(3, 7, 16, requires_grad=True)
+    weight = torch.randn(97, 16, requires_grad=True)
+    targets = torch.randint(0, 97, (3, 7))
+    targets[2, 4:] = IGNORE_INDEX
+    plain, plain_losses = lm_loss(hidden, weight, targets)
+    grads_plain = torch.autograd.grad(plain * 0.3, (hidden, weight))
+    chunked, chunked_losses = lm_loss(hidden, weight, targets, chunk_size=chunk)
+    grads_chunked = torch.autograd.grad(chunked * 0.3, (hidden, weight))
+    assert torch.allclose(plain, chunked, rtol=1e-5)
+    assert torch.allclose(plain_losses, chunked_losses, atol=1e-5)
+    for a, b in zip(grads_plain, grads_chunked):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_chunked_loss_with_a_tied_embedding_accumulates_both_gradients():
+    """The output weight is also the embedding: autograd must add the loss's gradient to the lookup's."""
+    torch.manual_seed(0)
+    emb = torch.nn.Embedding(31, 8)
+    idx, targets = torch.randint(0, 31, (2, 5)), torch.randint(0, 31, (2, 5))
+    grads = []
+    for chunk in (None, 4):
+        emb.zero_grad()
+        total, _ = lm_loss(torch.tanh(emb(idx)), emb.weight, targets, chunk)
+        total.backward()
+        grads.append(emb.weight.grad.clone())
+    assert torch.allclose(grads[0], grads[1], atol=1e-5)
+
+
+def test_bf16_chunked_loss_runs_on_cpu():
+    hidden = torch.randn(2, 6, 16, dtype=torch.bfloat16, requires_grad=True)
+    weight = torch.randn(50, 16, dtype=torch.bfloat16, requires_grad=True)
+    total, losses = lm_loss(hidden, weight, torch.randint(0, 50, (2, 6)), chunk_size=4)
+    total.backward()
+    assert losses.dtype == torch.float32 and hidden.grad.dtype == torch.bfloat16 and torch.isfinite(total)

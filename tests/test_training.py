@@ -91,7 +91,7 @@ def test_train_py_end_to_end(tmp_path, data_root):
     (["init_from=/nonexistent.ckpt"], "error: checkpoint /nonexistent.ckpt does not exist"),
 ])
 def test_user_errors_are_one_line(args, message, tmp_path, data_root):
-    result = run_cli("train.py", *args, *SMALL_DATA_OVERRIDES, f"paths.data_root={data_root}",
+    result = run_cli("train.py", "stage=1", *args, *SMALL_DATA_OVERRIDES, f"paths.data_root={data_root}",
                      f"hydra.run.dir={tmp_path}")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
@@ -101,3 +101,12 @@ def test_user_errors_are_one_line(args, message, tmp_path, data_root):
 def test_unknown_option_names_the_fix(tmp_path):
     result = run_cli("train.py", "no_such_key=1", f"hydra.run.dir={tmp_path}")
     assert result.returncode != 0 and "To append to your config use +no_such_key=1" in result.stderr
+
+
+def test_bf16_mixed_precision_trains_on_cpu(tmp_path, data_root):
+    out = tmp_path / "bf16"
+    run(compose_config(TINY_TRAIN_OVERRIDES + [f"paths.data_root={data_root}", "hardware.precision=bf16-mixed",
+                                               "train.max_tokens=256"], out))
+    ckpt = load_checkpoint(out / "checkpoints" / "final.ckpt")
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
+    assert ckpt["last_loss"] == ckpt["last_loss"]  # not NaN

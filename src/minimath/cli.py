@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-# Config groups whose options are numbers (conf/stage/1.yaml ...). Hydra parses `stage=3` as the int 3 and
-# rejects it as a group choice, so `stage=3` and sweeps like `stage=3,4` are quoted before Hydra sees them.
-NUMERIC_GROUPS = ("stage",)
+# Config groups whose options may be numbers (conf/stage/1.yaml, conf/batch/512.yaml). Hydra parses `stage=3`
+# as the int 3 and rejects it as a group choice, so `stage=3` and sweeps like `stage=3,4` are quoted first.
+NUMERIC_GROUPS = ("stage", "batch")
 _NUMERIC_CHOICE = re.compile(rf"^(?P<key>[~+]*(?:{'|'.join(NUMERIC_GROUPS)}))=(?P<values>\d+(?:,\d+)*)$")
 
 

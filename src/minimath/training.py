@@ -12,12 +12,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from lightning.pytorch.utilities import rank_zero_info
 
-from minimath.checkpoint import load_checkpoint, load_weights, model_state
+from minimath.checkpoint import AtomicCheckpointIO, load_checkpoint, load_weights, model_state
 from minimath.data.datamodule import MixtureDataModule, StagePlan
 from minimath.data.prepare import prepare
 from minimath.errors import UserError
+from minimath.flops import flops_per_token, peak_flops
 from minimath.lit_module import MiniMathModule, module_hparams
 from minimath.model import ModelConfig, Transformer, count_params
+from minimath.runs import FINAL, LAST, checkpoint_dir, mark_final, previous_stage_checkpoint
 from minimath.tokenizer import CompactTokenizer, TokenizerLike, get_tokenizer, padded_vocab_size
 
 MODEL_FIELDS = ("n_layer", "n_head", "n_kv_head", "n_embd", "ffn_hidden", "max_seq_len", "rope_theta",
@@ -103,8 +105,32 @@ def build_trainer(cfg: DictConfig, accumulate: int, max_steps: int) -> L.Trainer
         accelerator=hw.accelerator, devices=hw.devices, num_nodes=hw.num_nodes, strategy=hw.strategy,
         precision=hw.precision, max_steps=max_steps, accumulate_grad_batches=accumulate,
         logger=loggers, callbacks=callbacks, default_root_dir=cfg.paths.output_dir,
-        **OmegaConf.to_container(cfg.trainer),
+        plugins=[AtomicCheckpointIO()], **OmegaConf.to_container(cfg.trainer),
     )
+
+
+def init_checkpoint(cfg: DictConfig, stage_dir: Path) -> Path | None:
+    """The checkpoint a new stage starts from (see `init_from` in conf/config.yaml)."""
+    choice = cfg.init_from
+    if choice is None or str(choice).lower() == "none":
+        return None
+    if str(choice) == "auto":
+        if int(cfg.stage.id) == 1:
+            return None
+        return previous_stage_checkpoint(stage_dir.parent, int(cfg.stage.id), str(cfg.batch.name))
+    return Path(str(choice))
+
+
+def start_from(module: MiniMathModule, path: Path, load_optimizer: bool) -> dict:
+    """Weights (and optionally optimizer moments) of another run; tokens seen carry over. Returns the checkpoint."""
+    ckpt = load_checkpoint(path)
+    load_weights(module.model, model_state(ckpt), str(path))
+    module.tokens_seen = int(ckpt.get("tokens_seen", 0))
+    if load_optimizer:
+        if not ckpt.get("optimizer_states"):
+            raise UserError(f"{path} holds no optimizer state: set init_optimizer=false")
+        module.initial_optimizer_state = ckpt["optimizer_states"][0]
+    return ckpt
 
 
 def run(cfg: DictConfig) -> None:
@@ -126,15 +152,45 @@ def run(cfg: DictConfig) -> None:
     L.seed_everything(int(cfg.seed), workers=True)
     optim = OmegaConf.to_container(cfg.optim, resolve=True)
     module = MiniMathModule(**module_hparams(model_config, optim, tokenizer.state_dict()),
-                            lr_schedule=hydra.utils.instantiate(cfg.scheduler))
-    if cfg.init_from:
-        load_weights(module.model, model_state(load_checkpoint(cfg.init_from)), str(cfg.init_from))
+                            lr_schedule=hydra.utils.instantiate(cfg.scheduler),
+                            max_nonfinite_steps=int(cfg.train.max_nonfinite_steps), stage=int(cfg.stage.id),
+                            tokens_per_step=tokens_per_step, loss_chunk_size=cfg.train.loss_chunk_size)
+    module.flops = flops_per_token(model_config, int(datamodule.seq_len))
+    peak = peak_flops(cfg.hardware.get("peak_tflops"), str(cfg.hardware.precision))
+    module.peak_flops = peak * world_size(cfg.hardware) if peak else None
+    if cfg.train.compile:
+        module.model.compile()  # in place: parameter names (and checkpoints) stay the same
+    stage_dir = Path(cfg.paths.output_dir)
+    ckpt_dir = checkpoint_dir(stage_dir)
+    if (ckpt_dir / FINAL).is_file():
+        rank_zero_info(f"stage {cfg.stage.id} (batch {cfg.batch.name}) already finished: {ckpt_dir / FINAL}; "
+                       f"remove {stage_dir} to train it again")
+        return
+    resume = ckpt_dir / LAST if (ckpt_dir / LAST).is_file() else None
+    if resume is not None:
+        if cfg.resume != "auto":
+            raise UserError(f"{stage_dir} holds an unfinished run: set resume=auto to continue it, or remove it")
+        ckpt = load_checkpoint(resume)  # a truncated or foreign file is an error here, never a silent restart
+        load_weights(module.model, model_state(ckpt), str(resume))
+        origin = f"resuming {resume} at step {ckpt['global_step']}"
+    elif (init := init_checkpoint(cfg, stage_dir)) is not None:
+        ckpt = start_from(module, init, bool(cfg.init_optimizer))
+        previous = int(ckpt.get("tokens_per_step", 0))
+        step = f"; batch {previous:,} -> {tokens_per_step:,} tokens/step" if previous != tokens_per_step else ""
+        origin = f"starting from {init} (stage {ckpt.get('stage', '?')}, {module.tokens_seen:,} tokens seen{step})"
+    else:
+        origin = "starting from scratch"
     trainer = build_trainer(cfg, accumulate, max_steps)
     if trainer.is_global_zero:
+        print(f"stage {cfg.stage.id}: {origin}")
         print(f"model {cfg.model.name}: {count_params(model_config)['non_embedding']:,} non-embedding params, "
               f"vocab {tokenizer.vocab_size} -> {model_config.vocab_size} rows; {tokens_per_step:,} tokens/step = "
               f"{accumulate} x {cfg.hardware.micro_batch} x {datamodule.seq_len} x {world_size(cfg.hardware)}; "
-              f"{max_steps} steps; output {Path(cfg.paths.output_dir)}")
+              f"{max_steps} steps; output {stage_dir}")
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    trainer.fit(module, datamodule=datamodule)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+    if trainer.global_step >= max_steps and not trainer.interrupted:
+        trainer.save_checkpoint(ckpt_dir / LAST)
+        if trainer.is_global_zero:
+            print(f"stage {cfg.stage.id} finished: {mark_final(stage_dir)}")

@@ -6,6 +6,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from conftest import TINY_TRAIN_OVERRIDES, compose_config
+
+NO_STAGE = [o for o in TINY_TRAIN_OVERRIDES if o != "stage=1"]
 from minimath.data.datamodule import DataPositionTracker, MixtureBatches
 from minimath.data.prepare import prepare
 from minimath.lit_module import MiniMathModule, module_hparams
@@ -15,7 +17,7 @@ from minimath.training import build_datamodule, build_model_config, build_tokeni
 @pytest.fixture
 def setup(tmp_path, data_root):
     def make(stage="3", micro_batch=4, num_workers=0):
-        cfg = compose_config(TINY_TRAIN_OVERRIDES + [f"paths.data_root={data_root}", f"stage={stage}",
+        cfg = compose_config(NO_STAGE + [f"paths.data_root={data_root}", f"stage={stage}",
                                                      f"hardware.micro_batch={micro_batch}",
                                                      f"hardware.num_workers={num_workers}"], tmp_path)
         manifest = prepare(cfg.data, log=lambda *_: None)

@@ -1,0 +1,173 @@
+"""Training-step benchmark: our Lightning training path against a plain PyTorch reference, side by side.
+
+    python -m minimath.bench model=nano hardware=cpu
+    python -m minimath.bench model=gpt4l256            # 4 layers × 256, Qwen's 151,936-row vocabulary
+    python -m minimath.bench model=minimath_1p5b hardware=gpu micro_batch=8 seq_len=2048
+
+Both variants train the identical model on the same random batches, each in a fresh subprocess (so each one's
+peak memory is its own): `ours` is `MiniMathModule` under a Lightning Trainer (chunked output-layer loss,
+the hardware preset's precision, fused AdamW on GPU); `reference` is a hand-written loop with naive
+full-logits cross-entropy, fp32 AdamW and clipping. It prints tokens/s, MFU (transformer, output layer and
+both; see `minimath.flops`) and peak memory of each, then the ratios.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import hydra
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+
+from minimath.flops import flops_per_token, mfu, peak_flops
+from minimath.model import ModelConfig, Transformer
+
+MODEL_FIELDS = ("n_layer", "n_head", "n_kv_head", "n_embd", "ffn_hidden", "rope_theta", "norm_eps", "init_std",
+                "init_residual")
+
+
+def model_config(spec: dict) -> ModelConfig:
+    return ModelConfig(vocab_size=spec["vocab_size"], max_seq_len=spec["seq_len"],
+                       **{k: spec["model"][k] for k in MODEL_FIELDS})
+
+
+def batches(spec: dict, device: str) -> list[dict]:
+    g = torch.Generator().manual_seed(0)
+    out = []
+    for _ in range(spec["warmup"] + spec["steps"]):
+        window = torch.randint(0, spec["vocab_size"], (spec["micro_batch"], spec["seq_len"] + 1), generator=g)
+        out.append({"input_ids": window[:, :-1].to(device), "targets": window[:, 1:].to(device)})
+    return out
+
+
+def rss_bytes() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize()
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def run_reference(spec: dict, device: str) -> list[float]:
+    """A plain training step: full logits, naive cross-entropy, AdamW, clipping; fp32 (bf16 autocast on GPU)."""
+    torch.manual_seed(0)
+    model = Transformer(model_config(spec)).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=spec["lr"], betas=(0.9, 0.95), weight_decay=0.1)
+    times = []
+    for batch in batches(spec, device):
+        _sync(device)
+        start = time.perf_counter()
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
+            logits = model(batch["input_ids"])
+        loss = F.cross_entropy(logits.float().flatten(0, 1), batch["targets"].flatten())
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return times[spec["warmup"]:]
+
+
+def run_ours(spec: dict, device: str) -> list[float]:
+    """The training path `train.py` uses: MiniMathModule under a Lightning Trainer."""
+    import lightning as L
+
+    from minimath.lit_module import MiniMathModule, module_hparams
+
+    class StepTimer(L.Callback):
+        def __init__(self):
+            self.times, self._start = [], 0.0
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            _sync(device)
+            self._start = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            _sync(device)
+            self.times.append(time.perf_counter() - self._start)
+
+    torch.manual_seed(0)
+    optim = {"lr": spec["lr"], "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.1, "fused": "auto"}
+    module = MiniMathModule(**module_hparams(model_config(spec), optim, {"name": "qwen"}),
+                            loss_chunk_size=spec["loss_chunk_size"])
+    if spec["compile"]:
+        module.model.compile()  # in place: parameter names (and checkpoints) stay the same
+    timer = StepTimer()
+    trainer = L.Trainer(accelerator="gpu" if device == "cuda" else "cpu", devices=1, precision=spec["precision"],
+                        max_steps=spec["warmup"] + spec["steps"], logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=1.0,
+                        callbacks=[timer])
+    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches(spec, "cpu"), batch_size=None))
+    return timer.times[spec["warmup"]:]
+
+
+def worker(variant: str, spec: dict) -> None:
+    device = "cuda" if spec["accelerator"] == "gpu" else "cpu"
+    before = rss_bytes()
+    times = (run_ours if variant == "ours" else run_reference)(spec, device)
+    if device == "cuda":
+        peak = torch.cuda.max_memory_allocated()
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    times = sorted(times)
+    print(json.dumps({"variant": variant, "median_step_s": times[len(times) // 2], "peak_bytes": peak}))
+
+
+def measure(variant: str, spec: dict) -> dict:
+    result = subprocess.run([sys.executable, "-m", "minimath.bench", "--worker", variant, json.dumps(spec)],
+                            capture_output=True, text=True, timeout=3600)
+    if result.returncode != 0:
+        raise SystemExit(f"error: the {variant} benchmark failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def report(cfg: DictConfig) -> dict:
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    spec = {"model": model, "vocab_size": int(model["vocab_size"] or cfg.vocab_size), "seq_len": int(cfg.seq_len),
+            "micro_batch": int(cfg.micro_batch), "steps": int(cfg.steps), "warmup": int(cfg.warmup),
+            "lr": float(model["lr"]), "loss_chunk_size": cfg.loss_chunk_size, "compile": bool(cfg.compile),
+            "precision": str(cfg.hardware.precision), "accelerator": str(cfg.hardware.accelerator)}
+    tokens = spec["micro_batch"] * spec["seq_len"]
+    flops = flops_per_token(model_config(spec), spec["seq_len"])
+    peak = peak_flops(cfg.hardware.peak_tflops, spec["precision"])
+    print(f"model {model['name']}: {model['n_layer']}L × {model['n_embd']}, vocab {spec['vocab_size']:,}; batch "
+          f"{spec['micro_batch']}×{spec['seq_len']}; {spec['steps']} timed steps after {spec['warmup']}; "
+          f"ours: {spec['precision']}, loss chunk {spec['loss_chunk_size']}, compile {spec['compile']}; "
+          f"FLOPs/token: transformer {flops.transformer:.3g}, output layer {flops.output_layer:.3g}")
+    if peak:
+        print(f"peak: {peak / 1e12:.2f} TFLOP/s ({cfg.hardware.peak_tflops})")
+    results = {}
+    for variant in ("reference", "ours"):
+        r = measure(variant, spec)
+        r["tokens_per_s"] = tokens / r["median_step_s"]
+        line = f"{variant:>9}: {r['tokens_per_s']:>10,.0f} tokens/s  peak memory {r['peak_bytes'] / 2**30:6.2f} GiB"
+        if peak:
+            r.update(mfu(r["tokens_per_s"], flops, peak))
+            line += (f"  MFU {100 * r['mfu']:.1f}% (output layer {100 * r['mfu_output_layer']:.1f}%, "
+                     f"total {100 * r['mfu_total']:.1f}%)")
+        print(line)
+        results[variant] = r
+    speed = results["ours"]["tokens_per_s"] / results["reference"]["tokens_per_s"]
+    memory = results["ours"]["peak_bytes"] / results["reference"]["peak_bytes"]
+    print(f"ours/reference: {speed:.2f}x tokens/s, {memory:.2f}x peak memory")
+    return results
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="bench")
+def main(cfg: DictConfig) -> None:
+    report(cfg)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--worker":
+        worker(sys.argv[2], json.loads(sys.argv[3]))
+    else:
+        main()

@@ -1,0 +1,60 @@
+"""Training FLOPs per token and model FLOPs utilisation (MFU).
+
+Per token, forward + backward (PaLM appendix B): 6·N for the non-embedding weights plus 12·L·H·Q·T for
+attention scores and values (L layers, H heads, Q head size, T sequence length). The tied output layer's
+6·V·d is counted separately: with Qwen's 151,936-row vocabulary it can exceed the whole transformer of a small
+model, and folding it in would make a high MFU look like transformer work.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from minimath.model import ModelConfig, count_params
+
+
+@dataclass
+class FlopsPerToken:
+    transformer: float  # 6·N + 12·L·H·Q·T
+    output_layer: float  # 6·V·d
+
+    @property
+    def total(self) -> float:
+        return self.transformer + self.output_layer
+
+
+def flops_per_token(cfg: ModelConfig, seq_len: int) -> FlopsPerToken:
+    n = count_params(cfg)["non_embedding"]
+    attention = 12 * cfg.n_layer * cfg.n_head * cfg.head_dim * seq_len
+    return FlopsPerToken(transformer=6 * n + attention, output_layer=6 * cfg.vocab_size * cfg.n_embd)
+
+
+def mfu(tokens_per_s: float, flops: FlopsPerToken, peak_flops: float) -> dict[str, float]:
+    """MFU of the transformer alone, of the output layer alone, and of both."""
+    return {"mfu": tokens_per_s * flops.transformer / peak_flops,
+            "mfu_output_layer": tokens_per_s * flops.output_layer / peak_flops,
+            "mfu_total": tokens_per_s * flops.total / peak_flops}
+
+
+def measured_matmul_peak(dtype: torch.dtype = torch.float32, size: int = 2048, seconds: float = 1.0) -> float:
+    """FLOP/s of large square matmuls on this CPU: the reference for MFU where no vendor peak applies."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b  # warm up
+    runs, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        runs += 1
+    return 2 * size**3 * runs / (time.perf_counter() - start)
+
+
+def peak_flops(setting: float | str | None, precision: str) -> float | None:
+    """`hardware.peak_tflops`: a number (vendor dense peak, e.g. 989 for H100/H200 bf16), `measure` (this CPU's
+    matmul rate in the run's precision), or null (no MFU)."""
+    if setting is None:
+        return None
+    if setting == "measure":
+        return measured_matmul_peak(torch.bfloat16 if precision.startswith("bf16") else torch.float32)
+    return float(setting) * 1e12

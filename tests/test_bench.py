@@ -1,0 +1,18 @@
+from hydra import compose, initialize_config_dir
+
+from conftest import CONF_DIR
+from minimath.bench import report
+
+TINY = ["model.n_layer=1", "model.n_embd=32", "model.n_head=2", "model.n_kv_head=2", "model.ffn_hidden=64",
+        "micro_batch=2", "seq_len=16", "steps=2", "warmup=1", "vocab_size=500", "loss_chunk_size=8",
+        "hardware.peak_tflops=1"]
+
+
+def test_benchmark_reports_both_variants_side_by_side(capsys):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="bench", overrides=TINY)
+    results = report(cfg)
+    for variant in ("ours", "reference"):
+        assert results[variant]["tokens_per_s"] > 0 and results[variant]["peak_bytes"] > 0
+        assert 0 < results[variant]["mfu"] and results[variant]["mfu_output_layer"] > 0
+    assert "ours/reference:" in capsys.readouterr().out

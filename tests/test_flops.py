@@ -1,0 +1,27 @@
+import pytest
+
+from minimath.flops import flops_per_token, measured_matmul_peak, mfu, peak_flops
+from minimath.model import ModelConfig
+
+MINIMATH_1P5B = ModelConfig(vocab_size=151_936, n_layer=18, n_head=16, n_kv_head=16, n_embd=2048, ffn_hidden=8192,
+                            max_seq_len=2048)
+
+
+def test_flops_per_token_of_the_report_model():
+    f = flops_per_token(MINIMATH_1P5B, seq_len=2048)
+    assert f.transformer == 6 * 1_208_035_328 + 12 * 18 * 16 * 128 * 2048
+    assert f.output_layer == 6 * 151_936 * 2048
+    assert f.total == f.transformer + f.output_layer
+
+
+def test_mfu_separates_the_output_layer():
+    f = flops_per_token(MINIMATH_1P5B, seq_len=2048)
+    m = mfu(tokens_per_s=1e5, flops=f, peak_flops=989e12)
+    assert m["mfu"] == pytest.approx(1e5 * f.transformer / 989e12)
+    assert m["mfu_total"] == pytest.approx(m["mfu"] + m["mfu_output_layer"])
+
+
+def test_peak_settings():
+    assert peak_flops(None, "32-true") is None
+    assert peak_flops(989, "bf16-mixed") == 989e12
+    assert measured_matmul_peak(size=256, seconds=0.05) > 1e8

@@ -1,0 +1,167 @@
+"""Stage transitions, resume, atomic checkpoints, the NaN guard and multi-process training."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from omegaconf import open_dict
+
+from conftest import REPO, TINY_TRAIN_OVERRIDES, compose_config
+
+NO_STAGE = [o for o in TINY_TRAIN_OVERRIDES if o != "stage=1"]
+from minimath.checkpoint import AtomicCheckpointIO, load_checkpoint
+from minimath.errors import UserError
+from minimath.runs import mark_final, previous_stage_checkpoint
+from minimath.tb import read_scalars as scalars
+from minimath.training import run
+
+
+def stage_config(tmp_path, data_root, stage, batch_tokens, extra=()):
+    cfg = compose_config(NO_STAGE + [f"paths.data_root={data_root}", f"stage={stage}",
+                                                 f"batch.tokens_per_step={batch_tokens}", f"batch.name={batch_tokens}",
+                                                 "callbacks.heldout_eval.n=2", "callbacks.heldout_eval.max_new_tokens=2",
+                                                 *extra], tmp_path)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "run" / f"stage{stage}-bs{batch_tokens}")
+    return cfg
+
+
+def test_two_stages_switch_lr_and_batch_at_the_expected_token_counts(tmp_path, data_root):
+    run(stage_config(tmp_path, data_root, 1, 128, ["train.max_tokens=512", "optim.lr=1e-3"]))
+    run(stage_config(tmp_path, data_root, 2, 256, ["train.max_tokens=512", "optim.lr=5e-4"]))
+    first, second = tmp_path / "run" / "stage1-bs128", tmp_path / "run" / "stage2-bs256"
+    assert list(scalars(first / "tb", "train/lr")) == [128, 256, 384, 512]
+    assert list(scalars(second / "tb", "train/lr")) == [768, 1024]  # tokens seen carried over
+    assert list(scalars(second / "tb", "train/lr").values()) == pytest.approx([5e-4, 5e-4])
+    assert list(scalars(first / "tb", "train/lr").values()) == pytest.approx([1e-3] * 4)
+    assert set(scalars(second / "tb", "train/batch_tokens").values()) == {256.0}
+    assert set(scalars(second / "tb", "train/stage").values()) == {2.0}
+    final = load_checkpoint(second / "checkpoints" / "final.ckpt")
+    assert final["tokens_seen"] == 1024 and final["stage"] == 2 and final["MixtureDataModule"]["stage"] == "2"
+
+
+def test_finished_stage_is_not_retrained_and_unfinished_previous_stage_is_refused(tmp_path, data_root, capsys):
+    cfg = stage_config(tmp_path, data_root, 1, 128)
+    run(cfg)
+    final = tmp_path / "run" / "stage1-bs128" / "checkpoints" / "final.ckpt"
+    mtime = final.stat().st_mtime_ns
+    run(cfg)
+    assert final.stat().st_mtime_ns == mtime
+    final.unlink()  # as if stage 1 had crashed
+    with pytest.raises(UserError, match="no finished stage 1 .*stage1-bs128 did not finish"):
+        previous_stage_checkpoint(tmp_path / "run", 2, "128")
+
+
+def test_previous_stage_prefers_the_same_batch_branch(tmp_path):
+    for name in ("stage2-bs163K", "stage2-bs1.63M"):
+        (tmp_path / name / "checkpoints").mkdir(parents=True)
+        (tmp_path / name / "checkpoints" / "last.ckpt").write_bytes(b"x")
+        mark_final(tmp_path / name)
+    assert previous_stage_checkpoint(tmp_path, 3, "1.63M").parent.parent.name == "stage2-bs1.63M"
+    with pytest.raises(UserError, match="several finished stage-2 runs"):
+        previous_stage_checkpoint(tmp_path, 3, "40K")
+
+
+def test_truncated_last_checkpoint_is_an_error_not_a_fresh_start(tmp_path, data_root):
+    cfg = stage_config(tmp_path, data_root, 1, 128)
+    ckpt_dir = tmp_path / "run" / "stage1-bs128" / "checkpoints"
+    ckpt_dir.mkdir(parents=True)
+    (ckpt_dir / "last.ckpt").write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(UserError, match="truncated or not a MiniMATH checkpoint"):
+        run(cfg)
+
+
+def test_atomic_checkpoint_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    io = AtomicCheckpointIO()
+    target = tmp_path / "last.ckpt"
+    io.save_checkpoint({"state_dict": {}, "step": 1}, target)
+
+    def crash(obj, path, *args, **kwargs):
+        with open(path, "wb") as f:
+            f.write(b"half a checkpoint")
+        raise KeyboardInterrupt  # killed mid-write
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"state_dict": {}, "step": 2}, target)
+    monkeypatch.undo()
+    assert torch.load(target, weights_only=True)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_nan_guard_skips_steps_then_stops(tmp_path, data_root, monkeypatch):
+    import minimath.lit_module as lm
+
+    real = lm.lm_loss
+    calls = {"n": 0}
+
+    def sometimes_nan(*args):
+        calls["n"] += 1
+        total, losses = real(*args)
+        return (total * float("nan"), losses * float("nan")) if calls["n"] in (2, 4, 5, 6) else (total, losses)
+
+    monkeypatch.setattr(lm, "lm_loss", sometimes_nan)
+    cfg = stage_config(tmp_path, data_root, 1, 128, ["train.max_tokens=1280", "train.max_nonfinite_steps=3",
+                                                     "callbacks.checkpoint.every_n_train_steps=1"])
+    with pytest.warns(UserWarning, match="non-finite loss"):
+        with pytest.raises(lm.NonFiniteLossError, match="3 optimizer steps in a row"):
+            run(cfg)
+    ckpt = load_checkpoint(tmp_path / "run" / "stage1-bs128" / "checkpoints" / "last.ckpt")
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
+    losses = scalars(tmp_path / "run" / "stage1-bs128" / "tb", "train/loss")
+    assert list(losses) == [128, 256]  # steps 1 and 3 trained; 2, 4, 5 skipped (6 never ran)
+    assert not (tmp_path / "run" / "stage1-bs128" / "checkpoints" / "final.ckpt").exists()
+
+
+def train_cli(run_dir, data_root, *extra, env=None):
+    args = [sys.executable, "train.py", *TINY_TRAIN_OVERRIDES, f"paths.data_root={data_root}",
+            "trainer.deterministic=true", "callbacks.heldout_eval.every_n_steps=1000", "callbacks.heldout_eval.n=1",
+            f"hydra.run.dir={run_dir}", *extra]
+    return subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+
+
+def test_sigkill_then_rerun_reproduces_the_uninterrupted_losses(tmp_path, data_root):
+    extra = ["train.max_tokens=7680", "callbacks.checkpoint.every_n_train_steps=5"]  # 60 steps
+    reference = train_cli(tmp_path / "ref", data_root, *extra)
+    assert reference.wait(timeout=300) == 0, reference.stderr.read()[-2000:]
+
+    kill_after = random.Random(os.getpid()).choice([10, 15, 20, 25])
+    victim = train_cli(tmp_path / "killed", data_root, *extra)
+    ckpt = tmp_path / "killed" / "checkpoints" / f"step{kill_after:07d}.ckpt"
+    deadline = time.time() + 240
+    while not ckpt.exists() and victim.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert not (tmp_path / "killed" / "checkpoints" / "final.ckpt").exists()
+    rerun = train_cli(tmp_path / "killed", data_root, *extra)
+    out, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err[-2000:]
+    assert "resuming" in out
+    expected = scalars(tmp_path / "ref" / "tb", "train/loss")
+    resumed = scalars(tmp_path / "killed" / "tb", "train/loss")
+    assert len(expected) == 60 and resumed == expected  # bit-identical on CPU
+
+
+def test_two_process_cpu_ddp_sees_different_data_and_the_same_weights(tmp_path, data_root):
+    probe = tmp_path / "probe"
+    proc = train_cli(tmp_path / "ddp", data_root, "hardware.devices=2", "hardware.strategy=ddp",
+                     "batch.tokens_per_step=256", "train.max_tokens=1024",
+                     "+callbacks.probe._target_=helpers.RankProbe", f"+callbacks.probe.out_dir={probe}",
+                     env={"PYTHONPATH": str(REPO / "tests")})
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    ranks = [json.loads((probe / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["world"] == ranks[1]["world"] == 2
+    assert len(ranks[0]["batches"]) == len(ranks[1]["batches"]) == 4  # 4 steps of 2 ranks × 4 × 32 tokens
+    assert not set(ranks[0]["batches"]) & set(ranks[1]["batches"])
+    assert ranks[0]["weights"] == ranks[1]["weights"]
+    final = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "final.ckpt")
+    assert final["tokens_seen"] == 1024 and final["MixtureDataModule"]["position"] == 32
