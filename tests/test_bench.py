@@ -4,8 +4,8 @@ from conftest import CONF_DIR
 from minimath.bench import report
 
 TINY = ["model.n_layer=1", "model.n_embd=32", "model.n_head=2", "model.n_kv_head=2", "model.ffn_hidden=64",
-        "micro_batch=2", "seq_len=16", "steps=2", "warmup=1", "vocab_size=500", "loss_chunk_size=8",
-        "hardware.peak_tflops=1"]
+        "micro_batch=2", "seq_len=16", "steps=2", "warmup=1", "vocab_size=500", "loss_chunk_logits=4000",
+        "hardware.peak_tflops=1", "repeats=1"]
 
 
 def test_benchmark_reports_both_variants_side_by_side(capsys):

@@ -30,17 +30,18 @@ class MiniMathModule(L.LightningModule):
 
     def __init__(self, model: dict, optim: dict, tokenizer: dict, lr_schedule: Callable[[int], float] | None = None,
                  max_nonfinite_steps: int = 5, stage: int = 0, tokens_per_step: int = 0,
-                 loss_chunk_size: int | None = None):
+                 loss_chunk_logits: int | None = None):
         super().__init__()
         # The run logs its whole composed config to the loggers itself; this only fills checkpoints.
         self.save_hyperparameters(ignore=["lr_schedule", "max_nonfinite_steps", "stage", "tokens_per_step",
-                                          "loss_chunk_size"], logger=False)
+                                          "loss_chunk_logits"], logger=False)
         self.model_config = ModelConfig(**model)
         self.model = Transformer(self.model_config)
         self.lr_schedule = lr_schedule or Constant()
         self.max_nonfinite_steps = max_nonfinite_steps
         self.stage, self.tokens_per_step = stage, tokens_per_step
-        self.loss_chunk_size = loss_chunk_size  # positions per chunk of the memory-lean loss; None: plain
+        # Memory-lean loss: positions per chunk so that one chunk holds at most this many fp32 logits; None: plain.
+        self.loss_chunk_size = max(1, loss_chunk_logits // self.model_config.vocab_size) if loss_chunk_logits else None
         # For MFU logging (set by the training run): FLOPs per token, and the peak FLOP/s of all devices together.
         self.flops: FlopsPerToken | None = None
         self.peak_flops: float | None = None

@@ -154,7 +154,7 @@ def run(cfg: DictConfig) -> None:
     module = MiniMathModule(**module_hparams(model_config, optim, tokenizer.state_dict()),
                             lr_schedule=hydra.utils.instantiate(cfg.scheduler),
                             max_nonfinite_steps=int(cfg.train.max_nonfinite_steps), stage=int(cfg.stage.id),
-                            tokens_per_step=tokens_per_step, loss_chunk_size=cfg.train.loss_chunk_size)
+                            tokens_per_step=tokens_per_step, loss_chunk_logits=cfg.train.loss_chunk_logits)
     module.flops = flops_per_token(model_config, int(datamodule.seq_len))
     peak = peak_flops(cfg.hardware.get("peak_tflops"), str(cfg.hardware.precision))
     module.peak_flops = peak * world_size(cfg.hardware) if peak else None
