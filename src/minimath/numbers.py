@@ -57,14 +57,6 @@ def format_number(value: Fraction, max_decimals: int = 6) -> str:
     return f"{value.numerator}/{value.denominator}"
 
 
-def numbers_match(a: Fraction, b: Fraction, rel_tol: float = 1e-4) -> bool:
-    """Equal, or equal up to a relative tolerance (answers such as 33.33 for 100/3 are rounded)."""
-    if a == b:
-        return True
-    scale = max(abs(a), abs(b))
-    return abs(a - b) <= Fraction(rel_tol) * scale
-
-
 def agrees_with_answer(value: Fraction, answer: str) -> bool:
     """`value` equals the answer string, allowing for the answer being rounded to its written decimals
     (Math23k gives 26.67 for 80/3)."""

@@ -18,7 +18,6 @@ from minimath.errors import UserError
 from minimath.jsonio import JsonRecordError, json_records
 
 LETTERS = ("A", "B", "C", "D")
-KINDS = ("numeric", "math", "choice")
 
 
 @dataclass
