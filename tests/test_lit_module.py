@@ -149,3 +149,21 @@ def test_per_source_loss_is_logged_for_each_source(tiny_model_config):
     metrics = logger.records[0][1]
     assert metrics["train_source/alpha"] == pytest.approx(rows[0].item(), rel=1e-5)
     assert metrics["train_source/beta"] == pytest.approx(rows[1:].mean().item(), rel=1e-5)
+
+
+def test_grad_norm_is_global_when_gradients_are_sharded():
+    from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy
+
+    from minimath.lit_module import global_grad_norm, grads_are_sharded
+
+    assert grads_are_sharded(FSDPStrategy()) and not grads_are_sharded(DDPStrategy())
+    params = [torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(1))]
+    params[0].grad, params[1].grad = torch.tensor([3.0, 0.0]), torch.tensor([4.0])
+
+    class TwoShards(FSDPStrategy):  # this rank holds params[0]; the other rank's shard has squared norm 16
+        def reduce(self, tensor, group=None, reduce_op="mean"):
+            assert reduce_op == "sum"
+            return tensor + 16.0
+
+    assert global_grad_norm(params[:1], TwoShards()).item() == 5.0
+    assert global_grad_norm(params, DDPStrategy()).item() == 5.0  # a replica already holds every gradient

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minimath.loss import IGNORE_INDEX, lm_loss, next_token_loss
+from minimath.loss import IGNORE_INDEX, chunk_positions, lm_loss, matmul_dtype, next_token_loss
 
 
 def test_loss_is_mean_over_valid_tokens_only():
@@ -73,3 +73,32 @@ def test_bf16_chunked_loss_runs_on_cpu():
     total, losses = lm_loss(hidden, weight, torch.randint(0, 50, (2, 6)), chunk_size=4)
     total.backward()
     assert losses.dtype == torch.float32 and hidden.grad.dtype == torch.bfloat16 and torch.isfinite(total)
+
+
+def test_chunked_loss_under_bf16_autocast_matches_fp32_autograd():
+    """bf16 matmuls and logits, fp32 statistics: the loss and both gradients stay within bf16 rounding."""
+    torch.manual_seed(0)
+    hidden = torch.randn(2, 9, 32, requires_grad=True)
+    weight = (torch.randn(300, 32) * 0.3).requires_grad_()
+    targets = torch.randint(0, 300, (2, 9))
+    targets[1, 6:] = IGNORE_INDEX
+    plain, plain_losses = lm_loss(hidden, weight, targets)
+    grads_plain = torch.autograd.grad(plain, (hidden, weight))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert matmul_dtype(hidden, weight) == torch.bfloat16
+        total, losses = lm_loss(hidden, weight, targets, chunk_size=4)
+    grads = torch.autograd.grad(total, (hidden, weight))
+    assert total.dtype == losses.dtype == torch.float32
+    assert [g.dtype for g in grads] == [torch.float32, torch.float32]  # fp32 master weights get fp32 gradients
+    torch.testing.assert_close(total, plain, rtol=1e-2, atol=0.0)
+    torch.testing.assert_close(losses, plain_losses, rtol=0.0, atol=0.05)
+    assert (losses[1, 6:] == 0).all()
+    for got, want in zip(grads, grads_plain):
+        assert ((got - want).norm() / want.norm()).item() < 2e-2
+
+
+def test_chunk_positions_follow_the_byte_budget_and_dtype():
+    assert chunk_positions(2**27, 151_936, torch.float32) == 220
+    assert chunk_positions(2**27, 151_936, torch.bfloat16) == 441
+    assert chunk_positions(10, 151_936, torch.float32) == 1
+    assert matmul_dtype(torch.zeros(1), torch.zeros(1)) == torch.float32

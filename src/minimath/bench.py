@@ -1,14 +1,16 @@
 """Training-step benchmark: our Lightning training path against a plain PyTorch reference, side by side.
 
     python -m minimath.bench model=nano hardware=cpu
-    python -m minimath.bench model=gpt4l256            # 4 layers × 256, Qwen's 151,936-row vocabulary
+    python -m minimath.bench model=gpt4l256 hardware=cpu_bf16   # 4 layers × 256, Qwen's 151,936-row vocabulary
     python -m minimath.bench model=minimath_1p5b hardware=gpu micro_batch=8 seq_len=2048
 
 Both variants train the identical model on the same random batches, each in a fresh subprocess (so each one's
-peak memory is its own), alternating `repeats` times (medians are reported: these machines are noisy): `ours` is `MiniMathModule` under a Lightning Trainer (chunked output-layer loss,
-the hardware preset's precision, fused AdamW on GPU); `reference` is a hand-written loop with naive
-full-logits cross-entropy, fp32 AdamW and clipping. It prints tokens/s, MFU (transformer, output layer and
-both; see `minimath.flops`) and peak memory of each, then the ratios.
+peak memory is its own), alternating `repeats` times (medians are reported: these machines are noisy). `ours`
+is `MiniMathModule` under a Lightning Trainer (chunked output-layer loss, the hardware preset's precision, fused
+AdamW); `reference` is a hand-written loop with naive full-logits cross-entropy, AdamW and clipping, in fp32 on
+CPU and under bf16 autocast on GPU (`reference_precision=bf16-mixed` gives a same-precision comparison on CPU).
+It prints tokens/s, MFU (transformer, output layer and both; see `minimath.flops`) and peak memory of each,
+then the ratios.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from minimath.flops import flops_per_token, mfu, peak_flops
+from minimath.hardware import resolve_precision
 from minimath.model import ModelConfig, Transformer
 
 MODEL_FIELDS = ("n_layer", "n_head", "n_kv_head", "n_embd", "ffn_hidden", "rope_theta", "norm_eps", "init_std",
@@ -56,8 +59,17 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def reference_precision(setting: str, accelerator: str) -> str:
+    """`auto`: the plain step as people write it — bf16 autocast on GPU, fp32 on CPU; else 32-true|bf16-mixed."""
+    if setting == "auto":
+        return "bf16-mixed" if accelerator == "gpu" else "32-true"
+    if setting not in ("32-true", "bf16-mixed"):
+        raise SystemExit(f"error: reference_precision={setting!r}: auto, 32-true or bf16-mixed")
+    return setting
+
+
 def run_reference(spec: dict, device: str) -> list[float]:
-    """A plain training step: full logits, naive cross-entropy, AdamW, clipping; fp32 (bf16 autocast on GPU)."""
+    """A plain training step: full logits, naive cross-entropy, AdamW, clipping; fp32 or bf16 autocast."""
     torch.manual_seed(0)
     model = Transformer(model_config(spec)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec["lr"], betas=(0.9, 0.95), weight_decay=0.1)
@@ -65,7 +77,7 @@ def run_reference(spec: dict, device: str) -> list[float]:
     for batch in batches(spec, device):
         _sync(device)
         start = time.perf_counter()
-        with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=spec["reference_precision"] == "bf16-mixed"):
             logits = model(batch["input_ids"])
         loss = F.cross_entropy(logits.float().flatten(0, 1), batch["targets"].flatten())
         loss.backward()
@@ -98,7 +110,7 @@ def run_ours(spec: dict, device: str) -> list[float]:
     torch.manual_seed(0)
     optim = {"lr": spec["lr"], "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.1, "fused": "auto"}
     module = MiniMathModule(**module_hparams(model_config(spec), optim, {"name": "qwen"}),
-                            loss_chunk_logits=spec["loss_chunk_logits"])
+                            loss_chunk_bytes=spec["loss_chunk_bytes"])
     if spec["compile"]:
         module.model.compile()  # in place: parameter names (and checkpoints) stay the same
     timer = StepTimer()
@@ -136,14 +148,17 @@ def report(cfg: DictConfig) -> dict:
     model = OmegaConf.to_container(cfg.model, resolve=True)
     spec = {"model": model, "vocab_size": int(model["vocab_size"] or cfg.vocab_size), "seq_len": int(cfg.seq_len),
             "micro_batch": int(cfg.micro_batch), "steps": int(cfg.steps), "warmup": int(cfg.warmup),
-            "lr": float(model["lr"]), "loss_chunk_logits": cfg.loss_chunk_logits, "compile": bool(cfg.compile),
-            "precision": str(cfg.hardware.precision), "accelerator": str(cfg.hardware.accelerator)}
+            "lr": float(model["lr"]), "loss_chunk_bytes": cfg.loss_chunk_bytes, "compile": bool(cfg.compile),
+            "precision": resolve_precision(str(cfg.hardware.precision), str(cfg.hardware.accelerator)),
+            "accelerator": str(cfg.hardware.accelerator),
+            "reference_precision": reference_precision(str(cfg.reference_precision), str(cfg.hardware.accelerator))}
     tokens = spec["micro_batch"] * spec["seq_len"]
     flops = flops_per_token(model_config(spec), spec["seq_len"])
     peak = peak_flops(cfg.hardware.peak_tflops, spec["precision"])
     print(f"model {model['name']}: {model['n_layer']}L × {model['n_embd']}, vocab {spec['vocab_size']:,}; batch "
           f"{spec['micro_batch']}×{spec['seq_len']}; {spec['steps']} timed steps after {spec['warmup']}; "
-          f"ours: {spec['precision']}, loss chunks of {spec['loss_chunk_logits']} logits, compile {spec['compile']}; "
+          f"ours: {spec['precision']}, loss chunks of {spec['loss_chunk_bytes']} bytes of logits, compile {spec['compile']}; "
+          f"reference: {spec['reference_precision']}, full logits; "
           f"FLOPs/token: transformer {flops.transformer:.3g}, output layer {flops.output_layer:.3g}")
     if peak:
         print(f"peak: {peak / 1e12:.2f} TFLOP/s ({cfg.hardware.peak_tflops})")

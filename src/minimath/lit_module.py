@@ -8,13 +8,28 @@ from typing import Callable
 
 import lightning as L
 import torch
+from lightning.pytorch.strategies import FSDPStrategy, ModelParallelStrategy
 from lightning.pytorch.utilities import rank_zero_warn
 
 from minimath.errors import UserError
 from minimath.flops import FlopsPerToken, mfu
-from minimath.loss import IGNORE_INDEX, lm_loss
+from minimath.loss import IGNORE_INDEX, chunk_positions, lm_loss, matmul_dtype
 from minimath.model import ModelConfig, Transformer
 from minimath.schedules import Constant
+
+
+def grads_are_sharded(strategy: object) -> bool:
+    """Whether each rank holds only its shard of the gradients (FSDP, model-parallel), not a full replica."""
+    return isinstance(strategy, (FSDPStrategy, ModelParallelStrategy))
+
+
+def global_grad_norm(parameters, strategy) -> torch.Tensor:
+    """L2 norm of all gradients of the model: under sharding, the square roots of the ranks' summed squares
+    (each rank's own norm is of its shard only); replicas (single device, DDP) already hold the whole."""
+    local = torch.nn.utils.get_total_norm([p.grad for p in parameters if p.grad is not None])
+    if not grads_are_sharded(strategy):
+        return local
+    return strategy.reduce(local.double().square(), reduce_op="sum").sqrt()
 
 
 class NonFiniteLossError(UserError):
@@ -30,18 +45,18 @@ class MiniMathModule(L.LightningModule):
 
     def __init__(self, model: dict, optim: dict, tokenizer: dict, lr_schedule: Callable[[int], float] | None = None,
                  max_nonfinite_steps: int = 5, stage: int = 0, tokens_per_step: int = 0,
-                 loss_chunk_logits: int | None = None):
+                 loss_chunk_bytes: int | None = None):
         super().__init__()
         # The run logs its whole composed config to the loggers itself; this only fills checkpoints.
         self.save_hyperparameters(ignore=["lr_schedule", "max_nonfinite_steps", "stage", "tokens_per_step",
-                                          "loss_chunk_logits"], logger=False)
+                                          "loss_chunk_bytes"], logger=False)
         self.model_config = ModelConfig(**model)
         self.model = Transformer(self.model_config)
         self.lr_schedule = lr_schedule or Constant()
         self.max_nonfinite_steps = max_nonfinite_steps
         self.stage, self.tokens_per_step = stage, tokens_per_step
-        # Memory-lean loss: positions per chunk so that one chunk holds at most this many fp32 logits; None: plain.
-        self.loss_chunk_size = max(1, loss_chunk_logits // self.model_config.vocab_size) if loss_chunk_logits else None
+        # Memory-lean loss: one chunk's block of logits takes at most this many bytes; None: plain cross-entropy.
+        self.loss_chunk_bytes = loss_chunk_bytes
         # For MFU logging (set by the training run): FLOPs per token, and the peak FLOP/s of all devices together.
         self.flops: FlopsPerToken | None = None
         self.peak_flops: float | None = None
@@ -72,7 +87,10 @@ class MiniMathModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         hidden = self.model.hidden_states(batch["input_ids"])
-        total, losses = lm_loss(hidden, self.model.output_weight, batch["targets"], self.loss_chunk_size)
+        weight = self.model.output_weight
+        chunk = None if self.loss_chunk_bytes is None else \
+            chunk_positions(self.loss_chunk_bytes, weight.shape[0], matmul_dtype(hidden, weight))
+        total, losses = lm_loss(hidden, weight, batch["targets"], chunk)
         valid = batch["targets"] != IGNORE_INDEX
         n_valid = int(valid.sum())
         loss = total / max(n_valid, 1)
@@ -120,7 +138,7 @@ class MiniMathModule(L.LightningModule):
         """Runs once per optimizer step, after the last micro-batch's backward and before clipping."""
         if self._skip_nonfinite_step():
             return
-        grad_norm = torch.nn.utils.get_total_norm([p.grad for p in self.parameters() if p.grad is not None])
+        grad_norm = global_grad_norm(self.parameters(), self.trainer.strategy)
         device = self._loss_sum.device
         counts = torch.tensor([self._valid_tokens, self._input_tokens], dtype=torch.float64, device=device)
         stats = torch.cat([self._loss_sum.view(1), counts, self._source_loss.to(device),

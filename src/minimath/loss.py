@@ -26,32 +26,52 @@ def token_losses(hidden: torch.Tensor, output_weight: torch.Tensor, targets: tor
     return losses.view_as(targets)
 
 
+def _softmax_cross_entropy_(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row losses (fp32) and d(sum of losses)/d(logits), computed in the logits' own memory.
+
+    softmax − one_hot(target) on valid rows, 0 on ignored ones. Four passes over the block: max, exp(x − max),
+    row sums, scale; no (rows × vocab) temporaries.
+    """
+    valid = targets != IGNORE_INDEX
+    safe_t = torch.where(valid, targets, 0)
+    row_max = logits.amax(dim=-1, keepdim=True)
+    target_logit = logits.gather(1, safe_t[:, None]).squeeze(1).float()
+    probs = logits.sub_(row_max).exp_()
+    sums = probs.sum(dim=-1).float()  # accumulated in fp32 inside the kernel (a dtype= argument is 10x slower)
+    losses = torch.where(valid, row_max.squeeze(1).float() + sums.log() - target_logit, 0.0)
+    probs.mul_((valid / sums).to(probs.dtype)[:, None])
+    probs[torch.arange(len(targets), device=targets.device), safe_t] -= valid.to(probs.dtype)
+    return losses, probs
+
+
 class ChunkedLinearCrossEntropy(torch.autograd.Function):
-    """Sum of cross-entropies of `hidden @ weight.T` against `targets`, and the per-position losses (no grad)."""
+    """Sum of cross-entropies of `hidden @ weight.T` against `targets`, and the per-position losses (no grad).
+
+    `dtype` is the dtype of the matmuls and of the logits block (bf16 under autocast: AMX/tensor cores); the
+    softmax statistics and the loss are accumulated in fp32 and the weight's gradient is summed in fp32.
+    """
 
     @staticmethod
-    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk: int):
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk: int,
+                dtype: torch.dtype):
         n = hidden.shape[0]
         losses = torch.zeros(n, dtype=torch.float32, device=hidden.device)
         grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
         grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) \
             if ctx.needs_input_grad[1] else None
-        for start in range(0, n, chunk):
-            h, t = hidden[start:start + chunk], targets[start:start + chunk]
-            logits = (h @ weight.T).float()
-            valid = t != IGNORE_INDEX
-            safe_t = torch.where(valid, t, 0)
-            lse = torch.logsumexp(logits, dim=-1)
-            target_logit = logits.gather(1, safe_t[:, None]).squeeze(1)
-            losses[start:start + chunk] = torch.where(valid, lse - target_logit, 0.0)
-            # d(sum of losses)/d(logits) = softmax − one_hot(target) on valid rows; reuse the logits' memory.
-            probs = logits.sub_(lse[:, None]).exp_()
-            probs[torch.arange(len(t), device=t.device), safe_t] -= 1.0
-            probs.mul_(valid[:, None])
-            if grad_hidden is not None:
-                grad_hidden[start:start + chunk] = (probs.to(weight.dtype) @ weight).to(hidden.dtype)
-            if grad_weight is not None:
-                grad_weight.addmm_(probs.T, h.float())
+        with torch.autocast(hidden.device.type, enabled=False):
+            w, x = weight.to(dtype), hidden.to(dtype)
+            for start in range(0, n, chunk):
+                h, t = x[start:start + chunk], targets[start:start + chunk]
+                losses[start:start + chunk], grad_logits = _softmax_cross_entropy_(h @ w.T, t)
+                if grad_hidden is not None:
+                    grad_hidden[start:start + chunk] = grad_logits @ w
+                if grad_weight is None:
+                    continue
+                if dtype == torch.float32:
+                    grad_weight.addmm_(grad_logits.T, h)
+                else:  # CPUs have no mixed-dtype addmm: a low-precision block product, summed in fp32
+                    grad_weight.add_(grad_logits.T @ h)
         ctx.save_for_backward(grad_hidden, grad_weight)
         ctx.weight_dtype = weight.dtype
         ctx.mark_non_differentiable(losses)
@@ -62,7 +82,20 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
         grad_hidden, grad_weight = ctx.saved_tensors
         gh = grad_hidden * grad_sum.to(grad_hidden.dtype) if grad_hidden is not None else None
         gw = (grad_weight * grad_sum).to(ctx.weight_dtype) if grad_weight is not None else None
-        return gh, gw, None, None
+        return gh, gw, None, None, None
+
+
+def matmul_dtype(hidden: torch.Tensor, weight: torch.Tensor) -> torch.dtype:
+    """The dtype autocast would give `hidden @ weight.T` here: its low-precision dtype when it is on."""
+    device = hidden.device.type
+    if torch.is_autocast_enabled(device):
+        return torch.get_autocast_dtype(device)
+    return torch.promote_types(hidden.dtype, weight.dtype)
+
+
+def chunk_positions(budget_bytes: int, vocab_size: int, dtype: torch.dtype) -> int:
+    """Positions per chunk so that one chunk's block of logits takes at most `budget_bytes`."""
+    return max(1, budget_bytes // (vocab_size * dtype.itemsize))
 
 
 def lm_loss(hidden: torch.Tensor, output_weight: torch.Tensor, targets: torch.Tensor,
@@ -75,7 +108,7 @@ def lm_loss(hidden: torch.Tensor, output_weight: torch.Tensor, targets: torch.Te
         losses = token_losses(hidden, output_weight, targets)
         return losses.sum(), losses.detach()
     total, losses = ChunkedLinearCrossEntropy.apply(hidden.flatten(0, 1), output_weight, targets.flatten(),
-                                                    int(chunk_size))
+                                                    int(chunk_size), matmul_dtype(hidden, output_weight))
     return total, losses.view_as(targets)
 
 

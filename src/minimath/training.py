@@ -17,6 +17,7 @@ from minimath.data.datamodule import MixtureDataModule, StagePlan
 from minimath.data.prepare import prepare
 from minimath.errors import UserError
 from minimath.flops import flops_per_token, peak_flops
+from minimath.hardware import resolve_precision
 from minimath.lit_module import MiniMathModule, module_hparams
 from minimath.model import ModelConfig, Transformer, count_params
 from minimath.runs import FINAL, LAST, checkpoint_dir, mark_final, previous_stage_checkpoint
@@ -103,7 +104,7 @@ def build_trainer(cfg: DictConfig, accumulate: int, max_steps: int) -> L.Trainer
     hw = cfg.hardware
     return L.Trainer(
         accelerator=hw.accelerator, devices=hw.devices, num_nodes=hw.num_nodes, strategy=hw.strategy,
-        precision=hw.precision, max_steps=max_steps, accumulate_grad_batches=accumulate,
+        precision=resolve_precision(str(hw.precision), str(hw.accelerator)), max_steps=max_steps, accumulate_grad_batches=accumulate,
         logger=loggers, callbacks=callbacks, default_root_dir=cfg.paths.output_dir,
         plugins=[AtomicCheckpointIO()], **OmegaConf.to_container(cfg.trainer),
     )
@@ -154,9 +155,10 @@ def run(cfg: DictConfig) -> None:
     module = MiniMathModule(**module_hparams(model_config, optim, tokenizer.state_dict()),
                             lr_schedule=hydra.utils.instantiate(cfg.scheduler),
                             max_nonfinite_steps=int(cfg.train.max_nonfinite_steps), stage=int(cfg.stage.id),
-                            tokens_per_step=tokens_per_step, loss_chunk_logits=cfg.train.loss_chunk_logits)
+                            tokens_per_step=tokens_per_step, loss_chunk_bytes=cfg.train.loss_chunk_bytes)
     module.flops = flops_per_token(model_config, int(datamodule.seq_len))
-    peak = peak_flops(cfg.hardware.get("peak_tflops"), str(cfg.hardware.precision))
+    peak = peak_flops(cfg.hardware.get("peak_tflops"),
+                      resolve_precision(str(cfg.hardware.precision), str(cfg.hardware.accelerator)))
     module.peak_flops = peak * world_size(cfg.hardware) if peak else None
     if cfg.train.compile:
         module.model.compile()  # in place: parameter names (and checkpoints) stay the same

@@ -74,7 +74,15 @@ def test_missing_file_without_hub(tmp_path):
 def test_heldout_sets_are_deterministic_and_in_the_heldout_split(name):
     a, b = heldout_task(name, 50), heldout_task(name, 50)
     assert [(d.question, d.gold) for d in a.docs] == [(d.question, d.gold) for d in b.docs]
-    assert len({d.question for d in a.docs}) > 40
+    assert len({d.question for d in a.docs}) == len(a.docs) == 50  # distinct items: none weighs twice
+
+
+def test_heldout_set_larger_than_its_space_is_a_clear_error(monkeypatch):
+    from minimath.data.synth.arithmetic import ArithmeticSource
+
+    monkeypatch.setattr(ArithmeticSource, "problem", lambda self, rng: ("1 + 1", 2, [], "integer"))
+    with pytest.raises(UserError, match="only 1 distinct items"):
+        heldout_task("arithmetic", 3)
 
 
 def test_training_generators_never_produce_heldout_problems():

@@ -9,7 +9,7 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from minimath.data.synth.arithmetic import ArithmeticSource
 from minimath.data.synth.equations import LinearEquationSource
@@ -204,23 +204,36 @@ def load_public_task(name: str, fmt: str, path: str | None = None, hub: str | No
 def heldout_task(name: str, n: int, seed: int = 0) -> Task:
     """Held-out synthetic sets for the embedded default, disjoint from training data (generator `split`)."""
     rng = random.Random(f"heldout-{name}-{seed}")
-    docs = []
     if name == "arithmetic":
         source = ArithmeticSource(max_digits=2, kinds=("integer",), split="heldout")  # 2-digit + − × ÷
-        for _ in range(n):
+
+        def draw(_: int) -> Doc:
             question, answer, _, kind = source.problem(rng)
-            docs.append(Doc(f"{question} =", source.answer_text(answer, kind)))
-        return Task(name, "numeric", docs, prompt_style="line")
+            return Doc(f"{question} =", source.answer_text(answer, kind))
+        return Task(name, "numeric", _distinct(name, n, draw), prompt_style="line")
     if name == "equations":
-        source = LinearEquationSource(forms=("ax+b=c", "a(x+b)=c", "ax+b=cx+d"), split="heldout")
-        for _ in range(n):
-            solved = source.problem(rng, rng.choice(source.languages))
-            docs.append(Doc(solved.question, str(solved.answer["x"])))
-        return Task(name, "numeric", docs, prompt_style="equation")
+        equations = LinearEquationSource(forms=("ax+b=c", "a(x+b)=c", "ax+b=cx+d"), split="heldout")
+
+        def draw(_: int) -> Doc:
+            solved = equations.problem(rng, rng.choice(equations.languages))
+            return Doc(solved.question, str(solved.answer["x"]))
+        return Task(name, "numeric", _distinct(name, n, draw), prompt_style="equation")
     if name == "word_problems":
-        source = WordProblemSource(split="heldout")
-        for i in range(n):
-            record = source.record(rng, i)
-            docs.append(Doc(record["original_text"], record["ans"]))
-        return Task(name, "numeric", docs, prompt_style="math23k")
+        problems = WordProblemSource(split="heldout")
+
+        def draw(i: int) -> Doc:
+            record = problems.record(rng, i)
+            return Doc(record["original_text"], record["ans"])
+        return Task(name, "numeric", _distinct(name, n, draw), prompt_style="math23k")
     raise UserError(f"unknown held-out task {name!r}: arithmetic, equations or word_problems")
+
+
+def _distinct(name: str, n: int, draw: Callable[[int], Doc]) -> list[Doc]:
+    """`n` held-out items with distinct questions (a repeated item would weigh twice in the accuracy)."""
+    docs: dict[str, Doc] = {}
+    for attempt in range(50 * n):
+        doc = draw(attempt)
+        docs.setdefault(doc.question, doc)
+        if len(docs) == n:
+            return list(docs.values())
+    raise UserError(f"held-out {name}: only {len(docs)} distinct items in {50 * n} draws; ask for fewer than {n}")
