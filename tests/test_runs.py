@@ -101,9 +101,9 @@ def test_nan_guard_skips_steps_then_stops(tmp_path, data_root, monkeypatch):
     real = lm.lm_loss
     calls = {"n": 0}
 
-    def sometimes_nan(*args):
+    def sometimes_nan(*args, **kwargs):
         calls["n"] += 1
-        total, losses = real(*args)
+        total, losses = real(*args, **kwargs)
         return (total * float("nan"), losses * float("nan")) if calls["n"] in (2, 4, 5, 6) else (total, losses)
 
     monkeypatch.setattr(lm, "lm_loss", sometimes_nan)

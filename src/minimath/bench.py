@@ -157,7 +157,8 @@ def report(cfg: DictConfig) -> dict:
     peak = peak_flops(cfg.hardware.peak_tflops, spec["precision"])
     print(f"model {model['name']}: {model['n_layer']}L × {model['n_embd']}, vocab {spec['vocab_size']:,}; batch "
           f"{spec['micro_batch']}×{spec['seq_len']}; {spec['steps']} timed steps after {spec['warmup']}; "
-          f"ours: {spec['precision']}, loss chunks of {spec['loss_chunk_bytes']} bytes of logits, compile {spec['compile']}; "
+          f"ours: {spec['precision']}, loss chunks of {spec['loss_chunk_bytes']} bytes of logits, "
+          f"compile {spec['compile']}; "
           f"reference: {spec['reference_precision']}, full logits; "
           f"FLOPs/token: transformer {flops.transformer:.3g}, output layer {flops.output_layer:.3g}")
     if peak:

@@ -13,7 +13,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from minimath.errors import UserError
 from minimath.flops import FlopsPerToken, mfu
-from minimath.loss import IGNORE_INDEX, chunk_positions, lm_loss, matmul_dtype
+from minimath.loss import IGNORE_INDEX, lm_loss
 from minimath.model import ModelConfig, Transformer
 from minimath.schedules import Constant
 
@@ -87,10 +87,7 @@ class MiniMathModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         hidden = self.model.hidden_states(batch["input_ids"])
-        weight = self.model.output_weight
-        chunk = None if self.loss_chunk_bytes is None else \
-            chunk_positions(self.loss_chunk_bytes, weight.shape[0], matmul_dtype(hidden, weight))
-        total, losses = lm_loss(hidden, weight, batch["targets"], chunk)
+        total, losses = lm_loss(hidden, self.model.output_weight, batch["targets"], chunk_bytes=self.loss_chunk_bytes)
         valid = batch["targets"] != IGNORE_INDEX
         n_valid = int(valid.sum())
         loss = total / max(n_valid, 1)

@@ -99,16 +99,20 @@ def chunk_positions(budget_bytes: int, vocab_size: int, dtype: torch.dtype) -> i
 
 
 def lm_loss(hidden: torch.Tensor, output_weight: torch.Tensor, targets: torch.Tensor,
-            chunk_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+            chunk_size: int | None = None, chunk_bytes: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(sum of the losses of valid positions, with gradient; per-position losses (batch, seq), detached).
 
-    `chunk_size` positions at a time through `ChunkedLinearCrossEntropy`; None: the plain path.
+    Through `ChunkedLinearCrossEntropy`, `chunk_size` positions at a time, or as many as keep one chunk's logits
+    within `chunk_bytes` in the matmul dtype; neither: the plain path.
     """
-    if chunk_size is None:
+    if chunk_size is None and chunk_bytes is None:
         losses = token_losses(hidden, output_weight, targets)
         return losses.sum(), losses.detach()
+    dtype = matmul_dtype(hidden, output_weight)
+    if chunk_size is None:
+        chunk_size = chunk_positions(chunk_bytes, output_weight.shape[0], dtype)
     total, losses = ChunkedLinearCrossEntropy.apply(hidden.flatten(0, 1), output_weight, targets.flatten(),
-                                                    int(chunk_size), matmul_dtype(hidden, output_weight))
+                                                    int(chunk_size), dtype)
     return total, losses.view_as(targets)
 
 

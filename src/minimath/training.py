@@ -98,13 +98,13 @@ def report_params(model_config: ModelConfig) -> dict[str, int]:
     return expected
 
 
-def build_trainer(cfg: DictConfig, accumulate: int, max_steps: int) -> L.Trainer:
+def build_trainer(cfg: DictConfig, precision: str, accumulate: int, max_steps: int) -> L.Trainer:
     loggers = [hydra.utils.instantiate(cfg.logger)]
     callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values()]
     hw = cfg.hardware
     return L.Trainer(
         accelerator=hw.accelerator, devices=hw.devices, num_nodes=hw.num_nodes, strategy=hw.strategy,
-        precision=resolve_precision(str(hw.precision), str(hw.accelerator)), max_steps=max_steps, accumulate_grad_batches=accumulate,
+        precision=precision, max_steps=max_steps, accumulate_grad_batches=accumulate,
         logger=loggers, callbacks=callbacks, default_root_dir=cfg.paths.output_dir,
         plugins=[AtomicCheckpointIO()], **OmegaConf.to_container(cfg.trainer),
     )
@@ -157,8 +157,8 @@ def run(cfg: DictConfig) -> None:
                             max_nonfinite_steps=int(cfg.train.max_nonfinite_steps), stage=int(cfg.stage.id),
                             tokens_per_step=tokens_per_step, loss_chunk_bytes=cfg.train.loss_chunk_bytes)
     module.flops = flops_per_token(model_config, int(datamodule.seq_len))
-    peak = peak_flops(cfg.hardware.get("peak_tflops"),
-                      resolve_precision(str(cfg.hardware.precision), str(cfg.hardware.accelerator)))
+    precision = resolve_precision(str(cfg.hardware.precision), str(cfg.hardware.accelerator))
+    peak = peak_flops(cfg.hardware.get("peak_tflops"), precision)
     module.peak_flops = peak * world_size(cfg.hardware) if peak else None
     if cfg.train.compile:
         module.model.compile()  # in place: parameter names (and checkpoints) stay the same
@@ -182,7 +182,7 @@ def run(cfg: DictConfig) -> None:
         origin = f"starting from {init} (stage {ckpt.get('stage', '?')}, {module.tokens_seen:,} tokens seen{step})"
     else:
         origin = "starting from scratch"
-    trainer = build_trainer(cfg, accumulate, max_steps)
+    trainer = build_trainer(cfg, precision, accumulate, max_steps)
     if trainer.is_global_zero:
         print(f"stage {cfg.stage.id}: {origin}")
         print(f"model {cfg.model.name}: {count_params(model_config)['non_embedding']:,} non-embedding params, "
