@@ -57,7 +57,7 @@ def build_tokenizer(model_cfg: DictConfig, manifest: dict | None) -> TokenizerLi
     if manifest.get("tokenizer") != base.name:
         raise UserError(f"the prepared data was tokenized with {manifest.get('tokenizer')}, the model uses "
                         f"{base.name}: set data.tokenizer to the model's tokenizer and prepare again")
-    return CompactTokenizer(base, used_token_ids(manifest))
+    return CompactTokenizer.keeping(base, used_token_ids(manifest))
 
 
 def build_datamodule(cfg: DictConfig, manifest: dict, tokenizer: TokenizerLike) -> MixtureDataModule:

@@ -19,7 +19,9 @@ def test_rescore_cli_prints_the_summary_as_its_last_line(tmp_path):
     result = run_eval("mode=rescore", "task=gsm8k", f"task.path={data}", f"predictions={preds}",
                       f"hydra.run.dir={tmp_path / 'out'}")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"task": "gsm8k", "n": 4, "accuracy": 0.5}
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (summary["task"], summary["n"], summary["accuracy"]) == ("gsm8k", 4, 0.5)
+    assert summary["protocol"]["name"] == "standard" and summary["protocol"]["bare_percent"] is True
     records = [json.loads(line) for line in (tmp_path / "out" / "gsm8k.jsonl").read_text().splitlines()]
     assert records[2]["reason"] == "missing prediction"
 

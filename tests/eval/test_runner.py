@@ -2,6 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from minimath.errors import UserError
 from minimath.eval.generation import GenerationConfig
 from minimath.eval.prompts import build_prompt
 from minimath.eval.runner import Protocol, markdown_table, rescore, run_task, select
@@ -48,8 +49,14 @@ def test_standard_and_report_prompts():
     assert "\n\nQuestion:" in p.stop
     r = build_prompt(task, task.docs[0], task.fewshot, "report")
     assert r.text == "<|im_start|>user\nHow many?<|im_end|>\n<|im_start|>assistant\n"
-    mc = build_prompt(Task("ceval", "choice", CHOICE_DOCS, prompt_style="ceval"), CHOICE_DOCS[0], [], "standard")
-    assert mc.text.startswith("以下是中国关于math考试的单项选择题") and mc.text.endswith("D. 4\n答案：")
+    ceval = [Doc("1+1?", "B", choices=["1", "2", "3", "4"], subject="high_school_mathematics")]
+    mc = build_prompt(Task("ceval", "choice", ceval, prompt_style="ceval"), ceval[0], [], "standard")
+    assert mc.text.startswith("以下是中国关于高中数学考试的单项选择题，请选出其中的正确答案。\n\n1+1?\nA. 1")
+    assert mc.text.endswith("D. 4\n答案：")
+    cmmlu = [Doc("1+1?", "B", choices=["1", "2", "3", "4"], subject="agronomy")]
+    mc = build_prompt(Task("cmmlu", "choice", cmmlu, prompt_style="cmmlu"), cmmlu[0], cmmlu, "standard")
+    assert mc.text == ("以下是关于农学的单项选择题，请直接给出正确答案的选项。\n\n题目：1+1?\nA. 1\nB. 2\nC. 3\nD. 4\n答案是： B"
+                       "\n\n题目：1+1?\nA. 1\nB. 2\nC. 3\nD. 4\n答案是：")
 
 
 def test_seeded_subset():
@@ -60,11 +67,59 @@ def test_seeded_subset():
 
 
 def test_rescore_records_reasons_and_missing_predictions():
-    task = Task("t", "numeric", [Doc("a", "5"), Doc("b", "7"), Doc("c", "9"), Doc("d", "1")])
+    task = Task("t", "numeric", [Doc("a", "5"), Doc("b", "7"), Doc("c", "9"), Doc("d", "1"), Doc("e", "x")])
     summary, records = rescore(task, [{"doc_id": 0, "output": "The answer is 5."}, {"doc_id": 1, "output": ""},
-                                      {"doc_id": 2, "output": "It is 8."}])
-    assert summary == {"task": "t", "n": 4, "accuracy": 0.25}
-    assert [r["reason"] for r in records] == ["", "empty output", "wrong answer", "missing prediction"]
+                                      {"doc_id": 2, "output": "It is 8."}, {"doc_id": 4, "output": "x"}], protocol())
+    assert (summary["n"], summary["accuracy"], summary["unscorable_golds"]) == (5, 0.2, 1)
+    assert [r["reason"] for r in records] == ["", "empty output", "wrong answer", "missing prediction",
+                                              "gold is not a number"]
+
+
+def test_rescore_scores_the_protocols_subset_and_rejects_unknown_doc_ids():
+    task = Task("t", "numeric", [Doc(str(i), str(i)) for i in range(50)])
+    report = protocol("report", subset=10, extraction="last_number")
+    chosen = [doc_id for doc_id, _ in select(task.docs, 10, 0)]
+    summary, records = rescore(task, [{"doc_id": i, "output": f"答：{i}"} for i in chosen], report)
+    assert (summary["n"], summary["accuracy"]) == (10, 1.0) and [r["doc_id"] for r in records] == chosen
+    outside = next(i for i in range(50) if i not in chosen)
+    with pytest.raises(UserError, match=f"doc_id {outside}: not one of the 10 items"):
+        rescore(task, [{"doc_id": outside, "output": "1"}], report)
+    with pytest.raises(UserError, match="doc_id 99"):
+        rescore(task, [{"doc_id": 99, "output": "1"}], protocol())
+    with pytest.raises(UserError, match="two predictions for doc_id 0"):
+        rescore(task, [{"doc_id": 0, "output": "1"}, {"doc_id": 0, "output": "2"}], protocol())
+
+
+def test_few_shot_prompts_drop_exemplars_to_fit_and_record_what_ran():
+    tok = get_tokenizer("qwen")
+    model = lively_model(max_seq_len=64)
+    model.tok_embeddings = torch.nn.Embedding(tok.vocab_size, 32)
+    long_shot = Doc("How many apples are there in " + "a very big basket " * 3 + "?", "4", solution="It is 4.")
+    task = Task("toy", "numeric", [Doc("1+1?", "2"), Doc("How many pears " + "in the big red crate " * 12 + "?", "1")],
+                fewshot=[long_shot, long_shot], prompt_style="gsm8k", fewshot_source="fixed:toy.jsonl")
+    summary, records = run_task(model, tok, task, protocol(shots={"toy": 2}))
+    p = summary["protocol"]
+    assert p["shots"] == 2 and p["fewshot_source"] == "fixed:toy.jsonl"
+    assert p["generation"]["max_new_tokens"] == 8 and p["generation"]["stop"] == ["\n\nQuestion:", "Question:"]
+    assert [r["shots"] for r in records] == [1, 0] and p["shots_used"] == {"min": 0, "max": 1}
+    assert [r["truncated"] for r in records] == [False, True] and p["truncated"] == 1
+    assert all(len(tok.encode(r["prompt"])) <= 64 - 8 for r in records[:1])
+
+
+def test_few_shot_without_any_exemplar_is_an_error():
+    task = Task("mmlu", "choice", CHOICE_DOCS, prompt_style="mmlu")
+    with pytest.raises(UserError, match="5-shot needs few-shot exemplars"):
+        run_task(lively_model(), get_tokenizer("qwen"), task, protocol(shots={"mmlu": 5}))
+
+
+def test_multiple_choice_needs_the_answer_letters_in_the_vocabulary():
+    tok = CompactTokenizer(get_tokenizer("qwen"), get_tokenizer("qwen").encode("1+1? A. 1 B. 2 Answer:"))
+    task = Task("toy", "choice", CHOICE_DOCS, prompt_style="mmlu")
+    with pytest.raises(UserError, match="has no token for ' C', ' D'"):
+        run_task(lively_model(), tok, task, protocol(shots={}))
+    assert tok.unknown_count(tok.encode(" C D")) == 2
+    kept = CompactTokenizer.keeping(get_tokenizer("qwen"), [])
+    assert kept.unknown_count(kept.encode("Answer: C\n#### 1,234\nThe answer is 56.7%.\n答：(8/9)")) == 0
 
 
 def test_markdown_table_uses_the_report_columns():

@@ -1,21 +1,38 @@
-"""Answer extraction and equivalence. Model output is only ever parsed, never evaluated as code."""
+"""Answers: where the final answer is in a model's output, what number it states, and whether it equals the gold.
+Model output is only ever parsed (by the project's expression parser), never evaluated as code.
+
+One grammar serves every numeric task and both protocols:
+- **The final span** is the text after the last answer marker (`#### `, "The (final) answer is", `答：`/`答案是`,
+  `\\boxed{…}`), else the output's last non-empty line (`auto`), or the whole output (`last_number`, the report
+  protocol's "last number in the output").
+- **The answer in a span** is its last run of number-and-operator characters that reads as a number or an
+  arithmetic expression, after its last `=`: `答：((4)/(15))` is 4/15 (not 15), `\\frac{72}{5}` is 72/5,
+  `(45+39)/(45-39)` is 14, `$1,234 dollars` is 1234. Every number format `numbers.normalize_math_text`
+  knows is read (Math23k `((2)/(3))` and `5((7)/(10))`, Ape210k `4(5/11)`, `3又1/2`, LaTeX, percentages).
+- **Equality is exact** (fractions): 70001 is not 70000. A decimal stands for a non-terminating value only when it
+  equals that value rounded to the decimal's own places (at least two): 0.33 or 0.333 for 1/3, 26.67 for 80/3.
+  `35%` is 0.35; whether a bare `35` also answers a `35%` gold is the protocol's `bare_percent` setting.
+"""
 
 from __future__ import annotations
 
 import re
 from fractions import Fraction
 
-from minimath.numbers import parse_number
+from minimath.data.synth.expression import ExpressionError, numeric_value
+from minimath.numbers import is_terminating, normalize_math_text
 
-_NUMBER = r"-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?%?"
-_LAST_NUMBER = re.compile(_NUMBER)
 _MARKERS = [
-    re.compile(r"####\s*(.+)"),
-    re.compile(r"[Tt]he (?:final )?answer is[:\s]*\$?(.+?)\$?(?:\.\s|\.?$|\n| I hope)"),
-    re.compile(r"(?:答案是|答案为|答)[:：\s]*(.+?)(?:。|\n|$)"),
+    re.compile(r"####[ \t]*([^\n]*)"),
+    re.compile(r"[Tt]he (?:final )?answer is[:\s]*([^\n]*?)(?:\.\s|\.?$|\n| I hope)", re.MULTILINE),
+    re.compile(r"(?:答案是|答案为|答案：|答案:|(?<![解回])答[:：])[ \t]*([^\n]*?)(?:。|$)", re.MULTILINE),
 ]
-_LATEX_FRAC = re.compile(r"\\d?frac\{([^{}]+)\}\{([^{}]+)\}")
+_RUN = re.compile(r"[0-9.+\-*/×÷^()%\s]*[0-9][0-9.+\-*/×÷^()%\s]*")
+_LITERAL = re.compile(r"\d+\(\(\d+\)/\(\d+\)\)|\(\(\d+(?:\.\d+)?\)/\(\d+(?:\.\d+)?\)\)"
+                      r"|\d+(?:\.\d+)?(?:/\d+(?:\.\d+)?)?%?")
+_DECIMAL = re.compile(r"^-?\d+\.(\d+)(%?)$")
 _CHOICE = re.compile(r"(?<![A-Za-z])([ABCD])(?![A-Za-z])")
+METHODS = ("auto", "last_number", "boxed")
 
 
 def last_boxed(text: str) -> str | None:
@@ -34,65 +51,113 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
-def last_number(text: str) -> str | None:
-    matches = _LAST_NUMBER.findall(text)
-    return matches[-1].replace(" ", "") if matches else None
+def marked_span(text: str) -> str | None:
+    """The text after the last answer marker (`####`, 'The answer is', '答：', `\\boxed{}`), or None."""
+    found = [(m.start(), m[1]) for pattern in _MARKERS for m in pattern.finditer(text)]
+    boxed_at = text.rfind("\\boxed")
+    if boxed_at >= 0 and last_boxed(text) is not None:
+        found.append((boxed_at, last_boxed(text)))
+    return max(found, key=lambda f: f[0])[1].strip() if found else None
+
+
+def _trim(run: str) -> str:
+    """A run of expression characters without its sentence punctuation, dangling operators or unmatched brackets."""
+    s = run.strip().rstrip(".")
+    while True:
+        before = s
+        s = s.strip().lstrip("+*/×÷^%).").rstrip("+-*/×÷^(").strip()
+        if s.count("(") > s.count(")") and s.startswith("("):
+            s = s[1:]
+        if s.count(")") > s.count("(") and s.endswith(")"):
+            s = s[:-1]
+        if s == before:
+            return s
+
+
+def numeric_answer(span: str) -> str | None:
+    """The number a span states, as written (normalized): its last expression after its last `=` that the grammar
+    reads, else the last number in that run; None when it has no number."""
+    text = normalize_math_text(span)
+    text = text.rsplit("=", 1)[-1] if re.search(r"=[^=]*\d", text) else text
+    for run in reversed(_RUN.findall(text)):
+        candidate = _trim(run)
+        if not re.search(r"\d", candidate):
+            continue
+        try:
+            numeric_value(candidate)
+            return re.sub(r"\s+", "", candidate)
+        except (ExpressionError, ZeroDivisionError, OverflowError):
+            literals = _LITERAL.findall(candidate)
+            if literals:
+                return literals[-1]
+    return None
+
+
+def last_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def extract_answer(text: str, method: str = "auto") -> str | None:
-    """The answer a model gave. `last_number`: MiniMATH's report scripts. `boxed`: MATH. `auto`: `#### N`,
-    'The answer is …', '答：…', \\boxed{…}, then the last number."""
+    """The answer a model gave. `auto`: the number after the last answer marker, else in the last line.
+    `last_number`: the last number (or expression) in the whole output — the report's scripts. `boxed` (MATH): the
+    last \\boxed{} or marked span as written (for math-verify), else the last number."""
+    if method not in METHODS:
+        raise ValueError(f"unknown extraction method {method!r}: one of {', '.join(METHODS)}")
     if method == "last_number":
-        return last_number(text)
+        return numeric_answer(text)
+    span = marked_span(text)
     if method == "boxed":
-        boxed = last_boxed(text)
-        if boxed is not None:
-            return boxed
-        m = _MARKERS[1].search(text)
-        return m[1].strip() if m else None
-    if method != "auto":
-        raise ValueError(f"unknown extraction method {method!r}")
-    for pattern in _MARKERS:
-        m = pattern.search(text)
-        if m:
-            number = last_number(m[1])
-            return number if number is not None else m[1].strip()
-    boxed = last_boxed(text)
-    return boxed if boxed is not None else last_number(text)
+        if span is not None:
+            return span.strip().strip("$").rstrip(".").strip() or None
+        return numeric_answer(text)
+    return numeric_answer(span if span is not None else last_line(text))
 
 
-def to_number(text: str) -> Fraction | None:
-    """A numeric answer in any of the formats models and datasets write: 1,234 / 14.4 / 3/4 / 35% /
-    ((2)/(3)) / 5((7)/(10)) / \\frac{2}{3} / $12; None when it is not a number."""
-    s = text.strip().strip("$").rstrip(".").strip()
-    s = _LATEX_FRAC.sub(r"(\1)/(\2)", s).replace("\\%", "%").replace("\\!", "").replace("{,}", "")
-    for unit in ("元", "个", "人", "米", "千米", "厘米", "本", "天", "小时"):
-        s = s.removesuffix(unit)
+def answer_value(text: str) -> Fraction | None:
     try:
-        return parse_number(s)
-    except ValueError:
+        return numeric_value(text)
+    except (ExpressionError, ZeroDivisionError, OverflowError):
         return None
 
 
-def numbers_equal(predicted: str | None, gold: str, rel_tol: float = 1e-4) -> bool:
-    """Numeric equivalence with a relative tolerance. A percentage gold (35%) also accepts 35 and 0.35."""
+def _rounded(value: Fraction, decimals: int) -> Fraction:
+    """`value` rounded half away from zero to `decimals` places."""
+    scaled = abs(value) * 10**decimals
+    whole = int(scaled) + (1 if scaled - int(scaled) >= Fraction(1, 2) else 0)
+    return Fraction(whole if value >= 0 else -whole, 10**decimals)
+
+
+def _stands_for(decimal_text: str, decimal_value: Fraction, exact: Fraction) -> bool:
+    """A decimal written with ≥ 2 places stands for a non-terminating value it equals after rounding."""
+    m = _DECIMAL.match(normalize_math_text(decimal_text).strip())
+    if m is None or is_terminating(exact):
+        return False
+    places = len(m[1]) + (2 if m[2] else 0)
+    return places >= 2 and _rounded(exact, places) == decimal_value
+
+
+def is_percent(text: str) -> bool:
+    return normalize_math_text(text).strip().endswith("%")
+
+
+def numbers_equal(predicted: str | None, gold: str, bare_percent: bool = True) -> bool:
+    """Exact numeric equality under the grammar (see the module docstring)."""
     if predicted is None:
         return False
-    p, g = to_number(predicted), to_number(gold)
+    p, g = answer_value(predicted), answer_value(gold)
     if p is None or g is None:
         return False
-    targets = [g]
-    if gold.strip().endswith("%") and not predicted.strip().endswith("%"):
-        targets.append(g * 100)
-    return any(p == t or abs(p - t) <= Fraction(rel_tol) * max(abs(p), abs(t)) for t in targets)
+    golds = [g, g * 100] if bare_percent and is_percent(gold) and not is_percent(predicted) else [g]
+    return any(p == t or _stands_for(predicted, p, t) or _stands_for(gold, t, p) for t in golds)
 
 
 def math_equal(predicted: str | None, gold: str) -> bool:
-    """MATH answers through math-verify (LaTeX and symbolic equivalence), with the numeric check first."""
+    """MATH answers: exact numeric equality when both are numbers, else math-verify (LaTeX and symbolic)."""
     if predicted is None:
         return False
-    if numbers_equal(predicted, gold):
-        return True
+    if answer_value(predicted) is not None and answer_value(gold) is not None:
+        return numbers_equal(predicted, gold)
     from math_verify import parse, verify
 
     try:

@@ -19,7 +19,8 @@ CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
 def build_protocol(cfg: DictConfig) -> Protocol:
     p = OmegaConf.to_container(cfg.protocol, resolve=True)
     return Protocol(name=p["name"], shots=p["shots"], extraction=p["extraction"], subset=p["subset"], seed=p["seed"],
-                    generation=GenerationConfig(**p["generation"]), batch_size=p["batch_size"])
+                    generation=GenerationConfig(**p["generation"]), batch_size=p["batch_size"],
+                    bare_percent=bool(p["bare_percent"]))
 
 
 def build_task(task_cfg: DictConfig) -> Task:
@@ -69,7 +70,7 @@ def rescore_predictions(cfg: DictConfig) -> dict:
     for i, p in enumerate(predictions, start=1):
         if "doc_id" not in p or not str(p["doc_id"]).lstrip("-").isdigit():
             raise UserError(f"{cfg.predictions}:{i}: each line needs an integer doc_id")
-    summary, records = rescore(build_task(cfg.task), predictions, str(cfg.protocol.extraction))
+    summary, records = rescore(build_task(cfg.task), predictions, build_protocol(cfg))
     write_results(Path(cfg.paths.output_dir), {cfg.task.name: summary}, {cfg.task.name: records}, "predictions")
     print(json.dumps(summary))
     return summary

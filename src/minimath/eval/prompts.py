@@ -7,12 +7,20 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from dataclasses import dataclass
 
-from minimath.eval.tasks import LETTERS, Doc, Task
+from minimath.eval.tasks import LETTERS, RESOURCES, Doc, Task
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+# The benchmarks' own prompt wording (C-Eval's evaluators, CMMLU's `mp_utils.py`), subjects in Chinese from their
+# published name tables (`resources/{ceval,cmmlu}_subjects.json`).
+CHOICE_HEADERS = {"ceval": "以下是中国关于{subject}考试的单项选择题，请选出其中的正确答案。\n\n",
+                  "cmmlu": "以下是关于{subject}的单项选择题，请直接给出正确答案的选项。\n\n",
+                  "mmlu": "The following are multiple choice questions (with answers) about {subject}.\n\n"}
+ANSWER_CUES = {"ceval": "答案：", "cmmlu": "答案是：", "mmlu": "Answer:"}
 
 
 @dataclass
@@ -30,15 +38,25 @@ def _options(doc: Doc) -> str:
     return doc.question + "\n" + "\n".join(f"{letter}. {choice}" for letter, choice in zip(LETTERS, doc.choices))
 
 
-def _choice_block(doc: Doc, zh: bool) -> str:
-    return _options(doc) + "\n" + ("答案：" if zh else "Answer:")
+def _choice_block(doc: Doc, style: str) -> str:
+    question = _options(doc)
+    return ("题目：" + question if style == "cmmlu" else question) + "\n" + ANSWER_CUES[style]
+
+
+@functools.cache
+def subject_names(style: str) -> dict[str, str]:
+    path = RESOURCES / f"{style}_subjects.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def subject_name(style: str, subject: str) -> str:
+    """The subject as the benchmark's header names it: Chinese for C-Eval/CMMLU (a subject missing from the published
+    table keeps its key), words for MMLU."""
+    return subject_names(style).get(subject, subject.replace("_", " "))
 
 
 def _choice_header(task: Task, doc: Doc) -> str:
-    subject = doc.subject.replace("_", " ")
-    if task.prompt_style == "ceval":
-        return f"以下是中国关于{subject}考试的单项选择题，请选出其中的正确答案。\n\n"
-    return f"The following are multiple choice questions (with answers) about {subject}.\n\n"
+    return CHOICE_HEADERS[task.prompt_style].format(subject=subject_name(task.prompt_style, doc.subject))
 
 
 def _worked(task: Task, doc: Doc, with_answer: bool) -> str:
@@ -70,9 +88,8 @@ def build_prompt(task: Task, doc: Doc, exemplars: list[Doc], protocol: str) -> P
     if protocol != "standard":
         raise ValueError(f"unknown protocol {protocol!r}: standard or report")
     if task.kind == "choice":
-        zh = task.prompt_style == "ceval"
-        shots = "".join(f"{_choice_block(e, zh)} {e.gold}\n\n" for e in exemplars)
-        return Prompt(_choice_header(task, doc) + shots + _choice_block(doc, zh), stop=(),
+        shots = "".join(f"{_choice_block(e, task.prompt_style)} {e.gold}\n\n" for e in exemplars)
+        return Prompt(_choice_header(task, doc) + shots + _choice_block(doc, task.prompt_style), stop=(),
                       choices=tuple(f" {letter}" for letter in LETTERS))
     separator = "\n\n" if task.prompt_style != "line" else "\n"
     shots = "".join(_worked(task, e, with_answer=True) + separator for e in exemplars)

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Sequence
 
 from minimath.data.shards import atomic_write_bytes, atomic_write_json
-from minimath.eval.answers import extract_answer, extract_choice, math_equal, numbers_equal
-from minimath.eval.generation import GenerationConfig, generate, loglikelihoods
-from minimath.eval.prompts import build_prompt
+from minimath.errors import UserError
+from minimath.eval.answers import answer_value, extract_answer, extract_choice, math_equal, numbers_equal
+from minimath.eval.generation import GenerationConfig, generate, loglikelihoods, new_token_budget
+from minimath.eval.prompts import Prompt, build_prompt
 from minimath.eval.tasks import LETTERS, Doc, Task
 from minimath.model import Transformer
 from minimath.tokenizer import TokenizerLike
@@ -30,11 +31,12 @@ MATH_COLUMNS = ("gsm8k", "math", "math23k")
 class Protocol:
     name: str  # standard | report
     shots: dict
-    extraction: str  # auto | last_number
+    extraction: str  # auto | last_number (numeric tasks; MATH always reads the last \\boxed{} / final expression)
     subset: int | None
     seed: int
     generation: GenerationConfig
     batch_size: int = 16
+    bare_percent: bool = True  # a bare 35 also answers a 35% gold
 
     def shots_for(self, task: str) -> int:
         return int(self.shots.get(task, 0)) if self.name == "standard" else 0
@@ -55,75 +57,152 @@ def exemplars(task: Task, doc: Doc, k: int, seed: int) -> list[Doc]:
     return pool[:k]
 
 
-def score_output(task: Task, doc: Doc, output: str, extraction: str) -> dict:
+@dataclass
+class FittedPrompt:
+    prompt: Prompt
+    ids: list[int]
+    shots: int  # exemplars kept
+    truncated: bool  # even zero-shot did not fit: the model sees the prompt's end only
+
+
+def fit_prompt(task: Task, doc: Doc, shots: list[Doc], protocol: str, tokenizer: TokenizerLike,
+               room: int) -> FittedPrompt:
+    """The prompt with as many of its exemplars as fit in `room` tokens (the last ones dropped first); a prompt
+    too long even without exemplars is marked truncated, never cut silently."""
+    for keep in range(len(shots), -1, -1):
+        prompt = build_prompt(task, doc, shots[:keep], protocol)
+        ids = tokenizer.encode(prompt.text)
+        if len(ids) <= room:
+            return FittedPrompt(prompt, ids, keep, truncated=False)
+    return FittedPrompt(prompt, ids, 0, truncated=True)
+
+
+def score_output(task: Task, doc: Doc, output: str, protocol: Protocol) -> dict:
     """One item's verdict, with the reason when it is wrong."""
     if not output.strip():
         return {"extracted": None, "correct": False, "reason": "empty output"}
     if task.kind == "choice":
         extracted = extract_choice(output)
         correct = extracted == doc.gold
+    elif task.kind == "math":
+        extracted = extract_answer(output, "boxed")
+        correct = math_equal(extracted, doc.gold)
     else:
-        method = "boxed" if task.kind == "math" and extraction == "auto" else extraction
-        extracted = extract_answer(output, method)
-        correct = (math_equal if task.kind == "math" else numbers_equal)(extracted, doc.gold)
+        if answer_value(doc.gold) is None:
+            return {"extracted": None, "correct": False, "reason": "gold is not a number"}
+        extracted = extract_answer(output, protocol.extraction)
+        correct = numbers_equal(extracted, doc.gold, bare_percent=protocol.bare_percent)
     reason = "" if correct else ("no answer found" if extracted is None else "wrong answer")
     return {"extracted": extracted, "correct": bool(correct), "reason": reason}
 
 
-def _choice_by_loglikelihood(model, tokenizer, prompt, doc: Doc) -> dict:
-    context = tokenizer.encode(prompt.text)
-    scores = loglikelihoods(model, [context] * len(prompt.choices), [tokenizer.encode(c) for c in prompt.choices])
+def _choice_by_loglikelihood(model, context: list[int], continuations: list[list[int]], doc: Doc) -> dict:
+    scores = loglikelihoods(model, [context] * len(continuations), continuations)
     best = LETTERS[max(range(len(scores)), key=scores.__getitem__)]
     return {"output": best, "extracted": best, "correct": best == doc.gold, "loglikelihoods": scores,
             "reason": "" if best == doc.gold else "wrong answer"}
+
+
+def _answer_letters(tokenizer: TokenizerLike, task: Task, letters: Sequence[str]) -> list[list[int]]:
+    """The answer continuations' ids; a vocabulary that cannot write one of them makes the task meaningless."""
+    encoded = [tokenizer.encode(letter) for letter in letters]
+    unk = getattr(tokenizer, "unk_id", None)
+    missing = [letter for letter, ids in zip(letters, encoded) if unk is not None and unk in ids]
+    if missing:
+        raise UserError(f"task {task.name}: the model's vocabulary ({tokenizer.name}) has no token for "
+                        f"{', '.join(repr(m) for m in missing)}; multiple choice cannot be scored with it")
+    return encoded
 
 
 def run_task(model: Transformer, tokenizer: TokenizerLike, task: Task, protocol: Protocol) -> tuple[dict, list[dict]]:
     """Accuracy summary and per-item records of one task."""
     chosen = select(task.docs, protocol.subset, protocol.seed)
     k = protocol.shots_for(task.name)
-    prompts = [build_prompt(task, doc, exemplars(task, doc, k, protocol.seed), protocol.name) for _, doc in chosen]
-    records = []
-    if task.kind == "choice" and protocol.name == "standard":
-        for (doc_id, doc), prompt in zip(chosen, prompts):
-            records.append({"doc_id": doc_id, "prompt": prompt.text, "gold": doc.gold,
-                            **_choice_by_loglikelihood(model, tokenizer, prompt, doc)})
+    if k and not task.fewshot:
+        raise UserError(f"task {task.name}: {k}-shot needs few-shot exemplars and none were found "
+                        f"(set the task's fewshot_path, or protocol.shots.{task.name}=0)")
+    choice_ll = task.kind == "choice" and protocol.name == "standard"
+    max_len = model.cfg.max_seq_len
+    new_tokens = new_token_budget(max_len, protocol.generation.max_new_tokens)
+    letters = _answer_letters(tokenizer, task, [c for c in build_prompt(task, task.docs[0], [], "standard").choices]) \
+        if choice_ll else []
+    room = max_len + 1 - max(map(len, letters)) if choice_ll else max_len - new_tokens
+    fitted = [fit_prompt(task, doc, exemplars(task, doc, k, protocol.seed), protocol.name, tokenizer, room)
+              for _, doc in chosen]
+    records, stops_used = [], set()
+    if choice_ll:
+        for (doc_id, doc), f in zip(chosen, fitted):
+            records.append({"doc_id": doc_id, "prompt": f.prompt.text, "gold": doc.gold, "shots": f.shots,
+                            "truncated": f.truncated, **_choice_by_loglikelihood(model, f.ids, letters, doc)})
     else:
         for start in range(0, len(chosen), protocol.batch_size):
-            batch = list(zip(chosen, prompts))[start:start + protocol.batch_size]
-            stops = tuple(sorted({s for _, p in batch for s in p.stop}))
+            batch = list(zip(chosen, fitted))[start:start + protocol.batch_size]
+            stops = tuple(sorted({s for _, f in batch for s in f.prompt.stop}))
+            stops_used.update(stops)
             cfg = GenerationConfig(**{**vars(protocol.generation), "stop": stops})
-            outputs = generate(model, tokenizer, [tokenizer.encode(p.text) for _, p in batch], cfg)
-            for ((doc_id, doc), prompt), output in zip(batch, outputs):
-                records.append({"doc_id": doc_id, "prompt": prompt.text, "output": output, "gold": doc.gold,
-                                **score_output(task, doc, output, protocol.extraction)})
-    return summarize(task.name, records, protocol), records
+            outputs = generate(model, tokenizer, [f.ids for _, f in batch], cfg)
+            for ((doc_id, doc), f), output in zip(batch, outputs):
+                records.append({"doc_id": doc_id, "prompt": f.prompt.text, "output": output, "gold": doc.gold,
+                                "shots": f.shots, "truncated": f.truncated,
+                                **score_output(task, doc, output, protocol)})
+    settings = {"shots_used": _spread([f.shots for f in fitted]), "fewshot_source": task.fewshot_source if k else None,
+                "truncated": sum(f.truncated for f in fitted),
+                "prompts_with_unknown_tokens": sum(bool(_unknown(tokenizer, f.ids)) for f in fitted)}
+    if not choice_ll:
+        settings["generation"] = {**vars(protocol.generation), "max_new_tokens": new_tokens,
+                                  "max_new_tokens_requested": protocol.generation.max_new_tokens,
+                                  "stop": sorted(stops_used)}
+    return summarize(task.name, records, protocol, settings), records
 
 
-def summarize(name: str, records: list[dict], protocol: Protocol | None = None) -> dict:
+def _unknown(tokenizer: TokenizerLike, ids: list[int]) -> int:
+    unk = getattr(tokenizer, "unk_id", None)
+    return 0 if unk is None else sum(1 for i in ids if i == unk)
+
+
+def _spread(values: list[int]) -> dict:
+    return {"min": min(values), "max": max(values)} if values else {"min": 0, "max": 0}
+
+
+def summarize(name: str, records: list[dict], protocol: Protocol | None = None, settings: dict | None = None) -> dict:
+    """Accuracy over the records, with every protocol setting that produced it (as run, not as requested)."""
     n = len(records)
     summary = {"task": name, "n": n, "accuracy": sum(r["correct"] for r in records) / n if n else 0.0}
+    unscorable = sum(r.get("reason") == "gold is not a number" for r in records)
+    if unscorable:
+        summary["unscorable_golds"] = unscorable
     if protocol is not None:
         summary["protocol"] = {"name": protocol.name, "shots": protocol.shots_for(name),
-                               "extraction": protocol.extraction, "subset": protocol.subset, "seed": protocol.seed,
-                               "generation": vars(protocol.generation)}
+                               "extraction": protocol.extraction, "bare_percent": protocol.bare_percent,
+                               "subset": protocol.subset, "seed": protocol.seed,
+                               "generation": vars(protocol.generation), **(settings or {})}
     return summary
 
 
-def rescore(task: Task, predictions: list[dict], extraction: str = "auto") -> tuple[dict, list[dict]]:
-    """Score saved outputs (`{"doc_id", "output"}` lines) against a task file; a missing doc_id counts wrong."""
+def rescore(task: Task, predictions: list[dict], protocol: Protocol) -> tuple[dict, list[dict]]:
+    """Score saved outputs (`{"doc_id", "output"}` lines) on the items the protocol selects (its subset and seed);
+    a selected item without a prediction counts wrong, a doc_id outside the selection is an error."""
+    chosen = select(task.docs, protocol.subset, protocol.seed)
+    selected = {doc_id for doc_id, _ in chosen}
     by_id: dict[int, str] = {}
     for p in predictions:
-        by_id[int(p["doc_id"])] = str(p.get("output") or "")
+        doc_id = int(p["doc_id"])
+        if doc_id not in selected:
+            raise UserError(f"prediction for doc_id {doc_id}: not one of the {len(selected)} items the protocol "
+                            f"selects from {task.name} ({len(task.docs)} items, subset={protocol.subset}, "
+                            f"seed={protocol.seed})")
+        if doc_id in by_id:
+            raise UserError(f"two predictions for doc_id {doc_id}")
+        by_id[doc_id] = str(p.get("output") or "")
     records = []
-    for doc_id, doc in enumerate(task.docs):
+    for doc_id, doc in chosen:
         if doc_id not in by_id:
             records.append({"doc_id": doc_id, "gold": doc.gold, "output": None, "extracted": None, "correct": False,
                             "reason": "missing prediction"})
             continue
         records.append({"doc_id": doc_id, "gold": doc.gold, "output": by_id[doc_id],
-                        **score_output(task, doc, by_id[doc_id], extraction)})
-    return summarize(task.name, records), records
+                        **score_output(task, doc, by_id[doc_id], protocol)})
+    return summarize(task.name, records, protocol, {"fewshot_source": None}), records
 
 
 def markdown_table(summaries: dict[str, dict], model_name: str) -> str:

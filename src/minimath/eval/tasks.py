@@ -36,6 +36,7 @@ class Task:
     docs: list[Doc]
     fewshot: list[Doc] = field(default_factory=list)
     prompt_style: str = "qa"  # how the standard protocol writes prompts (see prompts.py)
+    fewshot_source: str = "none"  # where the exemplars came from: a path, a hub id, or the project's fixed file
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -155,7 +156,12 @@ def choice_doc(record: dict, where: str) -> Doc:
 LOADERS = {"gsm8k": (gsm8k_doc, "numeric", "gsm8k"), "math23k": (math23k_doc, "numeric", "math23k"),
            "ape210k": (math23k_doc, "numeric", "math23k"), "math": (math_doc, "math", "minerva"),
            "mmlu": (choice_doc, "choice", "mmlu"), "ceval": (choice_doc, "choice", "ceval"),
-           "cmmlu": (choice_doc, "choice", "ceval")}
+           "cmmlu": (choice_doc, "choice", "cmmlu")}
+RESOURCES = Path(__file__).parent / "resources"
+# The project's own exemplars, written in each dataset's format (as lm-evaluation-harness ships fixed chain-of-thought
+# exemplars): used when a task's few-shot split is not available. Multiple choice has none (its shots are per subject).
+FIXED_FEWSHOT = {"gsm8k": RESOURCES / "fewshot_gsm8k.jsonl", "math23k": RESOURCES / "fewshot_math23k.json",
+                 "ape210k": RESOURCES / "fewshot_math23k.json", "math": RESOURCES / "fewshot_math.jsonl"}
 
 
 def _docs(fmt: str, records: list[dict], source: str, subject: str = "") -> list[Doc]:
@@ -192,13 +198,15 @@ def load_public_task(name: str, fmt: str, path: str | None = None, hub: str | No
         raise UserError(f"task {name}: evaluation file {path} does not exist (and no hub id is set)")
     docs = _local_docs(fmt, path) if local else _docs(fmt, load_hub(hub, hub_config, split), hub)
     if fewshot_path and glob.glob(fewshot_path):
-        fewshot = _local_docs(fmt, fewshot_path)
+        fewshot, source = _local_docs(fmt, fewshot_path), fewshot_path
     elif hub and not local:
-        fewshot = _docs(fmt, load_hub(hub, hub_config, fewshot_split), hub)
+        fewshot, source = _docs(fmt, load_hub(hub, hub_config, fewshot_split), hub), f"{hub}:{fewshot_split}"
+    elif fmt in FIXED_FEWSHOT:
+        fewshot, source = _local_docs(fmt, str(FIXED_FEWSHOT[fmt])), f"fixed:{FIXED_FEWSHOT[fmt].name}"
     else:
-        fewshot = []
+        fewshot, source = [], "none"
     _, kind, style = LOADERS[fmt]
-    return Task(name, kind, docs, fewshot, prompt_style=style)
+    return Task(name, kind, docs, fewshot, prompt_style=style, fewshot_source=source)
 
 
 def heldout_task(name: str, n: int, seed: int = 0) -> Task:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from minimath.data.synth.expression import ExpressionError, parse_equation, render, worked_steps
-from minimath.numbers import agrees_with_answer, format_number, parse_number
+from minimath.data.synth.expression import ExpressionError, numeric_value, parse_equation, render, worked_steps
+from minimath.numbers import agrees_with_answer, format_number
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -24,19 +24,20 @@ def language_of(text: str) -> str:
 
 
 def display_answer(ans: str) -> str:
-    """The gold answer as a person writes it: 35% stays a percentage, ((2)/(3)) becomes 2/3."""
+    """The gold answer as a person writes it: 35% stays a percentage, ((2)/(3)) becomes 2/3, and an Ape210k
+    expression answer (`(45+39)/(45-39)`) its value."""
     text = ans.strip()
-    return text if text.endswith("%") else format_number(parse_number(text))
+    return text if text.endswith("%") else format_number(numeric_value(text))
 
 
 def build_cot(question: str, equation: str, ans: str, language: str | None = None) -> str:
     try:
         expr = parse_equation(equation)
         steps, value = worked_steps(expr)
-        expected = parse_number(ans)
+        expected = numeric_value(ans)
     except (ExpressionError, ValueError, ZeroDivisionError) as err:
         raise CotError(str(err)) from None
-    if not agrees_with_answer(value, ans):
+    if value != expected and not agrees_with_answer(value, ans):
         raise CotError(f"equation {equation!r} gives {format_number(value)}, but ans is {ans!r}")
     lang = language or language_of(question)
     answer = display_answer(ans)

@@ -1,8 +1,9 @@
 """A safe parser for the equations of Math23k/Ape210k (`x=120*80%*15%`), exact evaluation, and worked steps.
 
-Grammar (precedence low → high): `+ -`, `* /`, unary `-`, `^` (right-associative), postfix `%`, atoms.
-An atom is a number, a parenthesised expression, or a mixed number written `5((7)/(10))` (= 5 + 7/10).
-Nothing is ever passed to `eval`.
+Grammar (precedence low → high): `+ -`, `* /`, unary `-`, `^` or `**` (right-associative), postfix `%`, atoms.
+An atom is a number, an expression in `()`, `[]` or `{}`, or a mixed number written `5((7)/(10))` or `5(7/10)`
+(= 5 + 7/10). Text is read through `numbers.normalize_math_text`, so LaTeX fractions, `3又1/2` and full-width
+characters are numbers too. Nothing is ever passed to `eval`.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Union
 
-from minimath.numbers import format_number
+from minimath.numbers import format_number, normalize_math_text
 
 # Math23k writes the fraction 2/3 as `((2)/(3))`: it is one number, not a division step to explain.
 _FRACTION_LITERAL = re.compile(r"\(\((\d+)\)/\((\d+)\)\)")
-_TOKEN = re.compile(r"\s*(?:\{(\d+/\d+)\}|(\d+(?:\.\d+)?)|(.))")
+_TOKEN = re.compile(r"\s*(?:⟦(\d+/\d+)⟧|(\d+(?:\.\d+)?)|(.))")
 SYMBOLS = {"+": "+", "-": "-", "*": "×", "/": "÷", "^": "^"}
 MAX_EXPONENT = 64
 
@@ -49,8 +50,8 @@ class ExpressionError(ValueError):
 def _tokenize(text: str) -> list[str]:
     """Numbers (`12`, `3.5`), fraction literals (`2/3`), and the operator characters."""
     tokens, pos = [], 0
-    text = text.replace("（", "(").replace("）", ")").replace("×", "*").replace("÷", "/").strip()
-    text = _FRACTION_LITERAL.sub(r"{\1/\2}", text)
+    text = normalize_math_text(text).replace("×", "*").replace("÷", "/").replace("**", "^").strip()
+    text = _FRACTION_LITERAL.sub(r"⟦\1/\2⟧", text)
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if m[3] is not None and m[3] not in "+-*/^%()" and not m[3].isspace():
@@ -150,6 +151,12 @@ class _Parser:
 
 def parse_expression(text: str) -> Expr:
     return _Parser(text).parse()
+
+
+def numeric_value(text: str) -> Fraction:
+    """The exact value of a number or arithmetic expression in any form the grammar reads (`14.4`, `35%`,
+    `((2)/(3))`, `4(5/11)`, `\\frac{72}{5}`, `(45+39)/(45-39)`); ExpressionError when it is neither."""
+    return evaluate(parse_expression(text))
 
 
 def parse_equation(text: str) -> Expr:
