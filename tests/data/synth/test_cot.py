@@ -89,3 +89,9 @@ def test_rounded_answer_is_marked_approximate():
     text = build_cot("q", "x=20/(1-25%)", "26.67")
     assert "= 80/3 ≈ 26.67" in text and text.endswith("The answer is 26.67.")
     assert agrees_with_answer(Fraction(80, 3), "26.67")
+
+
+def test_an_expression_answer_gets_its_value_as_the_final_line():
+    cot = record_to_cot({"original_text": "45与39的和除以它们的差，商是多少？", "equation": "x=(45+39)/(45-39)",
+                         "ans": "(45+39)/(45-39)"})
+    assert cot.endswith("第3步：84 ÷ 6 = 14\n答：14")

@@ -26,7 +26,7 @@ def test_render_round_trips(equation):
     assert evaluate(parse_expression(rendered)) == evaluate(expr)
 
 
-@pytest.mark.parametrize("bad", ["x=", "x=1+", "x=(1+2", "x=1+2)", "y=3", "x=2**3", "x=import os", "x=1/0",
+@pytest.mark.parametrize("bad", ["x=", "x=1+", "x=(1+2", "x=1+2)", "y=3", "x=2***3", "x=import os", "x=1/0",
                                  "x=__import__('os')", "x=2^100", "x=3%%*(1", "x=1=2"])
 def test_rejects_without_evaluating_code(bad):
     with pytest.raises(ExpressionError):
@@ -39,3 +39,14 @@ def test_worked_steps_are_innermost_first_and_exact():
     assert value == Fraction(72, 5)
     steps, _ = worked_steps(parse_equation("x=1-((2)/(5))"))
     assert [s.expression for s in steps] == ["1 - 2/5"]  # 2/5 is a number, not a division to explain
+
+
+@pytest.mark.parametrize("equation,value", [
+    ("x=3.14*[(3+2)^2-3^2]", Fraction(1256, 25)),  # Math23k's brackets
+    ("x=3.14*(18.84/3.14)**2/2", Fraction(1413, 25)),  # Ape210k's power
+    ("x=2.75-1(5/6)+3(1/4)-2(1/6)", Fraction(2)),  # Ape210k's mixed numbers
+    ("x=(2950+25-+(1998-1997))*25", Fraction(74350)),
+    ("x=（12+8）×5÷2", Fraction(50)),  # full-width brackets and the school signs
+])
+def test_reads_the_datasets_equation_forms(equation, value):
+    assert evaluate(parse_equation(equation)) == value
