@@ -15,6 +15,15 @@ REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
 
 
+def embedded_heldout() -> dict:
+    """The held-out generators of the embedded data config (what `python train.py` trains on)."""
+    from omegaconf import OmegaConf
+
+    from minimath.eval.tasks import heldout_generators
+
+    return heldout_generators(OmegaConf.load(CONF_DIR / "data" / "embedded.yaml"))
+
+
 def compose_config(overrides: list[str], output_dir: Path, config_name: str = "config") -> DictConfig:
     """The config an entry point would see for these command-line overrides, writing under `output_dir`."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

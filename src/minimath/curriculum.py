@@ -17,10 +17,11 @@ from minimath.data.shards import atomic_write_bytes, atomic_write_json
 from minimath.errors import UserError
 from minimath.eval.generation import GenerationConfig, load_for_inference
 from minimath.eval.runner import Protocol, run_task
-from minimath.eval.tasks import heldout_task
+from minimath.eval.tasks import heldout_generators, heldout_task
 from minimath.runs import finished_stages
 
 HELDOUT = ("arithmetic", "equations", "word_problems")
+OPERATOR_ORDER = {"+": 0, "-": 1, "*": 2, "/": 3}
 
 
 def command_line_overrides() -> list[str]:
@@ -46,10 +47,11 @@ def run_stages(cfg: DictConfig, script: str) -> list[str]:
     return stages
 
 
-def evaluate_stages(run_dir: Path, stages: list[str], n: int) -> list[dict]:
+def evaluate_stages(run_dir: Path, stages: list[str], n: int, data_cfg: DictConfig) -> list[dict]:
     protocol = Protocol(name="standard", shots={}, extraction="auto", subset=None, seed=0,
                         generation=GenerationConfig(max_new_tokens=96), batch_size=25)
-    tasks = [heldout_task(name, n) for name in HELDOUT]
+    generators = heldout_generators(data_cfg)
+    tasks = [heldout_task(name, n, generators[name]) for name in HELDOUT]
     rows = []
     for key in stages:
         for batch, final in finished_stages(run_dir, int(key)).items():
@@ -58,17 +60,23 @@ def evaluate_stages(run_dir: Path, stages: list[str], n: int) -> list[dict]:
             row = {"stage": int(key), "batch": batch, "tokens_seen": int(ckpt.get("tokens_seen", 0)),
                    "final_loss": float(ckpt.get("last_loss", math.nan))}
             for task in tasks:
-                row[task.name] = run_task(model, tokenizer, task, protocol)[0]["accuracy"]
+                summary = run_task(model, tokenizer, task, protocol)[0]
+                row[task.name] = summary["accuracy"]
+                row.update({f"{task.name}[{c}]": acc for c, acc in summary.get("by_category", {}).items()})
             rows.append(row)
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    head = "| stage | batch | tokens seen | final loss | " + " | ".join(f"{t} acc." for t in HELDOUT) + " |"
-    lines = [head, "|" + "---|" * (4 + len(HELDOUT))]
+    """Accuracy per held-out set, and per operator beside the arithmetic column (`arithmetic[+]`, ...)."""
+    columns = [c for t in HELDOUT for c in [t] + sorted({k for r in rows for k in r if k.startswith(f"{t}[")},
+                                                         key=lambda k: OPERATOR_ORDER.get(k[len(t) + 1:-1], 9))]
+    titles = [c.replace("arithmetic[", "").rstrip("]") if c.startswith("arithmetic[") else c for c in columns]
+    head = "| stage | batch | tokens seen | final loss | " + " | ".join(titles) + " |"
+    lines = [head, "|" + "---|" * (4 + len(columns))]
     for r in rows:
         lines.append(f"| {r['stage']} | {r['batch']} | {r['tokens_seen']:,} | {r['final_loss']:.3f} | "
-                     + " | ".join(f"{100 * r[t]:.1f}%" for t in HELDOUT) + " |")
+                     + " | ".join(f"{100 * r[c]:.1f}%" if c in r else "-" for c in columns) + " |")
     return "\n".join(lines)
 
 
@@ -77,7 +85,7 @@ def run_curriculum(cfg: DictConfig, script: str) -> None:
     run_dir = Path(str(cfg.paths.runs)) / str(cfg.run_name)
     if not run_dir.is_dir():
         raise UserError(f"no run directory {run_dir} after training")
-    rows = evaluate_stages(run_dir, stages, int(cfg.curriculum_eval_items))
+    rows = evaluate_stages(run_dir, stages, int(cfg.curriculum_eval_items), cfg.data)
     text = table(rows)
     atomic_write_bytes(run_dir / "curriculum.md", (f"# {cfg.run_name}: held-out accuracy after each stage "
                                                    f"({cfg.curriculum_eval_items} items per set)\n\n{text}\n").encode())

@@ -43,7 +43,8 @@ class MiniMathModule(L.LightningModule):
     checkpoints and carried across stages, so curves from consecutive runs line up on one axis.
     """
 
-    def __init__(self, model: dict, optim: dict, tokenizer: dict, lr_schedule: Callable[[int], float] | None = None,
+    def __init__(self, model: dict, optim: dict, tokenizer: dict, heldout: dict | None = None,
+                 lr_schedule: Callable[[int], float] | None = None,
                  max_nonfinite_steps: int = 5, stage: int = 0, tokens_per_step: int = 0,
                  loss_chunk_bytes: int | None = None):
         super().__init__()
@@ -192,8 +193,10 @@ class MiniMathModule(L.LightningModule):
         self.last_loss = float(checkpoint.get("last_loss", float("nan")))
 
 
-def module_hparams(model_config: ModelConfig, optim: dict, tokenizer_state: dict) -> dict:
-    """The constructor arguments as plain containers, so checkpoints load with `weights_only=True`."""
-    if not isinstance(optim, dict):
-        raise TypeError("optim must be a plain dict (OmegaConf.to_container) to keep checkpoints weights_only-safe")
-    return {"model": asdict(model_config), "optim": optim, "tokenizer": tokenizer_state}
+def module_hparams(model_config: ModelConfig, optim: dict, tokenizer_state: dict, heldout: dict | None = None) -> dict:
+    """The constructor arguments as plain containers, so checkpoints load with `weights_only=True`. `heldout`: the
+    generator configs of the data's held-out sets, so `eval.py` measures what the checkpoint was trained on."""
+    if not isinstance(optim, dict) or not isinstance(heldout or {}, dict):
+        raise TypeError("optim and heldout must be plain dicts (OmegaConf.to_container) to keep checkpoints "
+                        "weights_only-safe")
+    return {"model": asdict(model_config), "optim": optim, "tokenizer": tokenizer_state, "heldout": heldout or {}}

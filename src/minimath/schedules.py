@@ -12,3 +12,17 @@ class Constant:
 
     def __call__(self, step: int) -> float:
         return 1.0
+
+
+class Warmup:
+    """A linear warmup over the first `warmup_steps` optimizer steps of a stage, then the base LR. Each stage's
+    run counts steps from zero, so every stage boundary warms up again: fresh AdamW moments at the full LR
+    knock a small model back towards uniform in a few steps (measured in `conf/data/embedded.yaml`)."""
+
+    def __init__(self, warmup_steps: int):
+        if warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
+        self.warmup_steps = warmup_steps
+
+    def __call__(self, step: int) -> float:
+        return min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0

@@ -152,7 +152,8 @@ def run(cfg: DictConfig) -> None:
     max_steps = math.ceil(training_tokens(cfg, datamodule.plan) / tokens_per_step)
     L.seed_everything(int(cfg.seed), workers=True)
     optim = OmegaConf.to_container(cfg.optim, resolve=True)
-    module = MiniMathModule(**module_hparams(model_config, optim, tokenizer.state_dict()),
+    heldout = OmegaConf.to_container(cfg.data.heldout, resolve=True) if "heldout" in cfg.data else {}
+    module = MiniMathModule(**module_hparams(model_config, optim, tokenizer.state_dict(), heldout),
                             lr_schedule=hydra.utils.instantiate(cfg.scheduler),
                             max_nonfinite_steps=int(cfg.train.max_nonfinite_steps), stage=int(cfg.stage.id),
                             tokens_per_step=tokens_per_step, loss_chunk_bytes=cfg.train.loss_chunk_bytes)

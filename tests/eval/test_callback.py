@@ -5,6 +5,7 @@ from minimath.eval.callback import HeldoutEval
 from minimath.lit_module import MiniMathModule, module_hparams
 from minimath.model import ModelConfig
 from minimath.tokenizer import CompactTokenizer, get_tokenizer
+from conftest import embedded_heldout
 from test_lit_module import OPTIM, RecordingLogger, fixed_batches
 
 
@@ -14,7 +15,8 @@ def test_heldout_eval_logs_accuracy_against_tokens_seen():
                       max_seq_len=64)
     module = MiniMathModule(**module_hparams(cfg, dict(OPTIM), tok.state_dict()))
     logger = RecordingLogger()
-    callback = HeldoutEval(["arithmetic", "equations"], every_n_steps=2, n=3, max_new_tokens=4)
+    callback = HeldoutEval(["arithmetic", "equations"], every_n_steps=2, generators=embedded_heldout(), n=3,
+                           max_new_tokens=4)
     trainer = L.Trainer(accelerator="cpu", max_steps=3, logger=logger, callbacks=[callback],
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(fixed_batches(cfg, 3), batch_size=None))

@@ -45,17 +45,17 @@ def test_standard_and_report_prompts():
     task = Task("gsm8k", "numeric", [Doc("How many?", "3")], fewshot=[Doc("Q1?", "1", solution="It is 1.")],
                 prompt_style="gsm8k")
     p = build_prompt(task, task.docs[0], task.fewshot, "standard")
-    assert p.text == "Question: Q1?\nAnswer: It is 1.\nThe answer is 1.\n\nQuestion: How many?\nAnswer:"
+    assert p.text == "<|endoftext|>Question: Q1?\nAnswer: It is 1.\nThe answer is 1.\n\nQuestion: How many?\nAnswer:"
     assert "\n\nQuestion:" in p.stop
     r = build_prompt(task, task.docs[0], task.fewshot, "report")
-    assert r.text == "<|im_start|>user\nHow many?<|im_end|>\n<|im_start|>assistant\n"
+    assert r.text == "<|endoftext|><|im_start|>user\nHow many?<|im_end|>\n<|im_start|>assistant\n"
     ceval = [Doc("1+1?", "B", choices=["1", "2", "3", "4"], subject="high_school_mathematics")]
     mc = build_prompt(Task("ceval", "choice", ceval, prompt_style="ceval"), ceval[0], [], "standard")
-    assert mc.text.startswith("以下是中国关于高中数学考试的单项选择题，请选出其中的正确答案。\n\n1+1?\nA. 1")
+    assert mc.text.startswith("<|endoftext|>以下是中国关于高中数学考试的单项选择题，请选出其中的正确答案。\n\n1+1?\nA. 1")
     assert mc.text.endswith("D. 4\n答案：")
     cmmlu = [Doc("1+1?", "B", choices=["1", "2", "3", "4"], subject="agronomy")]
     mc = build_prompt(Task("cmmlu", "choice", cmmlu, prompt_style="cmmlu"), cmmlu[0], cmmlu, "standard")
-    assert mc.text == ("以下是关于农学的单项选择题，请直接给出正确答案的选项。\n\n题目：1+1?\nA. 1\nB. 2\nC. 3\nD. 4\n答案是： B"
+    assert mc.text == ("<|endoftext|>以下是关于农学的单项选择题，请直接给出正确答案的选项。\n\n题目：1+1?\nA. 1\nB. 2\nC. 3\nD. 4\n答案是： B"
                        "\n\n题目：1+1?\nA. 1\nB. 2\nC. 3\nD. 4\n答案是：")
 
 

@@ -8,6 +8,7 @@ from minimath.data.synth.base import split_of
 from minimath.data.synth.word_problems import WordProblemSource
 from minimath.errors import UserError
 from minimath.eval.tasks import heldout_task, load_public_task
+from conftest import embedded_heldout
 
 
 def write_jsonl(path, records):
@@ -72,7 +73,7 @@ def test_missing_file_without_hub(tmp_path):
 
 @pytest.mark.parametrize("name", ["arithmetic", "equations", "word_problems"])
 def test_heldout_sets_are_deterministic_and_in_the_heldout_split(name):
-    a, b = heldout_task(name, 50), heldout_task(name, 50)
+    a, b = heldout_task(name, 50, embedded_heldout()[name]), heldout_task(name, 50, embedded_heldout()[name])
     assert [(d.question, d.gold) for d in a.docs] == [(d.question, d.gold) for d in b.docs]
     assert len({d.question for d in a.docs}) == len(a.docs) == 50  # distinct items: none weighs twice
 
@@ -80,16 +81,16 @@ def test_heldout_sets_are_deterministic_and_in_the_heldout_split(name):
 def test_heldout_set_larger_than_its_space_is_a_clear_error(monkeypatch):
     from minimath.data.synth.arithmetic import ArithmeticSource
 
-    monkeypatch.setattr(ArithmeticSource, "problem", lambda self, rng: ("1 + 1", 2, [], "integer"))
+    monkeypatch.setattr(ArithmeticSource, "problem", lambda self, rng: ("1 + 1", 2, [], "integer", "+"))
     with pytest.raises(UserError, match="only 1 distinct items"):
-        heldout_task("arithmetic", 3)
+        heldout_task("arithmetic", 3, ArithmeticSource())
 
 
 def test_training_generators_never_produce_heldout_problems():
     rng = random.Random(0)
     train = ArithmeticSource(kinds=("integer", "decimal", "fraction"))
     assert all(split_of(train.problem(rng)[0]) == "train" for _ in range(3000))
-    heldout = {d.question.removesuffix(" =") for d in heldout_task("arithmetic", 200).docs}
+    heldout = {d.question.removesuffix(" =") for d in heldout_task("arithmetic", 200, train).docs}
     assert all(split_of(q) == "heldout" for q in heldout)
     words = WordProblemSource()
     assert all(split_of(words.record(rng)["original_text"]) == "train" for _ in range(500))
@@ -171,3 +172,17 @@ def test_missing_few_shot_pool_falls_back_to_the_projects_exemplars_and_says_so(
     mmlu = tmp_path / "x_test.csv"
     mmlu.write_text("q,1,2,3,4,A\n")
     assert load_public_task("mmlu", "mmlu", path=str(tmp_path / "*_test.csv")).fewshot_source == "none"
+
+
+def test_heldout_sets_follow_the_training_sources_settings():
+    from minimath.data.synth.equations import LinearEquationSource
+
+    four_digit = ArithmeticSource(max_digits=4, kinds=("decimal",), operators=("+", "-"), languages=("en", "zh"))
+    task = heldout_task("arithmetic", 100, four_digit)
+    assert {d.category for d in task.docs} == {"+", "-"} and sum("." in d.question for d in task.docs) > 50
+    assert {d.context for d in task.docs} == {"Calculate:\n", "计算：\n"}
+    assert {d.context for d in heldout_task("arithmetic", 20, ArithmeticSource(languages=("en",))).docs} == {""}
+    equations = heldout_task("equations", 30, LinearEquationSource(forms=("ax+b=c", "system"), languages=("en",)))
+    assert all(d.question.startswith("Solve") and "y" not in d.question for d in equations.docs)
+    with pytest.raises(UserError, match="needs a ArithmeticSource generator"):
+        heldout_task("arithmetic", 5, WordProblemSource())

@@ -11,7 +11,8 @@ from minimath.checkpoint import load_checkpoint
 from minimath.errors import UserError
 from minimath.eval.generation import GenerationConfig, generate, load_for_inference
 from minimath.eval.runner import Protocol, rescore, run_task, write_results
-from minimath.eval.tasks import Task, heldout_task, load_public_task, read_records
+from minimath.data.synth.base import DocumentGenerator
+from minimath.eval.tasks import Task, as_generator, heldout_generators, heldout_task, load_public_task, read_records
 
 CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
 
@@ -23,9 +24,21 @@ def build_protocol(cfg: DictConfig) -> Protocol:
                     bare_percent=bool(p["bare_percent"]))
 
 
-def build_task(task_cfg: DictConfig) -> Task:
+def heldout_generator(task_cfg: DictConfig, trained: dict | None) -> DocumentGenerator:
+    """The generator of the held-out set: the one the checkpoint was trained with (saved in it), else the one of
+    the data config the task names (`data:` in conf/task/<name>.yaml)."""
+    if trained and task_cfg.name in trained:
+        return as_generator(trained[task_cfg.name])
+    path = CONF_DIR / "data" / f"{task_cfg.data}.yaml"
+    if not path.is_file():
+        raise UserError(f"task {task_cfg.name}: no data config {path} (set task.data)")
+    return heldout_generators(OmegaConf.load(path))[task_cfg.name]
+
+
+def build_task(task_cfg: DictConfig, trained_heldout: dict | None = None) -> Task:
     if task_cfg.get("heldout"):
-        return heldout_task(task_cfg.name, int(task_cfg.n), int(task_cfg.seed))
+        return heldout_task(task_cfg.name, int(task_cfg.n), heldout_generator(task_cfg, trained_heldout),
+                            int(task_cfg.seed))
     return load_public_task(task_cfg.name, task_cfg.format, task_cfg.get("path"), task_cfg.get("hub"),
                             task_cfg.get("hub_config"), task_cfg.get("split", "test"), task_cfg.get("fewshot_path"),
                             task_cfg.get("fewshot_split", "train"))
@@ -45,10 +58,12 @@ def evaluate(cfg: DictConfig) -> dict:
     if not cfg.ckpt:
         raise UserError("mode=evaluate needs ckpt=PATH")
     model, tokenizer = load_for_inference(cfg.ckpt)
+    trained_heldout = load_checkpoint(cfg.ckpt)["hyper_parameters"].get("heldout")
     protocol = build_protocol(cfg)
     summaries, records = {}, {}
     for name in cfg.tasks:
-        summaries[name], records[name] = run_task(model, tokenizer, build_task(task_config(cfg, name)), protocol)
+        task = build_task(task_config(cfg, name), trained_heldout)
+        summaries[name], records[name] = run_task(model, tokenizer, task, protocol)
         print(json.dumps({k: v for k, v in summaries[name].items() if k != "protocol"}))
     out = Path(cfg.paths.output_dir)
     model_name = cfg.model_name or Path(cfg.ckpt).resolve().parent.parent.name

@@ -1,4 +1,7 @@
-"""Prompts for the two protocols.
+"""Prompts for the two protocols. Every prompt starts where a training document starts: after `<|endoftext|>` (the
+packer ends every document with it), so the model reads the first token of a prompt in the context it learned
+from, never cold at position 0; a problem line (`37 + 45 =`) follows the heading a training document puts before
+its lines (`Calculate:` and a newline).
 
 - `standard` (lm-evaluation-harness style): k-shot exemplars in each task's own format; multiple choice is
   scored by the log-likelihood of the answer letters.
@@ -13,6 +16,9 @@ import re
 from dataclasses import dataclass
 
 from minimath.eval.tasks import LETTERS, RESOURCES, Doc, Task
+from minimath.tokenizer import ENDOFTEXT
+
+DOCUMENT_START = ENDOFTEXT
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 # The benchmarks' own prompt wording (C-Eval's evaluators, CMMLU's `mp_utils.py`), subjects in Chinese from their
@@ -75,7 +81,7 @@ def _worked(task: Task, doc: Doc, with_answer: bool) -> str:
         return head + ("解答：" if zh else "Solution:")
     if style == "equation":
         return doc.question + "\n"
-    return doc.question  # "line": `37 + 45 =`
+    return doc.question + (f" {doc.gold}" if with_answer else "")  # "line": `37 + 45 =`
 
 
 STOPS = {"gsm8k": ("\n\nQuestion:", "Question:"), "minerva": ("\n\nProblem:",),
@@ -83,6 +89,12 @@ STOPS = {"gsm8k": ("\n\nQuestion:", "Question:"), "minerva": ("\n\nProblem:",),
 
 
 def build_prompt(task: Task, doc: Doc, exemplars: list[Doc], protocol: str) -> Prompt:
+    """The prompt of one item; its text begins with `DOCUMENT_START`."""
+    prompt = _prompt_body(task, doc, exemplars, protocol)
+    return Prompt(DOCUMENT_START + prompt.text, prompt.stop, prompt.choices)
+
+
+def _prompt_body(task: Task, doc: Doc, exemplars: list[Doc], protocol: str) -> Prompt:
     if protocol == "report":
         return Prompt(chat(_options(doc) if task.kind == "choice" else doc.question), stop=("<|im_end|>",))
     if protocol != "standard":
@@ -93,4 +105,5 @@ def build_prompt(task: Task, doc: Doc, exemplars: list[Doc], protocol: str) -> P
                       choices=tuple(f" {letter}" for letter in LETTERS))
     separator = "\n\n" if task.prompt_style != "line" else "\n"
     shots = "".join(_worked(task, e, with_answer=True) + separator for e in exemplars)
-    return Prompt(shots + _worked(task, doc, with_answer=False), stop=STOPS.get(task.prompt_style, ("\n\n",)))
+    return Prompt(doc.context + shots + _worked(task, doc, with_answer=False),
+                  stop=STOPS.get(task.prompt_style, ("\n\n",)))

@@ -143,7 +143,7 @@ def run_task(model: Transformer, tokenizer: TokenizerLike, task: Task, protocol:
             outputs = generate(model, tokenizer, [f.ids for _, f in batch], cfg)
             for ((doc_id, doc), f), output in zip(batch, outputs):
                 records.append({"doc_id": doc_id, "prompt": f.prompt.text, "output": output, "gold": doc.gold,
-                                "shots": f.shots, "truncated": f.truncated,
+                                "shots": f.shots, "truncated": f.truncated, **_category(doc),
                                 **score_output(task, doc, output, protocol)})
     settings = {"shots_used": _spread([f.shots for f in fitted]), "fewshot_source": task.fewshot_source if k else None,
                 "truncated": sum(f.truncated for f in fitted),
@@ -153,6 +153,10 @@ def run_task(model: Transformer, tokenizer: TokenizerLike, task: Task, protocol:
                                   "max_new_tokens_requested": protocol.generation.max_new_tokens,
                                   "stop": sorted(stops_used)}
     return summarize(task.name, records, protocol, settings), records
+
+
+def _category(doc: Doc) -> dict:
+    return {"category": doc.category} if doc.category else {}
 
 
 def _unknown(tokenizer: TokenizerLike, ids: list[int]) -> int:
@@ -168,6 +172,10 @@ def summarize(name: str, records: list[dict], protocol: Protocol | None = None, 
     """Accuracy over the records, with every protocol setting that produced it (as run, not as requested)."""
     n = len(records)
     summary = {"task": name, "n": n, "accuracy": sum(r["correct"] for r in records) / n if n else 0.0}
+    categories = sorted({r["category"] for r in records if "category" in r})
+    if categories:  # e.g. held-out arithmetic per operator
+        summary["by_category"] = {c: sum(r["correct"] for r in records if r.get("category") == c) /
+                                  sum(r.get("category") == c for r in records) for c in categories}
     unscorable = sum(r.get("reason") == "gold is not a number" for r in records)
     if unscorable:
         summary["unscorable_golds"] = unscorable

@@ -4,6 +4,7 @@ generated as held-out synthetic sets. A malformed file is a one-line error namin
 from __future__ import annotations
 
 import csv
+import dataclasses
 import glob
 import json
 import random
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from minimath.data.synth.arithmetic import ArithmeticSource
+from minimath.data.synth.base import DocumentGenerator
 from minimath.data.synth.equations import LinearEquationSource
 from minimath.data.synth.word_problems import WordProblemSource
 from minimath.errors import UserError
@@ -27,6 +29,8 @@ class Doc:
     choices: list[str] = field(default_factory=list)  # multiple choice: the four options, gold is a letter
     subject: str = ""
     solution: str = ""  # a worked solution (few-shot exemplars)
+    category: str = ""  # a breakdown of the accuracy (held-out arithmetic: the operator)
+    context: str = ""  # what a training document writes before the problem (held-out arithmetic: its heading)
 
 
 @dataclass
@@ -209,31 +213,56 @@ def load_public_task(name: str, fmt: str, path: str | None = None, hub: str | No
     return Task(name, kind, docs, fewshot, prompt_style=style, fewshot_source=source)
 
 
-def heldout_task(name: str, n: int, seed: int = 0) -> Task:
-    """Held-out synthetic sets for the embedded default, disjoint from training data (generator `split`)."""
+def heldout_generators(data_cfg: Any) -> dict[str, DocumentGenerator]:
+    """The generators of the training sources a data config names for its held-out sets (`heldout:` maps each
+    held-out task to a source's generator config)."""
+    if "heldout" not in data_cfg:
+        raise UserError(f"data config {data_cfg.get('name', '?')} names no held-out sets (heldout: {{task: source}})")
+    return {name: as_generator(gen) for name, gen in data_cfg.heldout.items()}
+
+
+def as_generator(generator: Any) -> DocumentGenerator:
+    """A generator, from itself or from its config (`{_target_: ..., settings}`)."""
+    import hydra
+
+    return generator if isinstance(generator, DocumentGenerator) else hydra.utils.instantiate(generator)
+
+
+HELDOUT_SOURCES = {"arithmetic": ArithmeticSource, "equations": LinearEquationSource, "word_problems": WordProblemSource}
+
+
+def heldout_task(name: str, n: int, generator: DocumentGenerator, seed: int = 0) -> Task:
+    """`n` held-out items drawn by the training source's own generator (its settings: digits, number kinds,
+    operators, forms, languages) from its held-out split, which training never produces. Arithmetic items carry
+    their operator as `category`, and the heading a training document puts before its lines as `context`."""
+    if name not in HELDOUT_SOURCES:
+        raise UserError(f"unknown held-out task {name!r}: {', '.join(HELDOUT_SOURCES)}")
+    if not isinstance(generator, HELDOUT_SOURCES[name]):
+        raise UserError(f"held-out {name} needs a {HELDOUT_SOURCES[name].__name__} generator, "
+                        f"got {type(generator).__name__} (data config: heldout.{name})")
+    source = dataclasses.replace(generator, split="heldout")
     rng = random.Random(f"heldout-{name}-{seed}")
     if name == "arithmetic":
-        source = ArithmeticSource(max_digits=2, kinds=("integer",), split="heldout")  # 2-digit + − × ÷
-
         def draw(_: int) -> Doc:
-            question, answer, _, kind = source.problem(rng)
-            return Doc(f"{question} =", source.answer_text(answer, kind))
+            lang = rng.choice(source.languages)
+            question, answer, _, kind, op = source.problem(rng)
+            return Doc(f"{question} =", source.answer_text(answer, kind), category=op, context=source.heading(lang))
         return Task(name, "numeric", _distinct(name, n, draw), prompt_style="line")
-    if name == "equations":
-        equations = LinearEquationSource(forms=("ax+b=c", "a(x+b)=c", "ax+b=cx+d"), split="heldout")
+    if name == "equations":  # one unknown per item (a system's answer is two numbers)
+        single = tuple(f for f in source.forms if f != "system")
+        if not single:
+            raise UserError("held-out equations: the equations source writes only systems; add a one-unknown form")
+        source = dataclasses.replace(source, forms=single)
 
         def draw(_: int) -> Doc:
-            solved = equations.problem(rng, rng.choice(equations.languages))
+            solved = source.problem(rng, rng.choice(source.languages))
             return Doc(solved.question, str(solved.answer["x"]))
         return Task(name, "numeric", _distinct(name, n, draw), prompt_style="equation")
-    if name == "word_problems":
-        problems = WordProblemSource(split="heldout")
 
-        def draw(i: int) -> Doc:
-            record = problems.record(rng, i)
-            return Doc(record["original_text"], record["ans"])
-        return Task(name, "numeric", _distinct(name, n, draw), prompt_style="math23k")
-    raise UserError(f"unknown held-out task {name!r}: arithmetic, equations or word_problems")
+    def draw(i: int) -> Doc:
+        record = source.record(rng, i)
+        return Doc(record["original_text"], record["ans"])
+    return Task(name, "numeric", _distinct(name, n, draw), prompt_style="math23k")
 
 
 def _distinct(name: str, n: int, draw: Callable[[int], Doc]) -> list[Doc]:

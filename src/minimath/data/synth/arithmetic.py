@@ -82,11 +82,11 @@ class ArithmeticSource(DocumentGenerator):
             return [f"{_fraction_text(a)} × {b.denominator}/{b.numerator}"]
         return []
 
-    def problem(self, rng: random.Random) -> tuple[str, Fraction, list[str], str]:
-        """(`a op b`, exact answer, worked steps, kind of numbers), from this source's split."""
+    def problem(self, rng: random.Random) -> tuple[str, Fraction, list[str], str, str]:
+        """(`a op b`, exact answer, worked steps, kind of numbers, operator), from this source's split."""
         return draw_in_split(lambda: self._any_problem(rng), lambda p: p[0], self.split)
 
-    def _any_problem(self, rng: random.Random) -> tuple[str, Fraction, list[str], str]:
+    def _any_problem(self, rng: random.Random) -> tuple[str, Fraction, list[str], str, str]:
         kind, op = rng.choice(self.kinds), rng.choice(self.operators)
         a, b = self._operands(rng, kind, op)
         answer = a + b if op == "+" else a - b if op == "-" else a * b if op == "*" else a / b
@@ -94,16 +94,20 @@ class ArithmeticSource(DocumentGenerator):
         if op == "/" and "/" in right:  # 1 ÷ (2/7), never the ambiguous 1 ÷ 2/7
             right = f"({right})"
         question = f"{self._text(a, kind)} {SYMBOLS[op]} {right}"
-        return question, answer, self._steps(a, op, b, kind) if self.worked_steps else [], kind
+        return question, answer, self._steps(a, op, b, kind) if self.worked_steps else [], kind, op
 
     def line(self, rng: random.Random) -> str:
-        question, answer, steps, kind = self.problem(rng)
+        question, answer, steps, kind, _ = self.problem(rng)
         return " = ".join([question, *steps, self._text(answer, kind)])
 
     def answer_text(self, answer: Fraction, kind: str) -> str:
         return self._text(answer, kind)
 
+    def heading(self, lang: str) -> str:
+        """What a document puts before its first problem line: `Calculate:` / `计算：` and a newline, or nothing
+        (an English-only source writes bare lines)."""
+        return HEADINGS[lang] + "\n" if len(self.languages) > 1 or lang == "zh" else ""
+
     def document(self, rng: random.Random) -> str:
         lang = rng.choice(self.languages)
-        lines = [self.line(rng) for _ in range(self.lines_per_doc)]
-        return "\n".join([HEADINGS[lang], *lines]) if len(self.languages) > 1 or lang == "zh" else "\n".join(lines)
+        return self.heading(lang) + "\n".join(self.line(rng) for _ in range(self.lines_per_doc))
