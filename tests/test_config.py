@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import CONF_DIR, SMALL_DATA_OVERRIDES, compose_config
-from minimath.training import accumulation_steps, build_model_config, build_tokenizer, world_size
+from minimath.training import accumulation_steps, build_model_config, build_tokenizer, micro_batch_size, world_size
 
 GROUPS = ["model", "stage", "batch", "hardware", "data", "scheduler", "logger", "callbacks"]
 
@@ -62,17 +62,17 @@ def test_report_data_matches_the_report_charts(tmp_path):
 
 
 SHIPPED_COMBINATIONS = [("minimath_1p5b", b, h) for b in ("163K", "1.63M") for h in options("hardware")] + [
-    ("nano", b, h) for b in ("4K", "40K") for h in ("cpu", "gpu")] + [("nano", b, "cpu") for b in ("512", "5K")]
+    ("nano", b, h) for b in ("4K", "40K") for h in ("cpu", "gpu")] + [
+    ("nano", b, "cpu") for b in ("256", "512", "2.5K", "5K")]
 
 
 @pytest.mark.parametrize("model,batch,hardware", SHIPPED_COMBINATIONS)
 def test_shipped_batches_divide(model, batch, hardware, tmp_path):
     """The report's batches split into whole micro-batches on every hardware preset; the nano ones on one device."""
     cfg = compose_config([f"batch={batch}", f"hardware={hardware}", f"model={model}"], tmp_path)
-    steps = accumulation_steps(cfg.batch.tokens_per_step, cfg.hardware.micro_batch, cfg.model.max_seq_len,
-                               world_size(cfg.hardware))
-    assert steps * cfg.hardware.micro_batch * cfg.model.max_seq_len * world_size(cfg.hardware) == \
-        cfg.batch.tokens_per_step
+    micro = micro_batch_size(cfg)
+    steps = accumulation_steps(cfg.batch.tokens_per_step, micro, cfg.model.max_seq_len, world_size(cfg.hardware))
+    assert steps * micro * cfg.model.max_seq_len * world_size(cfg.hardware) == cfg.batch.tokens_per_step
 
 
 # Closed-form non-embedding counts: L·(4d² + 3·d·ffn + 2d) + d.

@@ -7,7 +7,7 @@ import torch
 from conftest import REPO, SMALL_DATA_OVERRIDES, TINY_TRAIN_OVERRIDES, compose_config
 from minimath.checkpoint import load_checkpoint
 from minimath.errors import UserError
-from minimath.training import accumulation_steps, build_model_config, build_tokenizer, run
+from minimath.training import accumulation_steps, build_model_config, build_tokenizer, micro_batch_size, run
 
 
 def test_accumulation_is_derived_from_tokens_per_step():
@@ -20,6 +20,15 @@ def test_accumulation_is_derived_from_tokens_per_step():
 def test_indivisible_batch_is_a_user_error():
     with pytest.raises(UserError, match="not a multiple of micro_batch×seq_len×world_size = 3×256×1 = 768"):
         accumulation_steps(163_840, 3, 256, 1)
+
+
+@pytest.mark.parametrize("batch,expected", [("256", 2), ("2.5K", 20), ("5K", 20), ("512", 4)])
+def test_auto_micro_batch_is_the_largest_divisor_of_the_steps_sequences(tmp_path, batch, expected):
+    cfg = compose_config([f"batch={batch}", "hardware=cpu"], tmp_path)  # 128-token sequences, at most 20
+    assert micro_batch_size(cfg) == expected
+    assert micro_batch_size(compose_config([f"batch={batch}", "hardware.micro_batch=2"], tmp_path)) == 2
+    with pytest.raises(UserError, match="not a whole number of 128-token sequences"):
+        micro_batch_size(compose_config(["batch.tokens_per_step=200"], tmp_path))
 
 
 def test_vocab_smaller_than_tokenizer_is_a_user_error(tmp_path):

@@ -42,6 +42,21 @@ def accumulation_steps(tokens_per_step: int, micro_batch: int, seq_len: int, n_r
     return tokens_per_step // per_micro_step
 
 
+def micro_batch_size(cfg: DictConfig) -> int:
+    """`hardware.micro_batch`: a number of sequences, or `auto` = the largest number of sequences, at most
+    `hardware.max_micro_batch`, that divides each rank's share of the step (a 2,560-token step of 128-token
+    sequences on one CPU: 20; a 256-token step: 2), so every stage of a curriculum runs its biggest micro-batch."""
+    setting = cfg.hardware.micro_batch
+    if str(setting) != "auto":
+        return int(setting)
+    sequences, rest = divmod(int(cfg.batch.tokens_per_step), int(cfg.model.max_seq_len) * world_size(cfg.hardware))
+    if rest or sequences < 1:
+        raise UserError(f"batch of {cfg.batch.tokens_per_step} tokens/step is not a whole number of "
+                        f"{cfg.model.max_seq_len}-token sequences per rank: pick another batch=")
+    largest = int(cfg.hardware.get("max_micro_batch", sequences))
+    return max(m for m in range(1, min(sequences, largest) + 1) if sequences % m == 0)
+
+
 def used_token_ids(manifest: dict) -> set[int]:
     """Every base-vocabulary id that occurs in the prepared data (all sources, so all stages share one vocabulary)."""
     return {i for entry in manifest["sources"].values() for i in entry["used_ids"]}
@@ -65,7 +80,7 @@ def build_datamodule(cfg: DictConfig, manifest: dict, tokenizer: TokenizerLike) 
                      stages=OmegaConf.to_container(cfg.data.stages, resolve=True), stage=str(cfg.stage.id),
                      seq_len=int(cfg.model.max_seq_len), seed=int(cfg.seed))
     remap = tokenizer._to_compact if isinstance(tokenizer, CompactTokenizer) else None
-    return MixtureDataModule(plan, micro_batch=int(cfg.hardware.micro_batch),
+    return MixtureDataModule(plan, micro_batch=micro_batch_size(cfg),
                              num_workers=int(cfg.hardware.num_workers), remap=remap)
 
 
@@ -147,14 +162,14 @@ def run(cfg: DictConfig) -> None:
 
     datamodule = build_datamodule(cfg, manifest, tokenizer)
     tokens_per_step = int(cfg.batch.tokens_per_step)
-    accumulate = accumulation_steps(tokens_per_step, int(cfg.hardware.micro_batch), int(datamodule.seq_len),
+    accumulate = accumulation_steps(tokens_per_step, datamodule.micro_batch, int(datamodule.seq_len),
                                     world_size(cfg.hardware))
     max_steps = math.ceil(training_tokens(cfg, datamodule.plan) / tokens_per_step)
     L.seed_everything(int(cfg.seed), workers=True)
     optim = OmegaConf.to_container(cfg.optim, resolve=True)
     heldout = OmegaConf.to_container(cfg.data.heldout, resolve=True) if "heldout" in cfg.data else {}
     module = MiniMathModule(**module_hparams(model_config, optim, tokenizer.state_dict(), heldout),
-                            lr_schedule=hydra.utils.instantiate(cfg.scheduler),
+                            lr_schedule=hydra.utils.instantiate(cfg.scheduler, total_steps=max_steps),
                             max_nonfinite_steps=int(cfg.train.max_nonfinite_steps), stage=int(cfg.stage.id),
                             tokens_per_step=tokens_per_step, loss_chunk_bytes=cfg.train.loss_chunk_bytes)
     module.flops = flops_per_token(model_config, int(datamodule.seq_len))
@@ -188,7 +203,7 @@ def run(cfg: DictConfig) -> None:
         print(f"stage {cfg.stage.id}: {origin}")
         print(f"model {cfg.model.name}: {count_params(model_config)['non_embedding']:,} non-embedding params, "
               f"vocab {tokenizer.vocab_size} -> {model_config.vocab_size} rows; {tokens_per_step:,} tokens/step = "
-              f"{accumulate} x {cfg.hardware.micro_batch} x {datamodule.seq_len} x {world_size(cfg.hardware)}; "
+              f"{accumulate} x {datamodule.micro_batch} x {datamodule.seq_len} x {world_size(cfg.hardware)}; "
               f"{max_steps} steps; output {stage_dir}")
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
