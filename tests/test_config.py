@@ -46,7 +46,7 @@ def test_stage_three_with_the_report_batch(tmp_path):
 
 @pytest.mark.parametrize("data,stage,name,tokens", [
     ("report", 1, "163K", 163_840), ("report", 2, "163K", 163_840), ("report", 3, "1.63M", 1_638_400),
-    ("report", 4, "1.63M", 1_638_400), ("embedded", 2, "512", 512), ("embedded", 3, "5K", 5120)])
+    ("report", 4, "1.63M", 1_638_400), ("embedded", 2, "256", 256), ("embedded", 3, "2.5K", 2560)])
 def test_each_stage_brings_its_batch_with_a_10x_step_at_stage_3(data, stage, name, tokens, tmp_path):
     cfg = compose_config([f"data={data}", f"stage={stage}"], tmp_path)
     assert (cfg.batch.name, cfg.batch.tokens_per_step) == (name, tokens)

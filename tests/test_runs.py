@@ -33,8 +33,8 @@ def stage_config(tmp_path, data_root, stage, batch_tokens, extra=()):
 
 
 def test_two_stages_switch_lr_and_batch_at_the_expected_token_counts(tmp_path, data_root):
-    run(stage_config(tmp_path, data_root, 1, 128, ["train.max_tokens=512", "optim.lr=1e-3"]))
-    run(stage_config(tmp_path, data_root, 2, 256, ["train.max_tokens=512", "optim.lr=5e-4"]))
+    run(stage_config(tmp_path, data_root, 1, 128, ["train.max_tokens=512", "optim.lr=1e-3", "scheduler=constant"]))
+    run(stage_config(tmp_path, data_root, 2, 256, ["train.max_tokens=512", "optim.lr=5e-4", "scheduler=constant"]))
     first, second = tmp_path / "run" / "stage1-bs128", tmp_path / "run" / "stage2-bs256"
     assert list(scalars(first / "tb", "train/lr")) == [128, 256, 384, 512]
     assert list(scalars(second / "tb", "train/lr")) == [768, 1024]  # tokens seen carried over
