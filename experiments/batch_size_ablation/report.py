@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from minimath.checkpoint import load_checkpoint  # noqa: E402
 from minimath.eval.generation import GenerationConfig, load_for_inference  # noqa: E402
 from minimath.eval.runner import Protocol, run_task  # noqa: E402
-from minimath.eval.tasks import heldout_task  # noqa: E402
+from minimath.eval.tasks import as_generator, heldout_task  # noqa: E402
 from minimath.runs import finished_stages  # noqa: E402
 from minimath.tb import read_scalars  # noqa: E402
 
@@ -35,7 +35,9 @@ def main() -> None:
         sys.exit(f"error: {args.run} needs two finished stage-3 branches, found {sorted(branches)}")
     protocol = Protocol(name="standard", shots={}, extraction="auto", subset=None, seed=0,
                         generation=GenerationConfig(max_new_tokens=96), batch_size=25)
-    tasks = [heldout_task(name, args.items) for name in TASKS]
+    # the held-out sets of the data the branches trained on (their generators travel in the checkpoints)
+    trained = load_checkpoint(next(iter(branches.values())))["hyper_parameters"]["heldout"]
+    tasks = [heldout_task(name, args.items, as_generator(trained[name])) for name in TASKS]
     rows = []
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     for batch, final in sorted(branches.items(), key=lambda kv: load_checkpoint(kv[1])["tokens_per_step"]):
