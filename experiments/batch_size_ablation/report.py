@@ -1,13 +1,14 @@
-"""Read the ablation's TensorBoard events and evaluate both stage-3 branches; write README figures and a plot.
+"""Collect the seeded batch-size ablation (outputs/batch-ablation-bs{256,2.5K}-s<seed>): held-out accuracy mean ± std
+per batch, the paired difference and whether it beats the seed spread, and the stage-3 loss curves; writes
+results.json and ablation.png here.
 
-    python experiments/batch_size_ablation/report.py --run outputs/batch-ablation [--items 200]
+    python experiments/batch_size_ablation/report.py [--outputs outputs]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -15,57 +16,47 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from minimath.checkpoint import load_checkpoint  # noqa: E402
-from minimath.eval.generation import GenerationConfig, load_for_inference  # noqa: E402
-from minimath.eval.runner import Protocol, run_task  # noqa: E402
-from minimath.eval.tasks import as_generator, heldout_task  # noqa: E402
-from minimath.runs import finished_stages  # noqa: E402
+from minimath.seeds import compare, heldout_row, markdown  # noqa: E402
 from minimath.tb import read_scalars  # noqa: E402
 
-TASKS = ("word_problems", "arithmetic", "equations")
+HERE = Path(__file__).parent
+BATCHES = {"2.5K": "2,560 tokens/step (10×)", "256": "256 tokens/step"}
+COLUMNS = ["word_problems", "arithmetic", "equations"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", required=True, type=Path)
-    parser.add_argument("--items", type=int, default=200)
+    parser.add_argument("--outputs", type=Path, default=Path("outputs"))
     args = parser.parse_args()
-    branches = finished_stages(args.run, 3)
-    if len(branches) < 2:
-        sys.exit(f"error: {args.run} needs two finished stage-3 branches, found {sorted(branches)}")
-    protocol = Protocol(name="standard", shots={}, extraction="auto", subset=None, seed=0,
-                        generation=GenerationConfig(max_new_tokens=96), batch_size=25)
-    # the held-out sets of the data the branches trained on (their generators travel in the checkpoints)
-    trained = load_checkpoint(next(iter(branches.values())))["hyper_parameters"]["heldout"]
-    tasks = [heldout_task(name, args.items, as_generator(trained[name])) for name in TASKS]
-    rows = []
+    runs = {b: {int(p.parent.parent.name.rsplit("-s", 1)[1]): heldout_row(p)
+                for p in sorted(args.outputs.glob(f"batch-ablation-bs{b}-s*/eval/results.json"))} for b in BATCHES}
+    losses: dict[str, dict[int, float]] = {b: {} for b in BATCHES}  # mean of the last 20 logged steps
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
-    for batch, final in sorted(branches.items(), key=lambda kv: load_checkpoint(kv[1])["tokens_per_step"]):
-        ckpt = load_checkpoint(final)
-        model, tokenizer = load_for_inference(final)
-        row = {"batch": batch, "tokens_per_step": ckpt["tokens_per_step"], "steps": ckpt["global_step"],
-               "tokens_seen": ckpt["tokens_seen"], "final_loss": ckpt["last_loss"]}
-        row.update({t.name: run_task(model, tokenizer, t, protocol)[0]["accuracy"] for t in tasks})
-        rows.append(row)
-        loss = read_scalars(final.parent.parent / "tb", "train/loss")
-        ax_loss.plot(list(loss), list(loss.values()), label=f"{batch} ({row['tokens_per_step']:,} tokens/step)")
-    width = 0.8 / len(rows)
-    for i, row in enumerate(rows):
-        ax_acc.bar([j + i * width for j in range(len(TASKS))], [100 * row[t] for t in TASKS], width,
-                   label=row["batch"])
+    for b, color in zip(BATCHES, ("tab:red", "tab:blue")):
+        for seed in runs[b]:
+            tb = next((args.outputs / f"batch-ablation-bs{b}-s{seed}").glob("stage3-*/tb"))
+            curve = read_scalars(tb, "train/loss")
+            losses[b][seed] = sum(list(curve.values())[-20:]) / min(20, len(curve))
+            ax_loss.plot(list(curve), list(curve.values()), color=color, lw=0.6, alpha=0.7,
+                         label=BATCHES[b] if seed == min(runs[b]) else None)
+    for b in BATCHES:
+        for seed, row in runs[b].items():
+            row["final_loss"] = losses[b][seed]
+    summary = compare(runs["2.5K"], runs["256"], COLUMNS + ["final_loss"])
+    (HERE / "results.json").write_text(json.dumps({"runs": runs, "summary": summary}, indent=1) + "\n")
+    print(f"seeds: {sorted(runs['2.5K'])}")
+    print(markdown(summary, "2,560 tokens/step", "256 tokens/step"))
+    width = 0.38
+    for i, key in enumerate(("a", "b")):
+        ax_acc.bar([x + (i - 0.5) * width for x in range(len(COLUMNS))], [summary[c][key][0] for c in COLUMNS], width,
+                   yerr=[summary[c][key][1] for c in COLUMNS], capsize=3, label=list(BATCHES.values())[i])
+    ax_acc.set_xticks(range(len(COLUMNS)), COLUMNS)
+    ax_acc.set(ylabel="held-out accuracy (%)", title="after stage 3 (mean ± std over seeds)")
     ax_loss.set(xlabel="tokens seen", ylabel="train loss", title="stage 3 from the same stage-2 checkpoint")
-    ax_acc.set(xticks=[j + width / 2 for j in range(len(TASKS))], xticklabels=TASKS, ylabel="held-out accuracy (%)")
     ax_loss.legend()
-    ax_acc.legend()
+    ax_acc.legend(fontsize=8)
     fig.tight_layout()
-    out = Path(__file__).parent / "ablation.png"
-    fig.savefig(out, dpi=100)
-    (Path(__file__).parent / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
-    print("| batch | tokens/step | steps | tokens seen | final loss | " + " | ".join(TASKS) + " |")
-    print("|---|---|---|---|---|" + "---|" * len(TASKS))
-    for r in rows:
-        print(f"| {r['batch']} | {r['tokens_per_step']:,} | {r['steps']} | {r['tokens_seen']:,} | "
-              f"{r['final_loss']:.3f} | " + " | ".join(f"{100 * r[t]:.1f}%" for t in TASKS) + " |")
+    fig.savefig(HERE / "ablation.png", dpi=100)
 
 
 if __name__ == "__main__":
