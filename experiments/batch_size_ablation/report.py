@@ -45,14 +45,20 @@ def main() -> None:
     summary = compare(runs["2.5K"], runs["256"], COLUMNS + ["final_loss"])
     (HERE / "results.json").write_text(json.dumps({"runs": runs, "summary": summary}, indent=1) + "\n")
     print(f"seeds: {sorted(runs['2.5K'])}")
-    print(markdown(summary, "2,560 tokens/step", "256 tokens/step"))
+    print(markdown({c: summary[c] for c in COLUMNS}, "2,560 tokens/step", "256 tokens/step"))
+    loss = summary["final_loss"]
+    print(f"final training loss (mean of the last 20 steps): 2,560 tokens/step {loss['a'][0]:.3f} ± {loss['a'][1]:.3f}, "
+          f"256 tokens/step {loss['b'][0]:.3f} ± {loss['b'][1]:.3f}, difference {loss['difference'][0]:+.3f} ± "
+          f"{loss['difference'][1]:.3f}")
     width = 0.38
-    for i, key in enumerate(("a", "b")):
+    for i, (key, color) in enumerate((("a", "tab:red"), ("b", "tab:blue"))):
         ax_acc.bar([x + (i - 0.5) * width for x in range(len(COLUMNS))], [summary[c][key][0] for c in COLUMNS], width,
-                   yerr=[summary[c][key][1] for c in COLUMNS], capsize=3, label=list(BATCHES.values())[i])
+                   yerr=[summary[c][key][1] for c in COLUMNS], capsize=3, color=color,
+                   label=list(BATCHES.values())[i])
     ax_acc.set_xticks(range(len(COLUMNS)), COLUMNS)
     ax_acc.set(ylabel="held-out accuracy (%)", title="after stage 3 (mean ± std over seeds)")
     ax_loss.set(xlabel="tokens seen", ylabel="train loss", title="stage 3 from the same stage-2 checkpoint")
+    ax_loss.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
     ax_loss.legend()
     ax_acc.legend(fontsize=8)
     fig.tight_layout()
