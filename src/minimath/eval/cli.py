@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from minimath.checkpoint import load_checkpoint
 from minimath.errors import UserError
 from minimath.eval.generation import GenerationConfig, generate, load_for_inference
+from minimath.eval.prompts import DOCUMENT_START
 from minimath.eval.runner import Protocol, rescore, run_task, write_results
 from minimath.data.synth.base import DocumentGenerator
 from minimath.eval.tasks import Task, as_generator, heldout_generators, heldout_task, load_public_task, read_records
@@ -96,7 +97,9 @@ def try_prompt(cfg: DictConfig) -> str:
         raise UserError("mode=generate needs ckpt=PATH and prompt=TEXT")
     model, tokenizer = load_for_inference(cfg.ckpt)
     settings = GenerationConfig(**OmegaConf.to_container(cfg.generate, resolve=True))
-    text = str(cfg.prompt) + generate(model, tokenizer, [tokenizer.encode(str(cfg.prompt))], settings)[0]
+    # as every evaluation prompt: the text follows a document end, where training documents start
+    ids = tokenizer.encode(DOCUMENT_START + str(cfg.prompt))
+    text = str(cfg.prompt) + generate(model, tokenizer, [ids], settings)[0]
     print(text)
     return text
 
