@@ -7,25 +7,13 @@
 #   bash experiments/stage4_basic_math_lift/run.sh [SEEDS...]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source experiments/seeded_runs.sh
 init=$(ls outputs/nano-embedded/stage3-*/checkpoints/final.ckpt)
 seeds=("${@:-1 2 3}")
-fixed_sources=()
-for source in general_en general_zh math_text word_problems_cot basic_math equations; do
-  fixed_sources+=("data.sources.$source.seed=1234")
-done
 without='data.stages.4.mix=[{stage:1,share:0.04},{stage:2,share:0.03},{stage:3,share:0.93}]'
-arm() {  # arm NAME SEED [overrides...]
-  local name=$1 seed=$2; shift 2
-  OMP_NUM_THREADS=1 python train.py stage=4 init_from="$init" run_name="lift-$name-s$seed" seed="$seed" \
-    "${fixed_sources[@]}" trainer.enable_progress_bar=false callbacks.heldout_eval.every_n_steps=100000 \
-    callbacks.checkpoint.every_n_train_steps=100000 "$@" > "outputs/lift-$name-s$seed.log" 2>&1
-  OMP_NUM_THREADS=1 python eval.py ckpt="$(ls outputs/lift-$name-s$seed/stage4-*/checkpoints/final.ckpt)" \
-    "tasks=[arithmetic,equations,word_problems]" hydra.run.dir="outputs/lift-$name-s$seed/eval" \
-    >> "outputs/lift-$name-s$seed.log" 2>&1
-}
 for seed in ${seeds[*]}; do
-  arm with "$seed" &
-  arm without "$seed" "$without" &
+  seeded_stage "lift-with-s$seed" "$seed" 4 "$init" &
+  seeded_stage "lift-without-s$seed" "$seed" 4 "$init" "$without" &
   wait
   echo "seed $seed done"
 done

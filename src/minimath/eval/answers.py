@@ -54,9 +54,9 @@ def last_boxed(text: str) -> str | None:
 def marked_span(text: str) -> str | None:
     """The text after the last answer marker (`####`, 'The answer is', '答：', `\\boxed{}`), or None."""
     found = [(m.start(), m[1]) for pattern in _MARKERS for m in pattern.finditer(text)]
-    boxed_at = text.rfind("\\boxed")
-    if boxed_at >= 0 and last_boxed(text) is not None:
-        found.append((boxed_at, last_boxed(text)))
+    boxed = last_boxed(text)
+    if boxed is not None:
+        found.append((text.rfind("\\boxed"), boxed))
     return max(found, key=lambda f: f[0])[1].strip() if found else None
 
 

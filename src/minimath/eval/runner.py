@@ -124,7 +124,7 @@ def run_task(model: Transformer, tokenizer: TokenizerLike, task: Task, protocol:
     choice_ll = task.kind == "choice" and protocol.name == "standard"
     max_len = model.cfg.max_seq_len
     new_tokens = new_token_budget(max_len, protocol.generation.max_new_tokens)
-    letters = _answer_letters(tokenizer, task, [c for c in build_prompt(task, task.docs[0], [], "standard").choices]) \
+    letters = _answer_letters(tokenizer, task, build_prompt(task, task.docs[0], [], "standard").choices) \
         if choice_ll else []
     room = max_len + 1 - max(map(len, letters)) if choice_ll else max_len - new_tokens
     fitted = [fit_prompt(task, doc, exemplars(task, doc, k, protocol.seed), protocol.name, tokenizer, room)
