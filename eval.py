@@ -4,7 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 from minimath.errors import exit_on_user_error
-from minimath.eval.cli import main as run
+from minimath.eval.modes import main as run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")

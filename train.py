@@ -9,7 +9,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from minimath.cli import quote_numeric_choices
+from minimath.config import quote_numeric_choices
 from minimath.curriculum import run_curriculum, wants_curriculum
 from minimath.errors import exit_on_user_error
 from minimath.training import run

@@ -8,11 +8,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
-from minimath.cli import quote_numeric_choices
+from minimath.config import CONF_DIR, quote_numeric_choices
 from minimath.model import ModelConfig
 
 REPO = Path(__file__).resolve().parents[1]
-CONF_DIR = REPO / "conf"
 
 
 def embedded_heldout() -> dict:

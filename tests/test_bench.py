@@ -2,7 +2,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from conftest import CONF_DIR
-from minimath.bench import reference_precision, report
+from minimath.bench.train import reference_precision, report
 
 TINY = ["model.n_layer=1", "model.n_embd=32", "model.n_head=2", "model.n_kv_head=2", "model.ffn_hidden=64",
         "micro_batch=2", "seq_len=16", "steps=2", "warmup=1", "vocab_size=500", "loss_chunk_bytes=16000",

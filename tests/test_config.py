@@ -6,6 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import CONF_DIR, SMALL_DATA_OVERRIDES, compose_config
+from minimath.config import batch_tokens, quote_numeric_choices
 from minimath.training import accumulation_steps, build_model_config, build_tokenizer, micro_batch_size, world_size
 
 GROUPS = ["model", "stage", "batch", "hardware", "data", "scheduler", "logger", "callbacks"]
@@ -33,7 +34,7 @@ def test_every_option_composes(group, option, tmp_path):
 
 def test_groups_have_options():
     assert all(options(g) for g in GROUPS)
-    assert options("stage") == ["1", "2", "3", "4"]
+    assert options("stage") == ["1", "2", "3", "4", "all"]
     assert {"163K", "1.63M", "stage"} <= set(options("batch"))
     assert {"nano", "small", "minimath_1p5b"} <= set(options("model"))
 
@@ -105,10 +106,37 @@ def test_nano_is_a_few_million_params_on_a_compact_vocabulary(tmp_path, data_roo
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in ("task", "protocol") for o in options(g)])
 def test_every_eval_option_composes(group, option, tmp_path):
-    from minimath.eval.cli import build_protocol, task_config
+    from minimath.eval.modes import build_protocol, task_config
 
     cfg = compose_config([f"{group}={option}", f"paths.eval_root={tmp_path}", "paths.output_dir=out"], tmp_path,
                          config_name="eval")
     assert build_protocol(cfg).name in ("standard", "report")
     resolved = task_config(cfg, cfg.task.name)
     assert resolved.get("heldout") or str(resolved.path).startswith(str(tmp_path))
+
+
+def test_numeric_stage_choices_are_quoted():
+    assert quote_numeric_choices(["train.py", "stage=3", "batch=1.63M"]) == ["train.py", "stage='3'", "batch=1.63M"]
+    assert quote_numeric_choices(["stage=1,2,3"]) == ["stage='1','2','3'"]
+    assert quote_numeric_choices(["batch=512,5K", "batch=1.63M"]) == ["batch='512',5K", "batch=1.63M"]
+
+
+def test_other_arguments_are_untouched():
+    args = ["seed=3", "stage.id=3", "model=nano", "stage='3'", "train.max_tokens=100"]
+    assert quote_numeric_choices(args) == args
+
+
+def test_a_batch_name_gets_its_tokens_from_its_option_file():
+    assert batch_tokens("2.5K") == 2560 and batch_tokens("1.63M") == 1_638_400 and batch_tokens("3000") == 3000
+    with pytest.raises(ValueError, match="neither one of"):
+        batch_tokens("huge")
+
+
+def test_run_directories_come_from_the_run_layout(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        one = compose(config_name="config", overrides=quote_numeric_choices(["stage=3"]), return_hydra_config=True)
+        whole = compose(config_name="config", overrides=[], return_hydra_config=True)
+    assert one.hydra.run.dir == "outputs/nano-embedded/stage3-bs2.5K" and one.hydra.sweep.subdir == "stage3-bs2.5K"
+    assert whole.hydra.run.dir == "outputs/nano-embedded" and whole.stage.id == "all" and whole.batch.name is None

@@ -3,14 +3,13 @@ import pytest
 from minimath import curriculum
 
 
-@pytest.mark.parametrize("overrides,setting,expected", [
-    ([], "auto", True), (["model=nano"], "auto", True), (["stage=3", "batch=1.63M"], "auto", False),
-    (["stage='2'"], "auto", False), ([], False, False)])
-def test_the_curriculum_runs_unless_a_stage_is_chosen(monkeypatch, overrides, setting, expected):
-    from omegaconf import OmegaConf
+@pytest.mark.parametrize("overrides,expected", [([], True), (["model=nano"], True), (["stage=all"], True),
+                                                (["stage=3", "batch=1.63M"], False), (["stage='2'"], False)])
+def test_the_curriculum_runs_when_stage_is_all(overrides, expected, tmp_path):
+    """Decided by the composed value of `stage`, the default being all."""
+    from conftest import compose_config
 
-    monkeypatch.setattr(curriculum, "command_line_overrides", lambda: overrides)
-    assert curriculum.wants_curriculum(OmegaConf.create({"curriculum": setting})) is expected
+    assert curriculum.wants_curriculum(compose_config(overrides, tmp_path)) is expected
 
 
 def test_table():

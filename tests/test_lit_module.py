@@ -5,6 +5,7 @@ import pytest
 import torch
 from lightning.pytorch.loggers import Logger
 
+from minimath.callbacks import TrainingMetrics
 from minimath.lit_module import MiniMathModule, module_hparams
 from minimath.model import ModelConfig
 
@@ -49,7 +50,8 @@ def fixed_batches(cfg, n_batches, batch=2, seq=16, seed=0):
 def fit(module, batches, accumulate=1, max_steps=None, logger=None):
     trainer = L.Trainer(accelerator="cpu", max_steps=max_steps or len(batches) // accumulate, logger=logger or False,
                         accumulate_grad_batches=accumulate, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, log_every_n_steps=1, gradient_clip_val=1.0)
+                        enable_model_summary=False, log_every_n_steps=1, gradient_clip_val=1.0,
+                        callbacks=[TrainingMetrics()])
     trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
     return trainer
 
@@ -118,52 +120,3 @@ def test_golden_losses(tiny_model_config):
     logger = RecordingLogger()
     fit(module, fixed_batches(tiny_model_config, 3, seed=1), logger=logger)
     assert [round(m["train/loss"], 4) for _, m in logger.records] == pytest.approx(GOLDEN_LOSSES, abs=2e-4)
-
-
-class LabelledData(L.LightningDataModule):
-    source_names = ["alpha", "beta"]
-
-    def __init__(self, batches):
-        super().__init__()
-        self.batches = batches
-
-    def train_dataloader(self):
-        return torch.utils.data.DataLoader(self.batches, batch_size=None)
-
-
-def test_per_source_loss_is_logged_for_each_source(tiny_model_config):
-    torch.manual_seed(0)
-    module = make_module(tiny_model_config)
-    batches = fixed_batches(tiny_model_config, 2, batch=3)
-    for b, labels in zip(batches, ([0, 1, 1], [1, 1, 1])):
-        b["source"] = torch.tensor(labels)
-    with torch.no_grad():
-        from minimath.loss import token_losses
-        rows = torch.cat([token_losses(module.model.hidden_states(b["input_ids"]), module.model.output_weight,
-                                       b["targets"]).mean(dim=1) for b in batches])
-    logger = RecordingLogger()
-    trainer = L.Trainer(accelerator="cpu", max_steps=1, accumulate_grad_batches=2, logger=logger,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        log_every_n_steps=1)
-    trainer.fit(module, datamodule=LabelledData(batches))
-    metrics = logger.records[0][1]
-    assert metrics["train_source/alpha"] == pytest.approx(rows[0].item(), rel=1e-5)
-    assert metrics["train_source/beta"] == pytest.approx(rows[1:].mean().item(), rel=1e-5)
-
-
-def test_grad_norm_is_global_when_gradients_are_sharded():
-    from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy
-
-    from minimath.lit_module import global_grad_norm, grads_are_sharded
-
-    assert grads_are_sharded(FSDPStrategy()) and not grads_are_sharded(DDPStrategy())
-    params = [torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(1))]
-    params[0].grad, params[1].grad = torch.tensor([3.0, 0.0]), torch.tensor([4.0])
-
-    class TwoShards(FSDPStrategy):  # this rank holds params[0]; the other rank's shard has squared norm 16
-        def reduce(self, tensor, group=None, reduce_op="mean"):
-            assert reduce_op == "sum"
-            return tensor + 16.0
-
-    assert global_grad_norm(params[:1], TwoShards()).item() == 5.0
-    assert global_grad_norm(params, DDPStrategy()).item() == 5.0  # a replica already holds every gradient

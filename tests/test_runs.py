@@ -82,9 +82,8 @@ def test_atomic_checkpoint_write_keeps_the_previous_file(tmp_path, monkeypatch):
     target = tmp_path / "last.ckpt"
     io.save_checkpoint({"state_dict": {}, "step": 1}, target)
 
-    def crash(obj, path, *args, **kwargs):
-        with open(path, "wb") as f:
-            f.write(b"half a checkpoint")
+    def crash(obj, f, *args, **kwargs):
+        f.write(b"half a checkpoint")
         raise KeyboardInterrupt  # killed mid-write
 
     monkeypatch.setattr(torch, "save", crash)
@@ -165,3 +164,25 @@ def test_two_process_cpu_ddp_sees_different_data_and_the_same_weights(tmp_path, 
     assert ranks[0]["weights"] == ranks[1]["weights"]
     final = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "final.ckpt")
     assert final["tokens_seen"] == 1024 and final["MixtureDataModule"]["position"] == 32
+
+
+def test_a_resumed_checkpoint_is_read_once(tmp_path, monkeypatch):
+    """The run reads last.ckpt to decide and check; Lightning then gets the same dict, not a second read."""
+    from minimath import checkpoint
+    from minimath.runs import stage_start
+
+    (tmp_path / "checkpoints").mkdir()
+    AtomicCheckpointIO().save_checkpoint({"state_dict": {}, "hyper_parameters": {}, "global_step": 3,
+                                          "tokens_seen": 96}, tmp_path / "checkpoints" / "last.ckpt")
+    reads = []
+    real = checkpoint.load_checkpoint
+    monkeypatch.setattr(checkpoint, "load_checkpoint", lambda p: reads.append(p) or real(p))
+    import minimath.runs
+    monkeypatch.setattr(minimath.runs, "load_checkpoint", checkpoint.load_checkpoint)
+    start = stage_start(tmp_path, 2, "128", "auto", "auto")
+    assert start.kind == "resume" and start.meta.global_step == 3 and start.meta.tokens_seen == 96
+    io = AtomicCheckpointIO(preloaded={start.path: start.checkpoint})
+    assert io.load_checkpoint(start.path) is start.checkpoint
+    assert len(reads) == 1
+    assert io.load_checkpoint(start.path)["global_step"] == 3 and len(reads) == 2  # handed over once only
+    assert "resuming" in start.describe(128) and "96 tokens seen" in start.describe(128)

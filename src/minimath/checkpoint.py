@@ -1,11 +1,12 @@
-"""Reading checkpoints safely (`weights_only=True`) and checking they fit the configured model."""
+"""Checkpoints: written atomically, read safely (`weights_only=True`, once), their run metadata behind one
+accessor (`CheckpointMeta`), and their weights checked against the configured model."""
 
 from __future__ import annotations
 
-import os
+import math
 import pickle
-import tempfile
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -13,25 +14,51 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
 from minimath.errors import UserError
+from minimath.io import atomic_write
+
+
+@dataclass(frozen=True)
+class CheckpointMeta:
+    """What a checkpoint says about the run that wrote it, beside its weights and optimizer state. The only place
+    that knows the keys: `MiniMathModule` writes them through `into`, everything else reads them through `of`."""
+
+    stage: int | None = None
+    tokens_seen: int = 0         # input positions consumed by optimizer steps, all ranks, carried across stages
+    tokens_per_step: int = 0     # the batch the checkpoint was trained with
+    last_loss: float = math.nan  # mean training loss of the last optimizer step
+    global_step: int = 0         # optimizer steps of the stage that wrote it (Lightning's own key)
+    heldout: dict = field(default_factory=dict)  # the data's held-out generator configs (hyper-parameters)
+
+    WRITTEN = ("stage", "tokens_seen", "tokens_per_step", "last_loss")
+
+    @classmethod
+    def of(cls, ckpt: dict) -> "CheckpointMeta":
+        stage = ckpt.get("stage")
+        return cls(stage=None if stage is None else int(stage), tokens_seen=int(ckpt.get("tokens_seen", 0)),
+                   tokens_per_step=int(ckpt.get("tokens_per_step", 0)),
+                   last_loss=float(ckpt.get("last_loss", math.nan)), global_step=int(ckpt.get("global_step", 0)),
+                   heldout=dict(ckpt.get("hyper_parameters", {}).get("heldout") or {}))
+
+    def into(self, checkpoint: dict) -> None:
+        checkpoint.update({key: getattr(self, key) for key in self.WRITTEN})
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes each checkpoint to a temporary file in the same directory, then renames it over the target, so a
-    crash (or SIGKILL) during a write leaves the previous checkpoint intact and loadable."""
+    crash (or SIGKILL) during a write leaves the previous checkpoint intact and loadable. Reads with
+    `weights_only=True`; a checkpoint the run has already read (`preloaded`: path -> dict) is handed over instead
+    of being read a second time (at 1.5B with AdamW moments that is tens of GB)."""
+
+    def __init__(self, preloaded: dict[Path, dict] | None = None):
+        super().__init__()
+        self._preloaded = {Path(p).resolve(): ckpt for p, ckpt in (preloaded or {}).items()}
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            torch.save(checkpoint, tmp)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(Path(path), lambda f: torch.save(checkpoint, f))
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
+        ckpt = self._preloaded.pop(Path(path).resolve(), None)
+        return ckpt if ckpt is not None else load_checkpoint(path)
 
 
 def load_checkpoint(path: str | Path) -> dict:

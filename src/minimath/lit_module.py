@@ -1,35 +1,19 @@
-"""The LightningModule: next-token loss, AdamW, LR schedule seam, and metrics logged against tokens seen."""
+"""The LightningModule: next-token loss, AdamW with the LR schedule, the NaN guard, and the state checkpoints carry."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
 from typing import Callable
 
 import lightning as L
 import torch
-from lightning.pytorch.strategies import FSDPStrategy, ModelParallelStrategy
 from lightning.pytorch.utilities import rank_zero_warn
 
+from minimath.checkpoint import CheckpointMeta, load_weights, model_state
 from minimath.errors import UserError
-from minimath.flops import FlopsPerToken, mfu
 from minimath.loss import IGNORE_INDEX, lm_loss
 from minimath.model import ModelConfig, Transformer
 from minimath.schedules import Constant
-
-
-def grads_are_sharded(strategy: object) -> bool:
-    """Whether each rank holds only its shard of the gradients (FSDP, model-parallel), not a full replica."""
-    return isinstance(strategy, (FSDPStrategy, ModelParallelStrategy))
-
-
-def global_grad_norm(parameters, strategy) -> torch.Tensor:
-    """L2 norm of all gradients of the model: under sharding, the square roots of the ranks' summed squares
-    (each rank's own norm is of its shard only); replicas (single device, DDP) already hold the whole."""
-    local = torch.nn.utils.get_total_norm([p.grad for p in parameters if p.grad is not None])
-    if not grads_are_sharded(strategy):
-        return local
-    return strategy.reduce(local.double().square(), reduce_op="sum").sqrt()
 
 
 class NonFiniteLossError(UserError):
@@ -37,20 +21,23 @@ class NonFiniteLossError(UserError):
 
 
 class MiniMathModule(L.LightningModule):
-    """Wraps `Transformer`; all metrics go to the loggers with `step = tokens seen` (summed over ranks).
+    """Wraps `Transformer`: the next-token loss, AdamW with its LR schedule, and the NaN guard. What is logged
+    (loss, LR, throughput, MFU, per-source loss, all against tokens seen) is `minimath.callbacks.TrainingMetrics`'s
+    job; this module keeps only the state the training needs and the checkpoints carry.
 
     `tokens_seen` counts every input position consumed by an optimizer step across all ranks. It is saved in
-    checkpoints and carried across stages, so curves from consecutive runs line up on one axis.
+    checkpoints and carried across stages, so curves from consecutive runs line up on one axis. `last_loss` is
+    the token-weighted mean loss of the last optimizer step over all its micro-batches and ranks.
     """
 
     def __init__(self, model: dict, optim: dict, tokenizer: dict, heldout: dict | None = None,
                  lr_schedule: Callable[[int], float] | None = None,
                  max_nonfinite_steps: int = 5, stage: int = 0, tokens_per_step: int = 0,
-                 loss_chunk_bytes: int | None = None):
+                 loss_chunk_bytes: int | None = None, initial_optimizer_state: dict | None = None):
         super().__init__()
         # The run logs its whole composed config to the loggers itself; this only fills checkpoints.
         self.save_hyperparameters(ignore=["lr_schedule", "max_nonfinite_steps", "stage", "tokens_per_step",
-                                          "loss_chunk_bytes"], logger=False)
+                                          "loss_chunk_bytes", "initial_optimizer_state"], logger=False)
         self.model_config = ModelConfig(**model)
         self.model = Transformer(self.model_config)
         self.lr_schedule = lr_schedule or Constant()
@@ -58,35 +45,34 @@ class MiniMathModule(L.LightningModule):
         self.stage, self.tokens_per_step = stage, tokens_per_step
         # Memory-lean loss: one chunk's block of logits takes at most this many bytes; None: plain cross-entropy.
         self.loss_chunk_bytes = loss_chunk_bytes
-        # For MFU logging (set by the training run): FLOPs per token, and the peak FLOP/s of all devices together.
-        self.flops: FlopsPerToken | None = None
-        self.peak_flops: float | None = None
+        self.initial_optimizer_state = initial_optimizer_state  # moments to load at the start (init_optimizer)
         self.tokens_seen = 0
         self.last_loss = float("nan")
-        self.initial_optimizer_state: dict | None = None  # moments to load at the start (init_optimizer)
+        self.last_step_skipped = False  # the last optimizer step had a NaN/Inf loss and changed nothing
         self._nonfinite_in_a_row = 0
         self._reset_step_stats()
-        self._last_step_time: float | None = None
+
+    def start_from(self, checkpoint: dict, source: str, load_optimizer: bool) -> None:
+        """Weights (and, with `load_optimizer`, AdamW moments) of another run's checkpoint; tokens seen carry over."""
+        load_weights(self.model, model_state(checkpoint), source)
+        self.tokens_seen = CheckpointMeta.of(checkpoint).tokens_seen
+        if load_optimizer:
+            if not checkpoint.get("optimizer_states"):
+                raise UserError(f"{source} holds no optimizer state: set init_optimizer=false")
+            self.initial_optimizer_state = checkpoint["optimizer_states"][0]
 
     def _reset_step_stats(self) -> None:
         self._nonfinite = False
         self._loss_sum = torch.zeros((), dtype=torch.float64)
         self._valid_tokens = 0
         self._input_tokens = 0
-        n = len(self.source_names)
-        self._source_loss = torch.zeros(n, dtype=torch.float64)
-        self._source_tokens = torch.zeros(n, dtype=torch.float64)
-
-    @property
-    def source_names(self) -> list[str]:
-        """Names of the data sources batches are labelled with (`batch["source"]`), from the datamodule."""
-        datamodule = self._trainer.datamodule if self._trainer is not None else None
-        return list(getattr(datamodule, "source_names", []))
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         return self.model(idx)
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        """The micro-batch's mean loss (what is backpropagated) and, for the metrics callback, each sequence's
+        summed loss and counted tokens."""
         hidden = self.model.hidden_states(batch["input_ids"])
         total, losses = lm_loss(hidden, self.model.output_weight, batch["targets"], chunk_bytes=self.loss_chunk_bytes)
         valid = batch["targets"] != IGNORE_INDEX
@@ -94,21 +80,15 @@ class MiniMathModule(L.LightningModule):
         loss = total / max(n_valid, 1)
         if not torch.isfinite(loss):
             self._nonfinite = True  # the whole optimizer step is dropped in on_before_optimizer_step
-            return loss
-        self._loss_sum = self._loss_sum.to(loss.device) + losses.sum().double()
-        self._valid_tokens += n_valid
-        self._input_tokens += batch["input_ids"].numel()
-        if "source" in batch and len(self._source_loss):
-            source = batch["source"].to(loss.device)
-            self._source_loss = self._source_loss.to(loss.device).index_add(0, source, losses.sum(dim=1).double())
-            self._source_tokens = self._source_tokens.to(loss.device).index_add(
-                0, source, valid.sum(dim=1).double())
+        else:
+            self._loss_sum = self._loss_sum.to(loss.device) + losses.sum().double()
+            self._valid_tokens += n_valid
+            self._input_tokens += batch["input_ids"].numel()
         self.log("loss", loss, prog_bar=True, logger=False)
-        return loss
+        return {"loss": loss, "sequence_loss": losses.detach().sum(dim=1), "sequence_tokens": valid.sum(dim=1)}
 
     def on_train_start(self) -> None:
         self._reset_step_stats()
-        self._last_step_time = time.perf_counter()
         if self.initial_optimizer_state is not None:
             self.trainer.optimizers[0].load_state_dict(self.initial_optimizer_state)
             self.initial_optimizer_state = None
@@ -133,40 +113,17 @@ class MiniMathModule(L.LightningModule):
         return True
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """Runs once per optimizer step, after the last micro-batch's backward and before clipping."""
-        if self._skip_nonfinite_step():
+        """Runs once per optimizer step, after the last micro-batch's backward and before clipping: the NaN guard,
+        then the step's loss and tokens over all ranks (one all-reduce)."""
+        self.last_step_skipped = self._skip_nonfinite_step()
+        if self.last_step_skipped:
             return
-        grad_norm = global_grad_norm(self.parameters(), self.trainer.strategy)
         device = self._loss_sum.device
         counts = torch.tensor([self._valid_tokens, self._input_tokens], dtype=torch.float64, device=device)
-        stats = torch.cat([self._loss_sum.view(1), counts, self._source_loss.to(device),
-                           self._source_tokens.to(device)])
-        stats = self.trainer.strategy.reduce(stats, reduce_op="sum")  # one all-reduce for every counter
-        n = len(self._source_loss)
-        source_loss, source_tokens = stats[3:3 + n], stats[3 + n:]
-        step_tokens = int(stats[2])
+        stats = torch.cat([self._loss_sum.view(1), counts])
+        stats = self.trainer.strategy.reduce(stats, reduce_op="sum")
         self.last_loss = float(stats[0] / stats[1].clamp(min=1))
-        self.tokens_seen += step_tokens
-        now = time.perf_counter()
-        elapsed, self._last_step_time = now - (self._last_step_time or now), now
-        if self.trainer.global_step % self.trainer.log_every_n_steps == 0:
-            metrics = {
-                "train/loss": self.last_loss,
-                "train/stage": float(self.stage),
-                "train/batch_tokens": float(self.tokens_per_step),
-                "train/lr": optimizer.param_groups[0]["lr"],
-                "train/grad_norm": float(grad_norm),
-                "train/tokens_seen": float(self.tokens_seen),
-                "train/tokens_per_s": step_tokens / elapsed if elapsed > 0 else 0.0,
-                "train/step": float(self.trainer.global_step),
-            }
-            metrics.update({f"train_source/{name}": float(source_loss[i] / source_tokens[i])
-                            for i, name in enumerate(self.source_names) if source_tokens[i] > 0})
-            if self.flops is not None and self.peak_flops and elapsed > 0:
-                metrics.update({f"perf/{k}": v for k, v in
-                                mfu(step_tokens / elapsed, self.flops, self.peak_flops).items()})
-            for logger in self.loggers:
-                logger.log_metrics(metrics, step=self.tokens_seen)
+        self.tokens_seen += int(stats[2])
         self._reset_step_stats()
 
     def configure_optimizers(self):
@@ -183,14 +140,12 @@ class MiniMathModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["tokens_seen"] = self.tokens_seen
-        checkpoint["last_loss"] = self.last_loss
-        checkpoint["stage"] = self.stage
-        checkpoint["tokens_per_step"] = self.tokens_per_step
+        CheckpointMeta(stage=self.stage, tokens_seen=self.tokens_seen, tokens_per_step=self.tokens_per_step,
+                       last_loss=self.last_loss).into(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.tokens_seen = int(checkpoint.get("tokens_seen", 0))
-        self.last_loss = float(checkpoint.get("last_loss", float("nan")))
+        meta = CheckpointMeta.of(checkpoint)
+        self.tokens_seen, self.last_loss = meta.tokens_seen, meta.last_loss
 
 
 def module_hparams(model_config: ModelConfig, optim: dict, tokenizer_state: dict, heldout: dict | None = None) -> dict:

@@ -13,7 +13,7 @@ gate's up projection `w3` (a llama2.c quirk: there the down projection is `w2`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +45,19 @@ class ModelConfig:
             raise ValueError(f"head size {self.n_embd // self.n_head} must be even for rotary embeddings")
         if self.init_residual not in INIT_STYLES:
             raise ValueError(f"init_residual={self.init_residual!r}; choose one of {INIT_STYLES}")
+
+    @classmethod
+    def from_preset(cls, preset, **derived) -> "ModelConfig":
+        """From a `conf/model` preset (a mapping with more keys than the architecture: name, tokenizer, lr, ...):
+        every architecture field the preset sets, plus what is truly derived (`vocab_size`, a benchmark's
+        `max_seq_len`). A field added here is picked up by every caller; a missing required one is a ValueError."""
+        names = [f.name for f in fields(cls)]
+        values = {k: preset[k] for k in names if k in preset and k not in derived}
+        missing = [k for k in names if k not in values and k not in derived
+                   and cls.__dataclass_fields__[k].default is MISSING]
+        if missing:
+            raise ValueError(f"the model preset does not set {', '.join(missing)}")
+        return cls(**values, **derived)
 
     @property
     def head_dim(self) -> int:

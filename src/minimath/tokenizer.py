@@ -161,9 +161,9 @@ class CompactTokenizer:
         self.kept_ids = np.asarray(kept, dtype=np.int64)
         self.unk_id = len(kept)
         self.vocab_size = len(kept) + 1
-        self._to_compact = np.full(base.vocab_size, self.unk_id, dtype=np.int64)
-        self._to_compact[self.kept_ids] = np.arange(len(kept))
-        self.eot_id = int(self._to_compact[base.eot_id])
+        self.from_base = np.full(base.vocab_size, self.unk_id, dtype=np.int64)  # base id -> compact id
+        self.from_base[self.kept_ids] = np.arange(len(kept))
+        self.eot_id = int(self.from_base[base.eot_id])
 
     @classmethod
     def keeping(cls, base: Tokenizer, corpus_ids: Iterable[int]) -> "CompactTokenizer":
@@ -182,7 +182,7 @@ class CompactTokenizer:
         return sum(1 for i in ids if i == self.unk_id)
 
     def encode(self, text: str) -> list[int]:
-        return self._to_compact[np.asarray(self.base.encode(text), dtype=np.int64)].tolist()
+        return self.from_base[np.asarray(self.base.encode(text), dtype=np.int64)].tolist()
 
     def decode(self, ids: Sequence[int]) -> str:
         """Decode; unknown ids (and ids past the vocabulary, e.g. padding rows) become U+FFFD."""

@@ -10,21 +10,17 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lightning.pytorch.utilities import rank_zero_info
-
-from minimath.checkpoint import AtomicCheckpointIO, load_checkpoint, load_weights, model_state
-from minimath.data.datamodule import MixtureDataModule, StagePlan
+from minimath import log
+from minimath.checkpoint import AtomicCheckpointIO, load_weights, model_state
+from minimath.data.datamodule import MixtureDataModule
+from minimath.data.mixture import StagePlan
 from minimath.data.prepare import prepare
 from minimath.errors import UserError
-from minimath.flops import flops_per_token, peak_flops
 from minimath.hardware import resolve_precision
 from minimath.lit_module import MiniMathModule, module_hparams
 from minimath.model import ModelConfig, Transformer, count_params
-from minimath.runs import FINAL, LAST, checkpoint_dir, mark_final, previous_stage_checkpoint
+from minimath.runs import LAST, checkpoint_dir, mark_final, stage_start
 from minimath.tokenizer import CompactTokenizer, TokenizerLike, get_tokenizer, padded_vocab_size
-
-MODEL_FIELDS = ("n_layer", "n_head", "n_kv_head", "n_embd", "ffn_hidden", "max_seq_len", "rope_theta",
-                "norm_eps", "init_std", "init_residual")
 
 
 def world_size(hardware: DictConfig) -> int:
@@ -79,7 +75,7 @@ def build_datamodule(cfg: DictConfig, manifest: dict, tokenizer: TokenizerLike) 
     plan = StagePlan(directory=str(cfg.data.dir), sources=manifest["sources"],
                      stages=OmegaConf.to_container(cfg.data.stages, resolve=True), stage=str(cfg.stage.id),
                      seq_len=int(cfg.model.max_seq_len), seed=int(cfg.seed))
-    remap = tokenizer._to_compact if isinstance(tokenizer, CompactTokenizer) else None
+    remap = tokenizer.from_base if isinstance(tokenizer, CompactTokenizer) else None
     return MixtureDataModule(plan, micro_batch=micro_batch_size(cfg),
                              num_workers=int(cfg.hardware.num_workers), remap=remap)
 
@@ -98,7 +94,7 @@ def build_model_config(model_cfg: DictConfig, tokenizer: TokenizerLike) -> Model
         raise UserError(f"model.vocab_size={rows} is smaller than the {tokenizer.name} vocabulary "
                         f"({tokenizer.vocab_size}): set model.vocab_size=null to derive it")
     try:
-        return ModelConfig(vocab_size=int(rows), **{k: model_cfg[k] for k in MODEL_FIELDS})
+        return ModelConfig.from_preset(model_cfg, vocab_size=int(rows))
     except ValueError as err:
         raise UserError(f"model config: {err}") from None
 
@@ -113,45 +109,47 @@ def report_params(model_config: ModelConfig) -> dict[str, int]:
     return expected
 
 
-def build_trainer(cfg: DictConfig, precision: str, accumulate: int, max_steps: int) -> L.Trainer:
-    loggers = [hydra.utils.instantiate(cfg.logger)]
-    callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values()]
+TRAINER_ARGS_FROM_CONFIG = {"accelerator": "hardware.accelerator", "devices": "hardware.devices",
+                            "num_nodes": "hardware.num_nodes", "strategy": "hardware.strategy",
+                            "precision": "hardware.precision", "max_steps": "train.max_tokens (or the data config)",
+                            "accumulate_grad_batches": "batch.tokens_per_step and hardware.micro_batch",
+                            "logger": "logger=", "callbacks": "callbacks=", "default_root_dir": "paths.output_dir",
+                            "plugins": "(the run's checkpoint I/O)"}
+
+
+def trainer_arguments(cfg: DictConfig, derived: dict) -> dict:
+    """One dict of `L.Trainer` arguments: what the run derives (`derived`, keys of TRAINER_ARGS_FROM_CONFIG) and the
+    free `trainer:` group; a `trainer.` key the run sets itself is a one-line error naming the setting to use."""
+    free = OmegaConf.to_container(cfg.trainer, resolve=True)
+    clash = sorted(set(free) & set(TRAINER_ARGS_FROM_CONFIG))
+    if clash:
+        raise UserError(f"trainer.{clash[0]} is set by the run: use {TRAINER_ARGS_FROM_CONFIG[clash[0]]} instead")
+    return {**derived, **free}
+
+
+def build_callbacks(cfg: DictConfig, source_names: list[str]) -> list[L.Callback]:
+    """`conf/callbacks`, each built from its config; a `source_names:` key is filled with the stage's sources."""
+    built = []
+    for c in cfg.callbacks.values():
+        derived = {"source_names": list(source_names)} if "source_names" in c else {}
+        built.append(hydra.utils.instantiate(c, **derived))
+    return built
+
+
+def build_trainer(cfg: DictConfig, precision: str, accumulate: int, max_steps: int, source_names: list[str],
+                  checkpoint_io: AtomicCheckpointIO) -> L.Trainer:
     hw = cfg.hardware
-    return L.Trainer(
+    return L.Trainer(**trainer_arguments(cfg, dict(
         accelerator=hw.accelerator, devices=hw.devices, num_nodes=hw.num_nodes, strategy=hw.strategy,
         precision=precision, max_steps=max_steps, accumulate_grad_batches=accumulate,
-        logger=loggers, callbacks=callbacks, default_root_dir=cfg.paths.output_dir,
-        plugins=[AtomicCheckpointIO()], **OmegaConf.to_container(cfg.trainer),
-    )
-
-
-def init_checkpoint(cfg: DictConfig, stage_dir: Path) -> Path | None:
-    """The checkpoint a new stage starts from (see `init_from` in conf/config.yaml)."""
-    choice = cfg.init_from
-    if choice is None or str(choice).lower() == "none":
-        return None
-    if str(choice) == "auto":
-        if int(cfg.stage.id) == 1:
-            return None
-        return previous_stage_checkpoint(stage_dir.parent, int(cfg.stage.id), str(cfg.batch.name))
-    return Path(str(choice))
-
-
-def start_from(module: MiniMathModule, path: Path, load_optimizer: bool) -> dict:
-    """Weights (and optionally optimizer moments) of another run; tokens seen carry over. Returns the checkpoint."""
-    ckpt = load_checkpoint(path)
-    load_weights(module.model, model_state(ckpt), str(path))
-    module.tokens_seen = int(ckpt.get("tokens_seen", 0))
-    if load_optimizer:
-        if not ckpt.get("optimizer_states"):
-            raise UserError(f"{path} holds no optimizer state: set init_optimizer=false")
-        module.initial_optimizer_state = ckpt["optimizer_states"][0]
-    return ckpt
+        logger=[hydra.utils.instantiate(cfg.logger)], callbacks=build_callbacks(cfg, source_names),
+        default_root_dir=cfg.paths.output_dir, plugins=[checkpoint_io])))
 
 
 def run(cfg: DictConfig) -> None:
+    """Train the selected stage (cfg.stage.id) from where `minimath.runs.stage_start` says it starts."""
     needs_data = not cfg.dry_run or bool(cfg.model.compact_vocab)
-    manifest = prepare(cfg.data, log=rank_zero_info) if needs_data else None
+    manifest = prepare(cfg.data, log=log.info) if needs_data else None
     tokenizer = build_tokenizer(cfg.model, manifest)
     model_config = build_model_config(cfg.model, tokenizer)
     if cfg.dry_run:
@@ -160,8 +158,14 @@ def run(cfg: DictConfig) -> None:
               f"embedding={counts['embedding']}")
         return
 
-    datamodule = build_datamodule(cfg, manifest, tokenizer)
+    stage_dir = Path(cfg.paths.output_dir)
+    start = stage_start(stage_dir, int(cfg.stage.id), str(cfg.batch.name), cfg.init_from, str(cfg.resume))
     tokens_per_step = int(cfg.batch.tokens_per_step)
+    if start.kind == "finished":
+        log.info(f"stage {cfg.stage.id} (batch {cfg.batch.name}) {start.describe(tokens_per_step)}; "
+                 f"remove {stage_dir} to train it again")
+        return
+    datamodule = build_datamodule(cfg, manifest, tokenizer)
     accumulate = accumulation_steps(tokens_per_step, datamodule.micro_batch, int(datamodule.seq_len),
                                     world_size(cfg.hardware))
     max_steps = math.ceil(training_tokens(cfg, datamodule.plan) / tokens_per_step)
@@ -172,43 +176,25 @@ def run(cfg: DictConfig) -> None:
                             lr_schedule=hydra.utils.instantiate(cfg.scheduler, total_steps=max_steps),
                             max_nonfinite_steps=int(cfg.train.max_nonfinite_steps), stage=int(cfg.stage.id),
                             tokens_per_step=tokens_per_step, loss_chunk_bytes=cfg.train.loss_chunk_bytes)
-    module.flops = flops_per_token(model_config, int(datamodule.seq_len))
-    precision = resolve_precision(str(cfg.hardware.precision), str(cfg.hardware.accelerator))
-    peak = peak_flops(cfg.hardware.get("peak_tflops"), precision)
-    module.peak_flops = peak * world_size(cfg.hardware) if peak else None
+    if start.kind == "resume":  # the weights are checked here; Lightning restores everything from the same dict
+        load_weights(module.model, model_state(start.checkpoint), str(start.path))
+    elif start.kind == "init":
+        module.start_from(start.checkpoint, str(start.path), bool(cfg.init_optimizer))
     if cfg.train.compile:
         module.model.compile()  # in place: parameter names (and checkpoints) stay the same
-    stage_dir = Path(cfg.paths.output_dir)
-    ckpt_dir = checkpoint_dir(stage_dir)
-    if (ckpt_dir / FINAL).is_file():
-        rank_zero_info(f"stage {cfg.stage.id} (batch {cfg.batch.name}) already finished: {ckpt_dir / FINAL}; "
-                       f"remove {stage_dir} to train it again")
-        return
-    resume = ckpt_dir / LAST if (ckpt_dir / LAST).is_file() else None
-    if resume is not None:
-        if cfg.resume != "auto":
-            raise UserError(f"{stage_dir} holds an unfinished run: set resume=auto to continue it, or remove it")
-        ckpt = load_checkpoint(resume)  # a truncated or foreign file is an error here, never a silent restart
-        load_weights(module.model, model_state(ckpt), str(resume))
-        origin = f"resuming {resume} at step {ckpt['global_step']}"
-    elif (init := init_checkpoint(cfg, stage_dir)) is not None:
-        ckpt = start_from(module, init, bool(cfg.init_optimizer))
-        previous = int(ckpt.get("tokens_per_step", 0))
-        step = f"; batch {previous:,} -> {tokens_per_step:,} tokens/step" if previous != tokens_per_step else ""
-        origin = f"starting from {init} (stage {ckpt.get('stage', '?')}, {module.tokens_seen:,} tokens seen{step})"
-    else:
-        origin = "starting from scratch"
-    trainer = build_trainer(cfg, precision, accumulate, max_steps)
-    if trainer.is_global_zero:
-        print(f"stage {cfg.stage.id}: {origin}")
-        print(f"model {cfg.model.name}: {count_params(model_config)['non_embedding']:,} non-embedding params, "
-              f"vocab {tokenizer.vocab_size} -> {model_config.vocab_size} rows; {tokens_per_step:,} tokens/step = "
-              f"{accumulate} x {datamodule.micro_batch} x {datamodule.seq_len} x {world_size(cfg.hardware)}; "
-              f"{max_steps} steps; output {stage_dir}")
+    precision = resolve_precision(str(cfg.hardware.precision), str(cfg.hardware.accelerator))
+    resume = start.path if start.kind == "resume" else None
+    trainer = build_trainer(cfg, precision, accumulate, max_steps, datamodule.source_names,
+                            AtomicCheckpointIO(preloaded={resume: start.checkpoint} if resume else None))
+    log.info(f"stage {cfg.stage.id}: {start.describe(tokens_per_step)}")
+    log.info(f"model {cfg.model.name}: {count_params(model_config)['non_embedding']:,} non-embedding params, "
+             f"vocab {tokenizer.vocab_size} -> {model_config.vocab_size} rows; {tokens_per_step:,} tokens/step = "
+             f"{accumulate} x {datamodule.micro_batch} x {datamodule.seq_len} x {world_size(cfg.hardware)}; "
+             f"{max_steps} steps; output {stage_dir}")
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    del start  # the checkpoint dict is Lightning's now: it is let go once restored
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
     if trainer.global_step >= max_steps and not trainer.interrupted:
-        trainer.save_checkpoint(ckpt_dir / LAST)
-        if trainer.is_global_zero:
-            print(f"stage {cfg.stage.id} finished: {mark_final(stage_dir)}")
+        trainer.save_checkpoint(checkpoint_dir(stage_dir) / LAST)
+        log.info(f"stage {cfg.stage.id} finished: {mark_final(stage_dir)}")

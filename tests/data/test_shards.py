@@ -4,7 +4,8 @@ import os
 import numpy as np
 import pytest
 
-from minimath.data.shards import DTYPE, ShardWriter, atomic_write_bytes, load_shard, read_manifest
+from minimath.data.shards import DTYPE, ShardWriter, load_shard, read_manifest
+from minimath.io import atomic_write_bytes
 from minimath.errors import UserError
 
 

@@ -15,7 +15,7 @@ def test_heldout_eval_logs_accuracy_against_tokens_seen():
                       max_seq_len=64)
     module = MiniMathModule(**module_hparams(cfg, dict(OPTIM), tok.state_dict()))
     logger = RecordingLogger()
-    callback = HeldoutEval(["arithmetic", "equations"], every_n_steps=2, generators=embedded_heldout(), n=3,
+    callback = HeldoutEval(every_n_steps=2, tasks=["arithmetic", "equations"], generators=embedded_heldout(), n=3,
                            max_new_tokens=4)
     trainer = L.Trainer(accelerator="cpu", max_steps=3, logger=logger, callbacks=[callback],
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)

@@ -7,73 +7,13 @@ exactly the next sequences, with any number of dataloader workers and with a dif
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-
 import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from minimath.data.mixture import Mixture, TokenWindows, _seed
-from minimath.data.shards import load_shard
-from minimath.errors import UserError
-
-
-@dataclass
-class StagePlan:
-    """Everything needed to rebuild a stage's mixture in any process (plain data, cheap to pickle)."""
-
-    directory: str
-    sources: dict  # manifest["sources"]
-    stages: dict  # {"1": {"tokens":..., "epochs":..., "mix": [{"source"|"stage": ..., "share": ...}]}}
-    stage: str
-    seq_len: int
-    seed: int
-    source_names: list[str] = field(default_factory=list)
-
-    def __post_init__(self):
-        if self.stage not in self.stages:
-            raise UserError(f"stage {self.stage} is not defined in this data config (it has {sorted(self.stages)})")
-        self.source_names = sorted(self._leaves(self.stage, ()))
-
-    def _leaves(self, stage: str, seen: tuple) -> set[str]:
-        if stage in seen:
-            raise UserError(f"stage {stage} includes itself through {' -> '.join(seen)}")
-        if str(stage) not in self.stages:
-            raise UserError(f"stage {seen[-1]} takes part of stage {stage}, which is not defined")
-        names: set[str] = set()
-        for entry in self.stages[str(stage)]["mix"]:
-            if "stage" in entry:
-                names |= self._leaves(str(entry["stage"]), seen + (stage,))
-            elif entry["source"] not in self.sources:
-                raise UserError(f"stage {stage} uses source {entry['source']!r}, which is not prepared "
-                                f"(prepared: {sorted(self.sources)})")
-            else:
-                names.add(entry["source"])
-        return names
-
-    def tokens_per_epoch(self, stage: str | None = None) -> int:
-        return int(float(self.stages[stage or self.stage]["tokens"]))
-
-    def build(self, stage: str | None = None, windows: dict | None = None) -> Mixture:
-        stage = stage or self.stage
-        windows = {} if windows is None else windows
-        spec = self.stages[stage]
-        children, shares = [], []
-        for entry in spec["mix"]:
-            if "stage" in entry:
-                children.append(self.build(str(entry["stage"]), windows))
-            else:
-                name = entry["source"]
-                if name not in windows:
-                    shards = [load_shard(Path(self.directory), s) for s in self.sources[name]["shards"]]
-                    windows[name] = TokenWindows(shards, self.seq_len, self.source_names.index(name), name)
-                children.append(windows[name])
-            shares.append(float(entry["share"]))
-        length = max(1, self.tokens_per_epoch(stage) // self.seq_len)
-        return Mixture(children, shares, length, seed=_seed(self.seed, "stage", stage))
+from minimath.data.mixture import Mixture, StagePlan, derived_seed
 
 
 class MixtureBatches(IterableDataset):
@@ -122,7 +62,7 @@ class MixtureDataModule(L.LightningDataModule):
 
     def fingerprint(self) -> str:
         used = {n: [s["sha256"] for s in self.plan.sources[n]["shards"]] for n in self.plan.source_names}
-        return hex(_seed(used, self.plan.stages, self.plan.stage, self.plan.seq_len, self.plan.seed))
+        return hex(derived_seed(used, self.plan.stages, self.plan.stage, self.plan.seq_len, self.plan.seed))
 
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer

@@ -13,13 +13,19 @@ random selection of that earlier stage's sequences, labelled with their original
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from minimath.data.shards import load_shard
+from minimath.errors import UserError
 
-def _seed(*parts) -> int:
+
+def derived_seed(*parts) -> int:
+    """A 64-bit seed that is a pure function of `parts` (their repr)."""
     return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little")
 
 
@@ -71,11 +77,12 @@ class Mixture:
 
     def _block_assignment(self, b: int) -> np.ndarray:
         order = np.repeat(np.arange(len(self.children)), self.counts)
-        np.random.default_rng(_seed(self.seed, "block", b)).shuffle(order)
+        np.random.default_rng(derived_seed(self.seed, "block", b)).shuffle(order)
         return order
 
     def _permutation(self, child: int, epoch: int) -> np.ndarray:
-        return np.random.default_rng(_seed(self.seed, "child", child, epoch)).permutation(len(self.children[child]))
+        rng = np.random.default_rng(derived_seed(self.seed, "child", child, epoch))
+        return rng.permutation(len(self.children[child]))
 
     def draw(self, index: int) -> tuple[int, int]:
         """(child, k): sequence `index` is the child's k-th draw."""
@@ -90,3 +97,58 @@ class Mixture:
         n = len(self.children[child])
         epoch, within = divmod(k, n)
         return self.children[child].get(int(self._perm(child, epoch)[within]))
+
+
+@dataclass
+class StagePlan:
+    """Everything needed to rebuild a stage's mixture in any process (plain data, cheap to pickle)."""
+
+    directory: str
+    sources: dict  # manifest["sources"]
+    stages: dict  # {"1": {"tokens":..., "epochs":..., "mix": [{"source"|"stage": ..., "share": ...}]}}
+    stage: str
+    seq_len: int
+    seed: int
+    source_names: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.stage not in self.stages:
+            raise UserError(f"stage {self.stage} is not defined in this data config (it has {sorted(self.stages)})")
+        self.source_names = sorted(self._leaves(self.stage, ()))
+
+    def _leaves(self, stage: str, seen: tuple) -> set[str]:
+        if stage in seen:
+            raise UserError(f"stage {stage} includes itself through {' -> '.join(seen)}")
+        if str(stage) not in self.stages:
+            raise UserError(f"stage {seen[-1]} takes part of stage {stage}, which is not defined")
+        names: set[str] = set()
+        for entry in self.stages[str(stage)]["mix"]:
+            if "stage" in entry:
+                names |= self._leaves(str(entry["stage"]), seen + (stage,))
+            elif entry["source"] not in self.sources:
+                raise UserError(f"stage {stage} uses source {entry['source']!r}, which is not prepared "
+                                f"(prepared: {sorted(self.sources)})")
+            else:
+                names.add(entry["source"])
+        return names
+
+    def tokens_per_epoch(self, stage: str | None = None) -> int:
+        return int(float(self.stages[stage or self.stage]["tokens"]))
+
+    def build(self, stage: str | None = None, windows: dict | None = None) -> Mixture:
+        stage = stage or self.stage
+        windows = {} if windows is None else windows
+        spec = self.stages[stage]
+        children, shares = [], []
+        for entry in spec["mix"]:
+            if "stage" in entry:
+                children.append(self.build(str(entry["stage"]), windows))
+            else:
+                name = entry["source"]
+                if name not in windows:
+                    shards = [load_shard(Path(self.directory), s) for s in self.sources[name]["shards"]]
+                    windows[name] = TokenWindows(shards, self.seq_len, self.source_names.index(name), name)
+                children.append(windows[name])
+            shares.append(float(entry["share"]))
+        length = max(1, self.tokens_per_epoch(stage) // self.seq_len)
+        return Mixture(children, shares, length, seed=derived_seed(self.seed, "stage", stage))

@@ -23,10 +23,11 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from minimath.cli import quote_numeric_choices
+from minimath.config import quote_numeric_choices
 from minimath.data.clean import Cleaner, normalize
 from minimath.data.decontaminate import Decontaminator
-from minimath.data.shards import DTYPE, MANIFEST, MANIFEST_VERSION, ShardWriter, atomic_write_json, load_shard
+from minimath.data.shards import DTYPE, MANIFEST, MANIFEST_VERSION, ShardWriter, load_shard
+from minimath.io import atomic_write_json
 from minimath.data.sources import SourceStats
 from minimath.errors import UserError, exit_on_user_error
 from minimath.tokenizer import get_tokenizer
@@ -162,7 +163,7 @@ def prepare(data_cfg: DictConfig, log=print) -> dict:
     manifest["decontamination"] = dict(decon.removed) if decon is not None else old.get("decontamination", {})
     atomic_write_json(manifest_path, manifest)
     if "stages" in data_cfg:
-        from minimath.data.report import write_composition_report
+        from minimath.data.composition import write_composition_report
 
         write_composition_report(data_cfg, manifest, directory)
     return manifest

@@ -7,7 +7,6 @@ from typing import Mapping
 
 import lightning as L
 
-from minimath.eval.generation import GenerationConfig
 from minimath.eval.runner import Protocol, run_task
 from minimath.data.synth.base import DocumentGenerator
 from minimath.eval.tasks import as_generator, heldout_task
@@ -15,14 +14,14 @@ from minimath.tokenizer import tokenizer_from_state
 
 
 class HeldoutEval(L.Callback):
-    def __init__(self, tasks: list[str], every_n_steps: int, generators: Mapping[str, DocumentGenerator | Mapping],
-                 n: int = 50, max_new_tokens: int = 96, batch_size: int = 25, seed: int = 0):
+    def __init__(self, every_n_steps: int, generators: Mapping[str, DocumentGenerator | Mapping],
+                 tasks: list[str] | None = None, n: int = 50, max_new_tokens: int = 96, batch_size: int = 25,
+                 seed: int = 0):
         """`generators` (or their configs): the data config's held-out sources (`data.heldout`), so the sets follow
-        the training data."""
-        self.tasks = [heldout_task(name, n, as_generator(generators[name]), seed) for name in tasks]
+        the training data; `tasks`: which of them (None: all)."""
+        self.tasks = [heldout_task(name, n, as_generator(generators[name]), seed) for name in tasks or generators]
         self.every_n_steps = every_n_steps
-        self.protocol = Protocol(name="standard", shots={}, extraction="auto", subset=None, seed=seed,
-                                 generation=GenerationConfig(max_new_tokens=max_new_tokens), batch_size=batch_size)
+        self.protocol = Protocol.heldout(max_new_tokens, batch_size, seed)
         self._tokenizer = None
 
     def _evaluate(self, trainer: L.Trainer, module) -> None:

@@ -18,7 +18,11 @@ from minimath.tokenizer import TokenizerLike, tokenizer_from_state
 
 def load_for_inference(path: str | Path) -> tuple[Transformer, TokenizerLike]:
     """The model and tokenizer a `train.py` checkpoint was trained with (loaded with weights_only=True)."""
-    ckpt = load_checkpoint(path)
+    return inference_objects(load_checkpoint(path), path)
+
+
+def inference_objects(ckpt: dict, path: str | Path) -> tuple[Transformer, TokenizerLike]:
+    """The model (in eval mode) and tokenizer of an already loaded checkpoint read from `path`."""
     hparams = ckpt["hyper_parameters"]
     try:
         model = Transformer(ModelConfig(**hparams["model"]))

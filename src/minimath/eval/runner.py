@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from minimath.data.shards import atomic_write_bytes, atomic_write_json
+from minimath.io import atomic_write_bytes, atomic_write_json
 from minimath.errors import UserError
 from minimath.eval.answers import answer_value, extract_answer, extract_choice, math_equal, numbers_equal
 from minimath.eval.generation import GenerationConfig, generate, loglikelihoods, new_token_budget
@@ -37,6 +37,13 @@ class Protocol:
     generation: GenerationConfig
     batch_size: int = 16
     bare_percent: bool = True  # a bare 35 also answers a 35% gold
+
+    @classmethod
+    def heldout(cls, max_new_tokens: int = 96, batch_size: int = 25, seed: int = 0) -> "Protocol":
+        """How every held-out set is measured during and after training (the in-training callback and the
+        curriculum table): zero-shot, greedy, the standard answer grammar."""
+        return cls(name="standard", shots={}, extraction="auto", subset=None, seed=seed,
+                   generation=GenerationConfig(max_new_tokens=max_new_tokens), batch_size=batch_size)
 
     def shots_for(self, task: str) -> int:
         return int(self.shots.get(task, 0)) if self.name == "standard" else 0

@@ -1,6 +1,6 @@
 """Generation benchmark: tokens/s with the KV cache against re-running the whole prefix for every token.
 
-    python -m minimath.eval.bench [--ckpt PATH] [--batch 8] [--new-tokens 120] [--prompt-tokens 8]
+    python -m minimath.bench.generation [--ckpt PATH] [--batch 8] [--new-tokens 120] [--prompt-tokens 8]
 
 Without a checkpoint it times the `nano` shape (conf/model/nano.yaml) with random weights; both decoders are
 greedy, produce the same tokens (checked), and run side by side in one process.
@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from minimath.config import CONF_DIR
 from minimath.eval.generation import GenerationConfig, generate, generate_without_cache, load_for_inference
 from minimath.model import ModelConfig, Transformer
 
-CONF = Path(__file__).resolve().parents[3] / "conf"
 
 
 class _IdTokenizer:
@@ -32,11 +32,9 @@ class _IdTokenizer:
 
 
 def nano_model(vocab_size: int = 256) -> Transformer:
-    preset = OmegaConf.load(CONF / "model" / "nano.yaml")
-    fields = {k: preset[k] for k in ("n_layer", "n_head", "n_kv_head", "n_embd", "ffn_hidden", "max_seq_len",
-                                     "rope_theta", "norm_eps", "init_std", "init_residual")}
+    preset = OmegaConf.load(CONF_DIR / "model" / "nano.yaml")
     torch.manual_seed(0)
-    return Transformer(ModelConfig(vocab_size=vocab_size, **fields)).eval()
+    return Transformer(ModelConfig.from_preset(preset, vocab_size=vocab_size)).eval()
 
 
 def main() -> None:

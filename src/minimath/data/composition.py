@@ -6,7 +6,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from minimath.data.shards import atomic_write_bytes
+from minimath.io import atomic_write_bytes
 
 
 def entry_label(entry: DictConfig) -> str:

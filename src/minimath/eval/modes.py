@@ -7,15 +7,15 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from minimath.checkpoint import load_checkpoint
+from minimath.config import CONF_DIR
+from minimath.checkpoint import CheckpointMeta, load_checkpoint
 from minimath.errors import UserError
-from minimath.eval.generation import GenerationConfig, generate, load_for_inference
+from minimath.eval.generation import GenerationConfig, generate, inference_objects, load_for_inference
 from minimath.eval.prompts import DOCUMENT_START
 from minimath.eval.runner import Protocol, rescore, run_task, write_results
 from minimath.data.synth.base import DocumentGenerator
 from minimath.eval.tasks import Task, as_generator, heldout_generators, heldout_task, load_public_task, read_records
 
-CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
 
 
 def build_protocol(cfg: DictConfig) -> Protocol:
@@ -58,18 +58,24 @@ def task_config(cfg: DictConfig, name: str) -> DictConfig:
 def evaluate(cfg: DictConfig) -> dict:
     if not cfg.ckpt:
         raise UserError("mode=evaluate needs ckpt=PATH")
-    model, tokenizer = load_for_inference(cfg.ckpt)
-    trained_heldout = load_checkpoint(cfg.ckpt)["hyper_parameters"].get("heldout")
+    ckpt = load_checkpoint(cfg.ckpt)
+    model, tokenizer = inference_objects(ckpt, cfg.ckpt)
+    meta = CheckpointMeta.of(ckpt)
+    del ckpt
+    trained_heldout = meta.heldout
     protocol = build_protocol(cfg)
     summaries, records = {}, {}
-    for name in cfg.tasks:
+    names = list(cfg.tasks) if cfg.tasks is not None else list(trained_heldout)
+    if not names:
+        raise UserError(f"{cfg.ckpt} names no held-out sets: pass tasks=[...] (names of conf/task/*.yaml)")
+    for name in names:
         task = build_task(task_config(cfg, name), trained_heldout)
         summaries[name], records[name] = run_task(model, tokenizer, task, protocol)
         print(json.dumps({k: v for k, v in summaries[name].items() if k != "protocol"}))
     out = Path(cfg.paths.output_dir)
     model_name = cfg.model_name or Path(cfg.ckpt).resolve().parent.parent.name
     write_results(out, summaries, records, model_name)
-    tokens_seen = int(load_checkpoint(cfg.ckpt).get("tokens_seen", 0))
+    tokens_seen = meta.tokens_seen
     from torch.utils.tensorboard import SummaryWriter
 
     with SummaryWriter(str(out / "tb")) as writer:

@@ -1,6 +1,6 @@
 """Data pipeline benchmark: tokenize+pack throughput and the dataloader's share of training-step time.
 
-    python -m minimath.data.bench [--documents N] [--steps N] [--workers 1 2]
+    python -m minimath.bench.data [--documents N] [--steps N] [--workers 1 2]
 
 1. Tokenize+pack: a mixed Chinese/English corpus (generated general text, textbook text and word problems with
    chain-of-thought) through the same code `prepare` uses (`tokenize_stream` + `ShardWriter`), timed per worker
@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from minimath.config import CONF_DIR
 from minimath.data.clean import normalize
 from minimath.data.prepare import tokenize_stream
 from minimath.data.shards import ShardWriter
@@ -55,8 +56,7 @@ def loader_wait_share(steps: int, data_root: str) -> tuple[float, float, int]:
     from minimath.lit_module import MiniMathModule, module_hparams
     from minimath.training import build_datamodule, build_model_config, build_tokenizer, prepare
 
-    conf = Path(__file__).resolve().parents[3] / "conf"
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=["stage='3'", f"paths.data_root={data_root}"])
     manifest = prepare(cfg.data, log=lambda *_: None)
     tokenizer = build_tokenizer(cfg.model, manifest)

@@ -28,17 +28,13 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
+from minimath.config import CONF_DIR
 from minimath.flops import flops_per_token, mfu, peak_flops
 from minimath.hardware import resolve_precision
 from minimath.model import ModelConfig, Transformer
 
-MODEL_FIELDS = ("n_layer", "n_head", "n_kv_head", "n_embd", "ffn_hidden", "rope_theta", "norm_eps", "init_std",
-                "init_residual")
-
-
 def model_config(spec: dict) -> ModelConfig:
-    return ModelConfig(vocab_size=spec["vocab_size"], max_seq_len=spec["seq_len"],
-                       **{k: spec["model"][k] for k in MODEL_FIELDS})
+    return ModelConfig.from_preset(spec["model"], vocab_size=spec["vocab_size"], max_seq_len=spec["seq_len"])
 
 
 def batches(spec: dict, device: str) -> list[dict]:
@@ -186,13 +182,18 @@ def report(cfg: DictConfig) -> dict:
     return results
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="bench")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="bench")
 def main(cfg: DictConfig) -> None:
     report(cfg)
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """`python -m minimath.bench [overrides]`, or one measured variant in its own process (`--worker`)."""
     if len(sys.argv) == 4 and sys.argv[1] == "--worker":
         worker(sys.argv[2], json.loads(sys.argv[3]))
     else:
         main()
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,49 @@
+"""Atomic file writes: every file the project writes (checkpoints, shards, manifests, reports, eval output) goes to a
+temporary name in the target's directory and is renamed over the target, so a crash or SIGKILL mid-write never
+leaves a half-file a reader could take for a finished one."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, IO
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Call `write(f)` on a temporary binary file beside `path`, fsync it, then rename it over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda f: f.write(data))
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def atomic_publish(source: Path, target: Path) -> Path:
+    """Make `target` hold `source`'s content under a new name (a hard link, or a copy where links are not allowed),
+    appearing at once through an atomic rename; `source` stays."""
+    source, target = Path(source), Path(target)
+    tmp = target.parent / f".{target.name}.tmp"
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        atomic_write_bytes(tmp, source.read_bytes())
+    os.replace(tmp, target)
+    return target

@@ -1,0 +1,77 @@
+"""The training-metrics callback: per-source loss, the global gradient norm, MFU, the tokens axis."""
+
+import lightning as L
+import pytest
+import torch
+
+from minimath.callbacks import TrainingMetrics
+from test_lit_module import RecordingLogger, fit, fixed_batches, make_module
+
+
+class LabelledData(L.LightningDataModule):
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = batches
+
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(self.batches, batch_size=None)
+
+
+def test_per_source_loss_is_logged_for_each_source(tiny_model_config):
+    torch.manual_seed(0)
+    module = make_module(tiny_model_config)
+    batches = fixed_batches(tiny_model_config, 2, batch=3)
+    for b, labels in zip(batches, ([0, 1, 1], [1, 1, 1])):
+        b["source"] = torch.tensor(labels)
+    with torch.no_grad():
+        from minimath.loss import token_losses
+        rows = torch.cat([token_losses(module.model.hidden_states(b["input_ids"]), module.model.output_weight,
+                                       b["targets"]).mean(dim=1) for b in batches])
+    logger = RecordingLogger()
+    trainer = L.Trainer(accelerator="cpu", max_steps=1, accumulate_grad_batches=2, logger=logger,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        log_every_n_steps=1, callbacks=[TrainingMetrics(source_names=["alpha", "beta"])])
+    trainer.fit(module, datamodule=LabelledData(batches))
+    metrics = logger.records[0][1]
+    assert metrics["train_source/alpha"] == pytest.approx(rows[0].item(), rel=1e-5)
+    assert metrics["train_source/beta"] == pytest.approx(rows[1:].mean().item(), rel=1e-5)
+
+
+def test_grad_norm_is_global_when_gradients_are_sharded():
+    from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy
+
+    from minimath.callbacks import global_grad_norm, grads_are_sharded
+
+    assert grads_are_sharded(FSDPStrategy()) and not grads_are_sharded(DDPStrategy())
+    params = [torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(1))]
+    params[0].grad, params[1].grad = torch.tensor([3.0, 0.0]), torch.tensor([4.0])
+
+    class TwoShards(FSDPStrategy):  # this rank holds params[0]; the other rank's shard has squared norm 16
+        def reduce(self, tensor, group=None, reduce_op="mean"):
+            assert reduce_op == "sum"
+            return tensor + 16.0
+
+    assert global_grad_norm(params[:1], TwoShards()).item() == 5.0
+    assert global_grad_norm(params, DDPStrategy()).item() == 5.0  # a replica already holds every gradient
+
+
+def test_mfu_is_logged_with_a_peak_and_skipped_steps_are_not_logged(tiny_model_config):
+    module = make_module(tiny_model_config)
+    logger = RecordingLogger()
+    batches = fixed_batches(tiny_model_config, 3)
+    trainer = L.Trainer(accelerator="cpu", max_steps=3, logger=logger, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1,
+                        callbacks=[TrainingMetrics(peak_tflops=1)])
+    batches[1] = {**batches[1], "targets": batches[1]["targets"].clone()}
+    original = module.training_step
+
+    def poisoned(batch, batch_idx):  # the second step's loss is NaN: the module skips it, nothing is logged
+        out = original(batch, batch_idx)
+        if batch_idx == 1:
+            module._nonfinite = True
+        return out
+    module.training_step = poisoned
+    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
+    logged = [m["train/step"] for _, m in logger.records]
+    assert logged == [0.0, 2.0]
+    assert all(0 < m["perf/mfu"] < 1 and m["perf/mfu_total"] > m["perf/mfu"] for _, m in logger.records)
