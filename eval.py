@@ -4,12 +4,14 @@ import hydra
 from omegaconf import DictConfig
 
 from minimath.errors import exit_on_user_error
+from minimath.log import quiet_third_party
 from minimath.eval.modes import main as run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
+    quiet_third_party()
     run(cfg)
 
 

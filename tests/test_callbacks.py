@@ -75,3 +75,20 @@ def test_mfu_is_logged_with_a_peak_and_skipped_steps_are_not_logged(tiny_model_c
     logged = [m["train/step"] for _, m in logger.records]
     assert logged == [0.0, 2.0]
     assert all(0 < m["perf/mfu"] < 1 and m["perf/mfu_total"] > m["perf/mfu"] for _, m in logger.records)
+
+
+def test_progress_counts_optimizer_steps_and_prints_a_plain_line_off_a_terminal(tiny_model_config, caplog):
+    import logging
+
+    from minimath.callbacks import Progress
+
+    module = make_module(tiny_model_config)
+    trainer = L.Trainer(accelerator="cpu", max_steps=2, accumulate_grad_batches=3, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[Progress(every_seconds=0)])
+    with caplog.at_level(logging.INFO, logger="minimath"):
+        trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(fixed_batches(tiny_model_config, 6),
+                                                                          batch_size=None))
+    lines = [r.getMessage() for r in caplog.records if r.name == "minimath"]
+    assert [line.split(" | ")[0] for line in lines] == ["stage 0 step 1/2 (50%)", "stage 0 step 2/2 (100%)"]
+    assert "192 tokens" in lines[-1] and "tokens/s" in lines[-1] and "ETA" in lines[-1]

@@ -186,3 +186,43 @@ def test_a_resumed_checkpoint_is_read_once(tmp_path, monkeypatch):
     assert len(reads) == 1
     assert io.load_checkpoint(start.path)["global_step"] == 3 and len(reads) == 2  # handed over once only
     assert "resuming" in start.describe(128) and "96 tokens seen" in start.describe(128)
+
+
+def test_sigint_saves_the_interrupted_step_and_the_rerun_continues_identically(tmp_path, data_root):
+    extra = ["train.max_tokens=7680", "callbacks.checkpoint.every_n_train_steps=1000",
+             "callbacks.progress.every_seconds=0"]  # 60 steps; no step checkpoint but the interrupt's
+    reference = train_cli(tmp_path / "ref", data_root, *extra)
+    assert reference.wait(timeout=300) == 0, reference.stderr.read()[-2000:]
+
+    victim = train_cli(tmp_path / "stopped", data_root, *extra)
+    deadline = time.time() + 240
+    for line in victim.stdout:  # the non-TTY progress line: one per step here
+        if " step 12/60 " in line or time.time() > deadline:
+            break
+    victim.send_signal(signal.SIGINT)
+    out, err = victim.communicate(timeout=120)
+    assert victim.returncode == 130, err[-2000:]
+    assert err.strip().splitlines()[-1].startswith("interrupted: stage 1 stopped at step ")
+    assert "Traceback" not in err
+    last = load_checkpoint(tmp_path / "stopped" / "checkpoints" / "last.ckpt")
+    stopped_at = last["global_step"]
+    assert 12 <= stopped_at < 60 and f"stopped at step {stopped_at} of 60" in err
+    assert not (tmp_path / "stopped" / "checkpoints" / "final.ckpt").exists()
+
+    rerun = train_cli(tmp_path / "stopped", data_root, *extra)
+    out, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err[-2000:]
+    assert f"resuming {tmp_path / 'stopped' / 'checkpoints' / 'last.ckpt'} at step {stopped_at}" in out
+    expected = scalars(tmp_path / "ref" / "tb", "train/loss")
+    assert scalars(tmp_path / "stopped" / "tb", "train/loss") == expected and len(expected) == 60
+
+
+def test_time_based_checkpoints_fire_and_only_the_newest_are_kept(tmp_path, data_root):
+    cfg = stage_config(tmp_path, data_root, 1, 128, ["train.max_tokens=1280",
+                                                     "callbacks.checkpoint.every_n_train_steps=null",
+                                                     "callbacks.checkpoint.every_minutes=1e-9",
+                                                     "callbacks.checkpoint.keep_last=2"])
+    run(cfg)
+    ckpts = tmp_path / "run" / "stage1-bs128" / "checkpoints"
+    assert sorted(p.name for p in ckpts.glob("step*.ckpt")) == ["step0000009.ckpt", "step0000010.ckpt"]
+    assert load_checkpoint(ckpts / "final.ckpt")["global_step"] == 10

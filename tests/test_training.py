@@ -51,7 +51,10 @@ def test_compact_vocabulary_needs_prepared_data(tmp_path):
 
 def test_dry_run_prints_counts(tmp_path, capsys):
     run(compose_config(["model=minimath_1p5b", "dry_run=true"], tmp_path))
-    assert "params total=1519200256 non_embedding=1208035328" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "params total=1519200256 non_embedding=1208035328" in out
+    # the embedded data's 256-token batches do not hold one 2,048-token sequence: said per stage, not raised
+    assert "stage 1: would stop with: error: batch of 256 tokens/step is not a whole number" in out
     assert not (tmp_path / "checkpoints").exists()
 
 
@@ -95,7 +98,8 @@ def test_train_py_end_to_end(tmp_path, data_root):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["batch=163K", "hardware.micro_batch=3"], "error: batch of 163840 tokens/step is not a multiple"),
+    (["batch=163K", "hardware.micro_batch=3", "train.max_tokens=400000"],
+     "error: batch of 163840 tokens/step is not a multiple"),
     (["model.tokenizer=/nonexistent/vocab.tiktoken", "dry_run=true"], "error: vocabulary file"),
     (["init_from=/nonexistent.ckpt"], "error: checkpoint /nonexistent.ckpt does not exist"),
 ])
@@ -115,7 +119,50 @@ def test_unknown_option_names_the_fix(tmp_path):
 def test_bf16_mixed_precision_trains_on_cpu(tmp_path, data_root):
     out = tmp_path / "bf16"
     run(compose_config(TINY_TRAIN_OVERRIDES + [f"paths.data_root={data_root}", "hardware.precision=bf16-mixed",
-                                               "train.max_tokens=256"], out))
+                                               "train.max_tokens=256", "callbacks.heldout_eval.n=2",
+                                               "callbacks.heldout_eval.max_new_tokens=4"], out))
     ckpt = load_checkpoint(out / "checkpoints" / "final.ckpt")
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
     assert ckpt["last_loss"] == ckpt["last_loss"]  # not NaN
+
+
+def test_dry_run_prints_each_stages_plan_without_training(tmp_path, data_root, capsys):
+    run(compose_config([f"paths.data_root={data_root}", *SMALL_DATA_OVERRIDES, "dry_run=true", "stage=all"],
+                       tmp_path))
+    out = capsys.readouterr().out
+    assert out.count("precision 32-true") + out.count("precision bf16-mixed") == 4  # one block per stage
+    assert "2,560 tokens/step = 20 sequences x 128 tokens x 1 accumulation x 1 rank(s)" in out
+    assert "steps = " in out and not (tmp_path / "checkpoints").exists()
+
+
+BAD_INPUTS = [
+    (["hardware=gpu"], "error: hardware.accelerator=gpu, but torch sees no CUDA GPU", True),
+    (["+trainer.max_steps=5"], "error: trainer.max_steps is set by the run: use train.max_tokens", True),
+    (["batch=163K", "train.max_tokens=null"], "error: batch 163K is 163,840 tokens/step, more than the", True),
+    (["~data.clean"], "error: config", False),
+    (["model.max_seq_len=4096", "hardware.micro_batch=1", "batch.tokens_per_step=4096"],
+     "error: source general_en has no shard of 4097 tokens", False),
+]
+
+
+@pytest.mark.parametrize("args,message,needs_gpu_free", BAD_INPUTS)
+def test_bad_inputs_are_one_line_and_exit_2(args, message, needs_gpu_free, tmp_path, data_root):
+    if needs_gpu_free and torch.cuda.is_available() and args == ["hardware=gpu"]:
+        pytest.skip("this machine has a GPU")
+    out = tmp_path / "stage"
+    short = "4097" in message  # a source smaller than one sequence: its own tiny data
+    data = ["data.sources.general_en.documents_count=3", f"paths.data_root={tmp_path / 'data'}"] if short else [
+        f"paths.data_root={data_root}"]
+    result = run_cli("train.py", "stage=1", *SMALL_DATA_OVERRIDES, *data, f"hydra.run.dir={out}", *args)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith(message) and "Traceback" not in result.stderr
+    assert not out.exists()  # a run that failed before training leaves no stage directory
+
+
+def test_a_random_bytes_checkpoint_is_refused_without_unsafe_advice(tmp_path):
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(UserError, match="truncated or not a MiniMATH checkpoint") as err:
+        load_checkpoint(junk)
+    assert "weights_only=False" not in str(err.value) and "\n" not in str(err.value)

@@ -13,7 +13,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
-from minimath.errors import UserError
+from minimath.errors import UserError, first_line
 from minimath.io import atomic_write
 
 
@@ -68,9 +68,10 @@ def load_checkpoint(path: str | Path) -> dict:
         raise UserError(f"checkpoint {path} does not exist")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"checkpoint {path} is truncated or not a MiniMATH checkpoint ({first_line})") from None
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as err:
+        # torch's own message goes on to suggest weights_only=False, which would run arbitrary code: not passed on
+        reason = "not a zip archive" if "zip" in first_line(err).lower() else type(err).__name__
+        raise UserError(f"checkpoint {path} is truncated or not a MiniMATH checkpoint ({reason})") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise UserError(f"{path} is not a MiniMATH Lightning checkpoint (no state_dict/hyper_parameters)")
     return ckpt

@@ -4,6 +4,7 @@ stage's final checkpoint, printed and written as `<run>/curriculum.md` and `curr
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from omegaconf import DictConfig
 
 from minimath import log
 from minimath.checkpoint import CheckpointMeta, load_checkpoint
-from minimath.errors import UserError
+from minimath.errors import INTERRUPTED_STATUS, Interrupted, UserError
 from minimath.eval.generation import inference_objects
 from minimath.eval.runner import Protocol, run_task
 from minimath.eval.tasks import heldout_generators, heldout_task
@@ -34,17 +35,51 @@ def wants_curriculum(cfg: DictConfig) -> bool:
     return str(cfg.stage.id) == ALL_STAGES
 
 
+CONFIG_FLAGS = ("--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn")
+
+
+def config_arguments(argv: list[str]) -> list[str]:
+    """The command line's config-location flags (`--config-dir X`, `-cd=X`, ...): each stage process gets them too."""
+    kept, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in CONFIG_FLAGS and i + 1 < len(argv):
+            kept += [arg, argv[i + 1]]
+            i += 1
+        elif arg.split("=", 1)[0] in CONFIG_FLAGS and "=" in arg:
+            kept.append(arg)
+        i += 1
+    return kept
+
+
+def run_stage_process(command: list[str]) -> int:
+    """Run one stage and wait for it. A Ctrl-C reaches the stage too (same process group): the stage finishes
+    its step and saves, so the driver waits for it rather than dying first; a SIGTERM sent to the driver alone
+    is passed on."""
+    process = subprocess.Popen(command)
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
+                signal.SIGTERM: signal.signal(signal.SIGTERM, lambda signum, frame: process.send_signal(signum))}
+    try:
+        return process.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def run_stages(cfg: DictConfig, script: str) -> list[str]:
-    """Train each stage in a fresh process with the user's overrides; a failed stage stops the curriculum with
-    its exit status."""
+    """Train each stage in a fresh process with the user's config location and overrides; a failed or
+    interrupted stage stops the curriculum with its exit status."""
     stages = [str(key) for key in cfg.data.stages]
     overrides = [o for o in command_line_overrides()
                  if not o.lstrip("+~").startswith(("stage=", "hydra."))]
     for key in stages:
         log.info(f"=== curriculum: stage {key} of {len(stages)} ===")
-        done = subprocess.run([sys.executable, script, f"stage={key}", *overrides])
-        if done.returncode != 0:
-            sys.exit(done.returncode)
+        status = run_stage_process([sys.executable, script, *config_arguments(sys.argv[1:]), f"stage={key}",
+                                    *overrides])
+        if status == INTERRUPTED_STATUS:
+            raise Interrupted(f"the curriculum stopped in stage {key}; rerun the same command to continue")
+        if status != 0:
+            sys.exit(status)
     return stages
 
 

@@ -6,18 +6,32 @@ import functools
 import sys
 from typing import Callable, TypeVar
 
+from omegaconf.errors import OmegaConfBaseException
+
 F = TypeVar("F", bound=Callable)
+
+USER_ERROR_STATUS = 2
+INTERRUPTED_STATUS = 130  # 128 + SIGINT, what shells report for a Ctrl-C
 
 
 class UserError(Exception):
     """A mistake in config, input files or checkpoints that the user can fix; the message says how."""
 
 
-def exit_on_user_error(fn: F) -> F:
-    """Turn a `UserError` raised anywhere below `fn` into `error: <message>` and exit status 2.
+class Interrupted(Exception):
+    """The run stopped on SIGINT/SIGTERM after saving its work; the message says where and how to continue."""
 
-    Entry points wrap their Hydra task function with this so that a bad value is one line, not a traceback.
-    """
+
+def first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def exit_on_user_error(fn: F) -> F:
+    """Turn what a user causes, raised anywhere below `fn`, into one line on stderr: a `UserError` or a config
+    error (a missing key, a bad interpolation) → `error: <message>`, status 2; an interrupt → `interrupted: ...`,
+    status 130. Entry points wrap their Hydra task function with this, so a bad value is one line, not a
+    traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -25,6 +39,16 @@ def exit_on_user_error(fn: F) -> F:
             return fn(*args, **kwargs)
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
-            sys.exit(2)
+            sys.exit(USER_ERROR_STATUS)
+        except OmegaConfBaseException as err:
+            key = getattr(err, "full_key", None)
+            print(f"error: config{f' key {key}' if key else ''}: {first_line(err)}", file=sys.stderr)
+            sys.exit(USER_ERROR_STATUS)
+        except Interrupted as err:
+            print(f"interrupted: {err}", file=sys.stderr)
+            sys.exit(INTERRUPTED_STATUS)
+        except KeyboardInterrupt:
+            print("interrupted: stopped before any training step (nothing to save)", file=sys.stderr)
+            sys.exit(INTERRUPTED_STATUS)
 
     return wrapper  # type: ignore[return-value]

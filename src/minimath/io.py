@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable, IO
@@ -47,3 +48,13 @@ def atomic_publish(source: Path, target: Path) -> Path:
         atomic_write_bytes(tmp, source.read_bytes())
     os.replace(tmp, target)
     return target
+
+
+def remove_if_only(directory: Path, names: tuple[str, ...]) -> bool:
+    """Remove `directory` when everything in it is one of `names` (a run that failed before writing anything:
+    Hydra made the directory, with only its config and log inside). Returns whether it was removed."""
+    directory = Path(directory)
+    if directory.is_dir() and all(p.name in names for p in directory.iterdir()):
+        shutil.rmtree(directory, ignore_errors=True)
+        return True
+    return False

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import hydra
 import lightning as L
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from minimath import log
 from minimath.checkpoint import AtomicCheckpointIO, load_weights, model_state
 from minimath.data.datamodule import MixtureDataModule
 from minimath.data.mixture import StagePlan
 from minimath.data.prepare import prepare
-from minimath.errors import UserError
+from minimath.callbacks import Checkpointing
+from minimath.errors import Interrupted, UserError
 from minimath.hardware import resolve_precision
 from minimath.lit_module import MiniMathModule, module_hparams
 from minimath.model import ModelConfig, Transformer, count_params
-from minimath.runs import LAST, checkpoint_dir, mark_final, stage_start
+from minimath.runs import (ALL_STAGES, LAST, StageStart, checkpoint_dir, mark_final, run_dir, stage_dir_name,
+                           stage_start)
 from minimath.tokenizer import CompactTokenizer, TokenizerLike, get_tokenizer, padded_vocab_size
 
 
@@ -75,15 +78,24 @@ def build_datamodule(cfg: DictConfig, manifest: dict, tokenizer: TokenizerLike) 
     plan = StagePlan(directory=str(cfg.data.dir), sources=manifest["sources"],
                      stages=OmegaConf.to_container(cfg.data.stages, resolve=True), stage=str(cfg.stage.id),
                      seq_len=int(cfg.model.max_seq_len), seed=int(cfg.seed))
+    plan.build()  # checks every source of the stage yields sequences, before any model is built
     remap = tokenizer.from_base if isinstance(tokenizer, CompactTokenizer) else None
     return MixtureDataModule(plan, micro_batch=micro_batch_size(cfg),
                              num_workers=int(cfg.hardware.num_workers), remap=remap)
 
 
-def training_tokens(cfg: DictConfig, plan: StagePlan) -> int:
-    if cfg.train.max_tokens is not None:
-        return int(cfg.train.max_tokens)
-    return plan.tokens_per_epoch() * int(plan.stages[plan.stage]["epochs"])
+def stage_budget(cfg: DictConfig) -> int:
+    """Tokens the data config gives the selected stage: tokens per epoch × epochs."""
+    spec = cfg.data.stages.get(str(cfg.stage.id))
+    if spec is None:
+        raise UserError(f"stage {cfg.stage.id} is not defined in data={cfg.data.name} (it has "
+                        f"{', '.join(map(str, cfg.data.stages))})")
+    return int(float(spec.tokens)) * int(spec.epochs)
+
+
+def training_tokens(cfg: DictConfig) -> int:
+    """train.max_tokens, or the stage's budget from the data config."""
+    return int(cfg.train.max_tokens) if cfg.train.max_tokens is not None else stage_budget(cfg)
 
 
 def build_model_config(model_cfg: DictConfig, tokenizer: TokenizerLike) -> ModelConfig:
@@ -146,55 +158,139 @@ def build_trainer(cfg: DictConfig, precision: str, accumulate: int, max_steps: i
         default_root_dir=cfg.paths.output_dir, plugins=[checkpoint_io])))
 
 
+def check_device(hardware: DictConfig) -> None:
+    """A GPU preset on a machine without one fails here, before anything is built."""
+    if str(hardware.accelerator) in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise UserError("hardware.accelerator=gpu, but torch sees no CUDA GPU on this machine: use hardware=cpu")
+
+
+def precision_reason(setting: str, resolved: str, accelerator: str) -> str:
+    if setting != "auto":
+        return f"hardware.precision={setting}"
+    if accelerator == "gpu":
+        return "auto: the GPU's bf16 support"
+    return ("auto: this CPU multiplies bf16 natively (AMX/AVX512-BF16)" if resolved.startswith("bf16")
+            else "auto: no native bf16 on this CPU (bf16 would be emulated, slower than fp32)")
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a stage run will do, known before anything is allocated: printed at start (and by dry_run) and
+    logged as the run's resolved hyper-parameters."""
+
+    stage: int
+    start: str
+    precision: str
+    precision_reason: str
+    device: str
+    world_size: int
+    micro_batch: int
+    accumulate: int
+    seq_len: int
+    tokens_per_step: int
+    steps: int
+    tokens: int
+    stage_tokens: int
+    output_dir: str
+
+    def block(self) -> str:
+        return "\n".join([
+            f"stage {self.stage}: {self.start}",
+            f"  precision {self.precision} ({self.precision_reason}); device {self.device} x {self.world_size}",
+            f"  {self.tokens_per_step:,} tokens/step = {self.micro_batch} sequences x {self.seq_len} tokens x "
+            f"{self.accumulate} accumulation x {self.world_size} rank(s)",
+            f"  {self.steps:,} steps = {self.tokens:,} tokens (stage budget {self.stage_tokens:,})",
+            f"  output {self.output_dir}"])
+
+
+def stage_config(cfg: DictConfig, key: str) -> DictConfig:
+    """The config as `stage=<key>` would compose it (a curriculum's dry run shows every stage)."""
+    staged = cfg.copy()
+    with open_dict(staged):
+        staged.stage.id = int(key)
+        staged.paths.output_dir = str(run_dir(cfg.paths.runs, cfg.run_name) / stage_dir_name(key, staged.batch.name))
+    return staged
+
+
+def plan_run(cfg: DictConfig, start: StageStart) -> RunPlan:
+    """From the config alone (no data, no model): the batch accounting, steps, precision and device."""
+    tokens_per_step = int(cfg.batch.tokens_per_step)
+    budget = training_tokens(cfg)
+    if tokens_per_step > budget:
+        raise UserError(f"batch {cfg.batch.name} is {tokens_per_step:,} tokens/step, more than the "
+                        f"{budget:,} tokens stage {cfg.stage.id} trains: pick a smaller batch= (or raise "
+                        f"data.stages.{cfg.stage.id}.tokens / train.max_tokens)")
+    n_ranks = world_size(cfg.hardware)
+    micro_batch, seq_len = micro_batch_size(cfg), int(cfg.model.max_seq_len)
+    accumulate = accumulation_steps(tokens_per_step, micro_batch, seq_len, n_ranks)
+    steps = math.ceil(budget / tokens_per_step)
+    setting, accelerator = str(cfg.hardware.precision), str(cfg.hardware.accelerator)
+    precision = resolve_precision(setting, accelerator)
+    return RunPlan(stage=int(cfg.stage.id), start=start.describe(tokens_per_step), precision=precision,
+                   precision_reason=precision_reason(setting, precision, accelerator), device=accelerator,
+                   world_size=n_ranks, micro_batch=micro_batch, accumulate=accumulate, seq_len=seq_len,
+                   tokens_per_step=tokens_per_step, steps=steps, tokens=steps * tokens_per_step,
+                   stage_tokens=stage_budget(cfg), output_dir=str(cfg.paths.output_dir))
+
+
 def run(cfg: DictConfig) -> None:
-    """Train the selected stage (cfg.stage.id) from where `minimath.runs.stage_start` says it starts."""
-    needs_data = not cfg.dry_run or bool(cfg.model.compact_vocab)
+    """Train the selected stage (cfg.stage.id) from where `minimath.runs.stage_start` says it starts; dry_run:
+    print the parameter counts and, given prepared data, the plan, without allocating the model."""
+    check_device(cfg.hardware)
+    trainer_arguments(cfg, {})  # a clash with what the run sets is an error before any work
+    needs_data = not cfg.dry_run or bool(cfg.model.compact_vocab)  # a compact vocabulary is the data's ids
     manifest = prepare(cfg.data, log=log.info) if needs_data else None
     tokenizer = build_tokenizer(cfg.model, manifest)
     model_config = build_model_config(cfg.model, tokenizer)
+    stage_dir = Path(cfg.paths.output_dir)
     if cfg.dry_run:
         counts = report_params(model_config)
         print(f"params total={counts['total']} non_embedding={counts['non_embedding']} "
               f"embedding={counts['embedding']}")
+        stages = [str(k) for k in cfg.data.stages] if str(cfg.stage.id) == ALL_STAGES else [str(cfg.stage.id)]
+        for key in stages:  # each stage's plan, or the error that stage would stop with
+            staged = cfg if len(stages) == 1 else stage_config(cfg, key)
+            try:
+                print(plan_run(staged, StageStart("dry run: nothing is allocated")).block())
+            except UserError as err:
+                print(f"stage {key}: would stop with: error: {err}")
         return
 
-    stage_dir = Path(cfg.paths.output_dir)
     start = stage_start(stage_dir, int(cfg.stage.id), str(cfg.batch.name), cfg.init_from, str(cfg.resume))
-    tokens_per_step = int(cfg.batch.tokens_per_step)
     if start.kind == "finished":
-        log.info(f"stage {cfg.stage.id} (batch {cfg.batch.name}) {start.describe(tokens_per_step)}; "
+        log.info(f"stage {cfg.stage.id} (batch {cfg.batch.name}) {start.describe(0)}; "
                  f"remove {stage_dir} to train it again")
         return
+    plan = plan_run(cfg, start)
     datamodule = build_datamodule(cfg, manifest, tokenizer)
-    accumulate = accumulation_steps(tokens_per_step, datamodule.micro_batch, int(datamodule.seq_len),
-                                    world_size(cfg.hardware))
-    max_steps = math.ceil(training_tokens(cfg, datamodule.plan) / tokens_per_step)
-    L.seed_everything(int(cfg.seed), workers=True)
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     optim = OmegaConf.to_container(cfg.optim, resolve=True)
     heldout = OmegaConf.to_container(cfg.data.heldout, resolve=True) if "heldout" in cfg.data else {}
     module = MiniMathModule(**module_hparams(model_config, optim, tokenizer.state_dict(), heldout),
-                            lr_schedule=hydra.utils.instantiate(cfg.scheduler, total_steps=max_steps),
-                            max_nonfinite_steps=int(cfg.train.max_nonfinite_steps), stage=int(cfg.stage.id),
-                            tokens_per_step=tokens_per_step, loss_chunk_bytes=cfg.train.loss_chunk_bytes)
+                            lr_schedule=hydra.utils.instantiate(cfg.scheduler, total_steps=plan.steps),
+                            max_nonfinite_steps=int(cfg.train.max_nonfinite_steps), stage=plan.stage,
+                            tokens_per_step=plan.tokens_per_step, loss_chunk_bytes=cfg.train.loss_chunk_bytes)
     if start.kind == "resume":  # the weights are checked here; Lightning restores everything from the same dict
         load_weights(module.model, model_state(start.checkpoint), str(start.path))
     elif start.kind == "init":
         module.start_from(start.checkpoint, str(start.path), bool(cfg.init_optimizer))
     if cfg.train.compile:
         module.model.compile()  # in place: parameter names (and checkpoints) stay the same
-    precision = resolve_precision(str(cfg.hardware.precision), str(cfg.hardware.accelerator))
     resume = start.path if start.kind == "resume" else None
-    trainer = build_trainer(cfg, precision, accumulate, max_steps, datamodule.source_names,
+    trainer = build_trainer(cfg, plan.precision, plan.accumulate, plan.steps, datamodule.source_names,
                             AtomicCheckpointIO(preloaded={resume: start.checkpoint} if resume else None))
-    log.info(f"stage {cfg.stage.id}: {start.describe(tokens_per_step)}")
-    log.info(f"model {cfg.model.name}: {count_params(model_config)['non_embedding']:,} non-embedding params, "
-             f"vocab {tokenizer.vocab_size} -> {model_config.vocab_size} rows; {tokens_per_step:,} tokens/step = "
-             f"{accumulate} x {datamodule.micro_batch} x {datamodule.seq_len} x {world_size(cfg.hardware)}; "
-             f"{max_steps} steps; output {stage_dir}")
+    log.info(plan.block())
+    log.info(f"  model {cfg.model.name}: {count_params(model_config)['non_embedding']:,} non-embedding params, "
+             f"vocab {tokenizer.vocab_size} -> {model_config.vocab_size} rows")
     for logger in trainer.loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "resolved": asdict(plan)})
     del start  # the checkpoint dict is Lightning's now: it is let go once restored
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
-    if trainer.global_step >= max_steps and not trainer.interrupted:
-        trainer.save_checkpoint(checkpoint_dir(stage_dir) / LAST)
-        log.info(f"stage {cfg.stage.id} finished: {mark_final(stage_dir)}")
+    saver = next((c for c in trainer.callbacks if isinstance(c, Checkpointing)), None)
+    if saver is not None and saver.interrupted_at is not None:
+        raise Interrupted(f"stage {plan.stage} stopped at step {saver.interrupted_at:,} of {plan.steps:,} "
+                          f"({module.tokens_seen:,} tokens seen); saved {checkpoint_dir(stage_dir) / LAST}: "
+                          f"rerun the same command to continue")
+    if trainer.global_step >= plan.steps and not trainer.interrupted:
+        trainer.save_checkpoint(checkpoint_dir(stage_dir) / LAST, weights_only=False)  # full state
+        log.info(f"stage {plan.stage} finished: {mark_final(stage_dir)}")

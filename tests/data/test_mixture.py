@@ -3,6 +3,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from minimath.errors import UserError
 from minimath.data.mixture import Mixture, TokenWindows, largest_remainder
 
 
@@ -52,5 +53,5 @@ def test_nested_mixture_keeps_leaf_labels():
 def test_bad_mixtures():
     with pytest.raises(ValueError, match="positive"):
         Mixture([windows(100, 4, 0)], [0.0], length=10, seed=0)
-    with pytest.raises(ValueError, match="no full sequence"):
+    with pytest.raises(UserError, match="no shard of 5 tokens .* a smaller model.max_seq_len"):
         windows(4, 4, 0)

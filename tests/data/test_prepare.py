@@ -99,3 +99,21 @@ def test_prepare_cli(tmp_path):
     assert sorted(manifest["sources"]) == ["basic_math", "equations", "general_en", "general_zh", "math_text",
                                            "word_problems_cot"]
     assert "basic_math: read 20, kept" in result.stdout + result.stderr
+
+
+def test_edited_input_files_are_prepared_again_and_force_prepares_everything(tmp_path):
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text("".join(json.dumps({"text": f"document number {i} about numbers"}) + "\n" for i in range(5)))
+    cfg = data_config(tmp_path, {"mine": {"_target_": "minimath.data.sources.FileSource", "paths": [str(mine)]}})
+    lines = []
+    first = prepare(cfg, log=lines.append)["sources"]["mine"]
+    assert first["documents"] == 5 and list(first["inputs"].values())[0]["size"] == mine.stat().st_size
+    prepare(cfg, log=lines.append)
+    assert lines[-1].startswith("mine: up to date")
+    with mine.open("a") as f:  # appended documents: same config, new content
+        f.write("".join(json.dumps({"text": f"appended document {i} with words"}) + "\n" for i in range(60)))
+    again = prepare(cfg, log=lines.append)["sources"]["mine"]
+    assert any(line == "mine: input changed (mine.jsonl): preparing again" for line in lines)
+    assert again["documents"] == 65
+    prepare(cfg, log=lines.append, force=True)
+    assert "mine: preparing again (force=true)" in lines

@@ -47,8 +47,11 @@ def test_evaluate_and_generate_on_a_trained_checkpoint(tmp_path, data_root):
     assert result.returncode == 0, result.stderr[-2000:]
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert results["tasks"]["arithmetic"]["n"] == 5 and results["tasks"]["arithmetic"]["protocol"]["name"] == "report"
-    assert "|model|C-Eval|" in (tmp_path / "eval" / "results.md").read_text()
+    header, _, row = (tmp_path / "eval" / "results.md").read_text().splitlines()
+    assert header == "|model|arithmetic|word_problems|" and row.startswith(f"|{tmp_path.name}/run|")
+    assert row.endswith("%|") and f"results written to {tmp_path / 'eval'}" in result.stderr
     assert list((tmp_path / "eval" / "tb").glob("events.out.tfevents.*"))
     gen = run_eval("mode=generate", f"ckpt={ckpt}", "prompt='12 + 3 ='", "generate.max_new_tokens=3",
                    f"hydra.run.dir={tmp_path / 'gen'}")
     assert gen.returncode == 0 and gen.stdout.strip().startswith("12 + 3 =")
+    assert not (tmp_path / "gen").exists()  # generate writes nothing: no directory left behind

@@ -122,9 +122,11 @@ def test_multiple_choice_needs_the_answer_letters_in_the_vocabulary():
     assert kept.unknown_count(kept.encode("Answer: C\n#### 1,234\nThe answer is 56.7%.\n答：(8/9)")) == 0
 
 
-def test_markdown_table_uses_the_report_columns():
-    table = markdown_table({"gsm8k": {"accuracy": 0.4334}, "math23k": {"accuracy": 0.6004},
-                            "arithmetic": {"accuracy": 0.5}}, "ours")
+def test_markdown_table_shows_the_tasks_run_in_the_report_order_in_percent():
+    table = markdown_table({"arithmetic": {"accuracy": 0.5}, "math23k": {"accuracy": 0.6004},
+                            "gsm8k": {"accuracy": 0.4334}}, "run/stage4-bs2.5K")
     header, _, row = table.split("\n")
-    assert header == "|model|C-Eval|CMMLU|MMLU|GSM8K|MATH|MATH23K|Math Avg.|arithmetic|"
-    assert row == "|ours|-|-|-|43.34|-|60.04|51.69|50.00|"
+    assert header == "|model|GSM8K|MATH23K|Math Avg.|arithmetic|"
+    assert row == "|run/stage4-bs2.5K|43.34%|60.04%|51.69%|50.00%|"
+    header, _, row = markdown_table({"equations": {"accuracy": 0.25}}, "x").split("\n")
+    assert header == "|model|equations|" and row == "|x|25.00%|"  # no math task: no Math Avg.

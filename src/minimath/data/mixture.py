@@ -48,7 +48,8 @@ class TokenWindows:
         counts = [max(0, (len(s) - 1) // seq_len) for s in self.shards]
         self.offsets = np.concatenate([[0], np.cumsum(counts)])
         if self.offsets[-1] == 0:
-            raise ValueError(f"source {name} has fewer than {seq_len + 1} tokens: no full sequence")
+            raise UserError(f"source {name} has no shard of {seq_len + 1} tokens (one training sequence): give it "
+                            f"more documents, or a smaller model.max_seq_len")
 
     def __len__(self) -> int:
         return int(self.offsets[-1])

@@ -26,10 +26,11 @@ from omegaconf import DictConfig, OmegaConf
 from minimath.config import quote_numeric_choices
 from minimath.data.clean import Cleaner, normalize
 from minimath.data.decontaminate import Decontaminator
-from minimath.data.shards import DTYPE, MANIFEST, MANIFEST_VERSION, ShardWriter, load_shard
+from minimath.data.shards import DTYPE, MANIFEST, MANIFEST_VERSION, ShardWriter, load_shard, sha256_file
 from minimath.io import atomic_write_json
 from minimath.data.sources import SourceStats
 from minimath.errors import UserError, exit_on_user_error
+from minimath.log import quiet_third_party
 from minimath.tokenizer import get_tokenizer
 
 _worker_tokenizer = None
@@ -71,11 +72,28 @@ def tokenize_stream(texts: Iterable[str], tokenizer_name: str, workers: int, bat
             yield from _split(*encoded)
 
 
-def source_fingerprint(source_cfg: DictConfig, data_cfg: DictConfig) -> str:
-    """Everything that changes a source's shards: its config, cleaning, decontamination and tokenizer."""
+def describe_inputs(files: list[Path], recorded: dict) -> dict:
+    """{path: {size, mtime_ns, sha256}} of a source's input files. The content hash is what counts; a file whose
+    size and mtime match what the manifest recorded keeps its recorded hash instead of being read again."""
+    described = {}
+    for path in files:
+        stat = path.stat()
+        key, old = str(path.resolve()), recorded.get(str(path.resolve()), {})
+        same = old.get("size") == stat.st_size and old.get("mtime_ns") == stat.st_mtime_ns and "sha256" in old
+        described[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                          "sha256": old["sha256"] if same else sha256_file(path)}
+    return described
+
+
+def source_fingerprint(source_cfg: DictConfig, data_cfg: DictConfig, inputs: dict | None = None) -> str:
+    """Everything that changes a source's shards: its config (a generator's settings), its input files' content,
+    cleaning, decontamination (with its evaluation files' content) and tokenizer."""
     parts = {k: OmegaConf.to_container(data_cfg[k], resolve=True) for k in ("clean", "decontaminate")}
     parts["source"] = OmegaConf.to_container(source_cfg, resolve=True)
     parts["tokenizer"] = str(data_cfg.tokenizer)
+    parts["inputs"] = {path: d["sha256"] for path, d in (inputs or {}).items()}
+    parts["eval_sets"] = [sha256_file(Path(item.path)) for item in data_cfg.decontaminate.eval_sets
+                          if Path(item.path).is_file()]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -130,8 +148,9 @@ def prepare_source(name: str, source, data_cfg: DictConfig, directory: Path, dec
     }
 
 
-def prepare(data_cfg: DictConfig, log=print) -> dict:
-    """Prepare every source of `data_cfg` under `data_cfg.dir`; returns the manifest."""
+def prepare(data_cfg: DictConfig, log=print, force: bool = False) -> dict:
+    """Prepare every source of `data_cfg` under `data_cfg.dir` whose settings or input files changed (`force`:
+    every source); returns the manifest."""
     directory = Path(data_cfg.dir)
     directory.mkdir(parents=True, exist_ok=True)
     manifest_path = directory / MANIFEST
@@ -140,17 +159,25 @@ def prepare(data_cfg: DictConfig, log=print) -> dict:
                 "sources": {}}
     decon, changed = None, not manifest_path.is_file()
     for name, source_cfg in data_cfg.sources.items():
-        fingerprint = source_fingerprint(source_cfg, data_cfg)
         previous = old.get("sources", {}).get(name) if old.get("tokenizer") == manifest["tokenizer"] else None
-        if _finished(previous, fingerprint, directory):
+        source = hydra.utils.instantiate(source_cfg, name=name)
+        files = source.input_files() if hasattr(source, "input_files") else []
+        inputs = describe_inputs(files, (previous or {}).get("inputs", {}))
+        fingerprint = source_fingerprint(source_cfg, data_cfg, inputs)
+        if not force and _finished(previous, fingerprint, directory):
             manifest["sources"][name] = previous
             log(f"{name}: up to date ({previous['tokens']:,} tokens)")
             continue
+        if force:
+            log(f"{name}: preparing again (force=true)")
+        elif previous and inputs != previous.get("inputs", {}):
+            edited = sorted(set(inputs) ^ set(previous.get("inputs", {})) | {
+                p for p in inputs if previous.get("inputs", {}).get(p, {}).get("sha256") != inputs[p]["sha256"]})
+            log(f"{name}: input changed ({', '.join(Path(p).name for p in edited[:3])}): preparing again")
         decon, changed = decon or build_decontaminator(data_cfg.decontaminate), True
         start = time.perf_counter()
-        source = hydra.utils.instantiate(source_cfg, name=name)
         entry = prepare_source(name, source, data_cfg, directory, decon)
-        entry["fingerprint"] = fingerprint
+        entry["fingerprint"], entry["inputs"] = fingerprint, inputs
         manifest["sources"][name] = entry
         atomic_write_json(manifest_path, manifest)  # progress survives a crash in a later source
         stats = SourceStats(name, entry["stats"]["read"], entry["stats"]["kept"])
@@ -172,7 +199,8 @@ def prepare(data_cfg: DictConfig, log=print) -> dict:
 @hydra.main(version_base="1.3", config_path="../../../conf", config_name="prepare")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
-    prepare(cfg.data)
+    quiet_third_party()
+    prepare(cfg.data, force=bool(cfg.force))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from minimath.data.formatters import SkipRecord, get_formatter
 from minimath.errors import UserError
@@ -70,6 +70,17 @@ class HubSource:
     streaming: bool = True
     max_documents: int | None = None
 
+    def input_files(self) -> list[Path]:
+        """The local files this source reads (`data_files` patterns that match files here); a hub dataset's
+        identity is its config."""
+        patterns = self.data_files
+        if isinstance(patterns, Mapping):
+            patterns = [p for value in patterns.values() for p in ([value] if isinstance(value, str) else value)]
+        elif isinstance(patterns, str):
+            patterns = [patterns]
+        found = {Path(f) for pattern in patterns or [] for f in glob.glob(str(Path(str(pattern)).expanduser()))}
+        return sorted(f for f in found if f.is_file())
+
     def documents(self, stats: SourceStats) -> Iterator[tuple[str, str]]:
         import datasets
 
@@ -122,6 +133,9 @@ class FileSource:
         if not found:
             raise UserError(f"source {self.name}: no files match {list(self.paths)}")
         return found
+
+    def input_files(self) -> list[Path]:
+        return self.files()
 
     def _records(self, path: Path, stats: SourceStats) -> Iterator[tuple[Any, str]]:
         if self.format == "jsonl":

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from minimath.config import CONF_DIR
@@ -14,6 +16,7 @@ from minimath.eval.generation import GenerationConfig, generate, inference_objec
 from minimath.eval.prompts import DOCUMENT_START
 from minimath.eval.runner import Protocol, rescore, run_task, write_results
 from minimath.data.synth.base import DocumentGenerator
+from minimath.io import remove_if_only
 from minimath.eval.tasks import Task, as_generator, heldout_generators, heldout_task, load_public_task, read_records
 
 
@@ -45,7 +48,18 @@ def build_task(task_cfg: DictConfig, trained_heldout: dict | None = None) -> Tas
                             task_cfg.get("fewshot_split", "train"))
 
 
+def task_overrides() -> list[str]:
+    """`task=...` / `task.<key>=...` from the command line (empty outside a Hydra run)."""
+    if not HydraConfig.initialized():
+        return []
+    return [o for o in HydraConfig.get().overrides.task if o.lstrip("+~").split("=")[0].split(".")[0] == "task"]
+
+
 def task_config(cfg: DictConfig, name: str) -> DictConfig:
+    """conf/task/<name>.yaml; the composed `task` (with its command-line overrides, e.g. `task.path=FILE`) when it
+    is this task."""
+    if name == cfg.task.name:
+        return cfg.task
     """conf/task/<name>.yaml, resolved against this run's config (for `${paths.eval_root}`)."""
     path = CONF_DIR / "task" / f"{name}.yaml"
     if not path.is_file():
@@ -53,6 +67,14 @@ def task_config(cfg: DictConfig, name: str) -> DictConfig:
         raise UserError(f"unknown task {name!r}; choose from {options}")
     merged = OmegaConf.merge(OmegaConf.masked_copy(cfg, ["paths"]), {"task": OmegaConf.load(path)})
     return merged.task
+
+
+def run_label(ckpt: Path) -> str:
+    """`<run>/<stage dir>` of a checkpoint under `<runs>/<run>/<stage dir>/checkpoints/`, else its file name."""
+    parents = ckpt.resolve().parents
+    if len(parents) >= 3 and parents[0].name == "checkpoints":
+        return f"{parents[2].name}/{parents[1].name}"
+    return ckpt.name
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -68,12 +90,15 @@ def evaluate(cfg: DictConfig) -> dict:
     names = list(cfg.tasks) if cfg.tasks is not None else list(trained_heldout)
     if not names:
         raise UserError(f"{cfg.ckpt} names no held-out sets: pass tasks=[...] (names of conf/task/*.yaml)")
+    if task_overrides() and cfg.task.name not in names:
+        raise UserError(f"{' '.join(task_overrides())} sets up task {cfg.task.name}, which tasks={names} does not "
+                        f"evaluate: add it to tasks=[...] (or select it with task=<name>)")
     for name in names:
         task = build_task(task_config(cfg, name), trained_heldout)
         summaries[name], records[name] = run_task(model, tokenizer, task, protocol)
         print(json.dumps({k: v for k, v in summaries[name].items() if k != "protocol"}))
     out = Path(cfg.paths.output_dir)
-    model_name = cfg.model_name or Path(cfg.ckpt).resolve().parent.parent.name
+    model_name = cfg.model_name or run_label(Path(cfg.ckpt))
     write_results(out, summaries, records, model_name)
     tokens_seen = meta.tokens_seen
     from torch.utils.tensorboard import SummaryWriter
@@ -111,9 +136,29 @@ def try_prompt(cfg: DictConfig) -> str:
 
 
 MODES = {"evaluate": evaluate, "rescore": rescore_predictions, "generate": try_prompt}
+WRITES = ("evaluate", "rescore")  # the modes whose output is files
+
+
+def remove_if_empty(out: Path) -> None:
+    """A run that failed before writing results leaves no directory behind."""
+    remove_if_only(out, (".hydra", "eval.log"))
 
 
 def main(cfg: DictConfig):
     if cfg.mode not in MODES:
         raise UserError(f"mode={cfg.mode}: choose evaluate, rescore or generate")
-    return MODES[cfg.mode](cfg)
+    if cfg.mode != "rescore" and cfg.mode != "evaluate" and task_overrides():
+        raise UserError(f"{' '.join(task_overrides())}: mode={cfg.mode} reads no task (task= is for mode=rescore "
+                        f"and mode=evaluate)")
+    out = Path(cfg.paths.output_dir)
+    try:
+        result = MODES[cfg.mode](cfg)
+    except BaseException:
+        remove_if_empty(out)
+        raise
+    if cfg.mode in WRITES:
+        # on stderr: stdout stays the mode's product (its last line is the summary scripts read)
+        print(f"results written to {out}/ (results.md, results.json, one <task>.jsonl per task)", file=sys.stderr)
+    else:
+        remove_if_empty(out)
+    return result

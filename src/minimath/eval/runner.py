@@ -221,14 +221,15 @@ def rescore(task: Task, predictions: list[dict], protocol: Protocol) -> tuple[di
 
 
 def markdown_table(summaries: dict[str, dict], model_name: str) -> str:
-    """The report's columns (blank where a task was not run), then any other tasks."""
-    cols = [(key, title) for key, title in REPORT_COLUMNS]
+    """Accuracy in percent of the tasks that were run: the report's columns in its order (with its Math Avg. when
+    a math task ran), then any other tasks."""
+    cols = [(key, title) for key, title in REPORT_COLUMNS if key in summaries]
     extra = [(k, k) for k in summaries if k not in dict(REPORT_COLUMNS)]
-    cell = lambda k: f"{100 * summaries[k]['accuracy']:.2f}" if k in summaries else "-"
+    cell = lambda k: f"{100 * summaries[k]['accuracy']:.2f}%"
     math = [100 * summaries[k]["accuracy"] for k in MATH_COLUMNS if k in summaries]
-    head = ["model"] + [t for _, t in cols] + ["Math Avg."] + [t for _, t in extra]
-    row = [model_name] + [cell(k) for k, _ in cols] + [f"{sum(math) / len(math):.2f}" if math else "-"] + \
-        [cell(k) for k, _ in extra]
+    average = [("Math Avg.", f"{sum(math) / len(math):.2f}%")] if math else []
+    head = ["model"] + [t for _, t in cols] + [t for t, _ in average] + [t for _, t in extra]
+    row = [model_name] + [cell(k) for k, _ in cols] + [v for _, v in average] + [cell(k) for k, _ in extra]
     return "\n".join(["|" + "|".join(head) + "|", "|" + "|".join("-" for _ in head) + "|", "|" + "|".join(row) + "|"])
 
 

@@ -7,7 +7,9 @@ import csv
 import dataclasses
 import glob
 import json
+import os
 import random
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -93,6 +95,24 @@ def read_records(path: str | Path) -> list[dict]:
     if reader is None:
         raise UserError(f"{path}: expected a .jsonl, .json or .csv file")
     return reader(path)
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub can be reached (HF_HUB_OFFLINE=1: no), checked once with a short connect, so
+    a missing local file fails at once offline instead of after the hub client's retries."""
+    global _HUB_REACHABLE
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    if _HUB_REACHABLE is None:
+        try:
+            socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+            _HUB_REACHABLE = True
+        except OSError:
+            _HUB_REACHABLE = False
+    return _HUB_REACHABLE
+
+
+_HUB_REACHABLE: bool | None = None
 
 
 def load_hub(hub: str, config: str | None, split: str) -> list[dict]:
@@ -199,7 +219,11 @@ def load_public_task(name: str, fmt: str, path: str | None = None, hub: str | No
         raise UserError(f"task {name}: unknown format {fmt!r}; choose one of {sorted(LOADERS)}")
     local = bool(path) and bool(glob.glob(path))
     if not local and not hub:
-        raise UserError(f"task {name}: evaluation file {path} does not exist (and no hub id is set)")
+        raise UserError(f"task {name}: evaluation file {path} does not exist (and no hub id is set): put it there, "
+                        f"or set paths.eval_root=DIR / task.path=FILE")
+    if not local and not hub_reachable():
+        raise UserError(f"task {name}: no local file {path}, and the hub ({hub}) cannot be reached from here: put "
+                        f"the file there, or set paths.eval_root=DIR / task.path=FILE")
     docs = _local_docs(fmt, path) if local else _docs(fmt, load_hub(hub, hub_config, split), hub)
     if fewshot_path and glob.glob(fewshot_path):
         fewshot, source = _local_docs(fmt, fewshot_path), fewshot_path
