@@ -102,3 +102,28 @@ def test_chunk_positions_follow_the_byte_budget_and_dtype():
     assert chunk_positions(2**27, 151_936, torch.bfloat16) == 441
     assert chunk_positions(10, 151_936, torch.float32) == 1
     assert matmul_dtype(torch.zeros(1), torch.zeros(1)) == torch.float32
+
+
+@pytest.mark.parametrize("chunk", [None, 3, 64])
+def test_z_loss_and_its_gradients_equal_autograd(chunk):
+    """Σ_valid (CE + z·log²Z), and the gradients to hidden and weight, against plain autograd; the per-position
+    losses stay the cross-entropy alone."""
+    torch.manual_seed(3)
+    hidden = torch.randn(2, 7, 16, requires_grad=True)
+    weight = torch.randn(50, 16, requires_grad=True)
+    targets = torch.randint(0, 50, (2, 7))
+    targets[0, :2] = IGNORE_INDEX
+    z = 1e-2
+    logits = F.linear(hidden, weight)
+    valid = targets != IGNORE_INDEX
+    ce = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="none")
+    expected = ce.sum() + z * torch.logsumexp(logits, -1)[valid].square().sum()
+    expected.backward()
+    eh, ew = hidden.grad.clone(), weight.grad.clone()
+    hidden.grad = weight.grad = None
+    total, losses = lm_loss(hidden, weight, targets, chunk_size=chunk, z_loss=z)
+    total.backward()
+    assert total.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert torch.allclose(losses.flatten(), ce.detach(), atol=1e-5)
+    assert torch.allclose(hidden.grad, eh, atol=1e-5) and torch.allclose(weight.grad, ew, atol=1e-5)
+    assert (total - ce.sum()).item() > 0  # the z-term is there

@@ -110,3 +110,24 @@ def test_meta_device_build_allocates_nothing():
         model = Transformer(cfg)
     assert all(p.is_meta for p in model.parameters())
     assert sum(p.numel() for p in model.parameters()) == count_params(cfg)["total"]
+
+
+def test_qk_norm_normalises_each_heads_queries_and_keys(tiny_model_config):
+    from dataclasses import replace
+
+    cfg = replace(tiny_model_config, qk_norm=True)
+    model = Transformer(cfg)
+    assert count_params(cfg)["total"] == sum(p.numel() for p in model.parameters())
+    attention = model.layers[0].attention
+    seen = {}
+    attention.q_norm.register_forward_hook(lambda m, i, o: seen.setdefault("q", o))
+    attention.k_norm.register_forward_hook(lambda m, i, o: seen.setdefault("k", o))
+    x = torch.randint(0, cfg.vocab_size, (2, 9))
+    loss = model(x).float().logsumexp(-1).mean()
+    loss.backward()
+    for name in ("q", "k"):  # unit RMS per head and position (gains start at 1)
+        rms = seen[name].float().pow(2).mean(-1).sqrt()
+        assert torch.allclose(rms, torch.ones_like(rms), atol=1e-2)  # up to eps (1e-5) against tiny q·q
+    assert attention.q_norm.weight.grad is not None and attention.k_norm.weight.grad is not None
+    plain = Transformer(tiny_model_config)
+    assert not any("q_norm" in n for n, _ in plain.named_parameters())  # off by default: checkpoints unchanged

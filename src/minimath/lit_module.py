@@ -33,11 +33,12 @@ class MiniMathModule(L.LightningModule):
     def __init__(self, model: dict, optim: dict, tokenizer: dict, heldout: dict | None = None,
                  lr_schedule: Callable[[int], float] | None = None,
                  max_nonfinite_steps: int = 5, stage: int = 0, tokens_per_step: int = 0,
-                 loss_chunk_bytes: int | None = None, initial_optimizer_state: dict | None = None):
+                 loss_chunk_bytes: int | None = None, initial_optimizer_state: dict | None = None,
+                 z_loss: float = 0.0):
         super().__init__()
         # The run logs its whole composed config to the loggers itself; this only fills checkpoints.
         self.save_hyperparameters(ignore=["lr_schedule", "max_nonfinite_steps", "stage", "tokens_per_step",
-                                          "loss_chunk_bytes", "initial_optimizer_state"], logger=False)
+                                          "loss_chunk_bytes", "initial_optimizer_state", "z_loss"], logger=False)
         self.model_config = ModelConfig(**model)
         self.model = Transformer(self.model_config)
         self.lr_schedule = lr_schedule or Constant()
@@ -45,6 +46,7 @@ class MiniMathModule(L.LightningModule):
         self.stage, self.tokens_per_step = stage, tokens_per_step
         # Memory-lean loss: one chunk's block of logits takes at most this many bytes; None: plain cross-entropy.
         self.loss_chunk_bytes = loss_chunk_bytes
+        self.z_loss = z_loss  # PaLM/YuLan-Mini z-loss coefficient: z_loss · mean log²Z joins the optimised loss
         self.initial_optimizer_state = initial_optimizer_state  # moments to load at the start (init_optimizer)
         self.tokens_seen = 0
         self.last_loss = float("nan")
@@ -74,7 +76,8 @@ class MiniMathModule(L.LightningModule):
         """The micro-batch's mean loss (what is backpropagated) and, for the metrics callback, each sequence's
         summed loss and counted tokens."""
         hidden = self.model.hidden_states(batch["input_ids"])
-        total, losses = lm_loss(hidden, self.model.output_weight, batch["targets"], chunk_bytes=self.loss_chunk_bytes)
+        total, losses = lm_loss(hidden, self.model.output_weight, batch["targets"], chunk_bytes=self.loss_chunk_bytes,
+                                z_loss=self.z_loss)
         valid = batch["targets"] != IGNORE_INDEX
         n_valid = int(valid.sum())
         loss = total / max(n_valid, 1)

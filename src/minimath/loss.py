@@ -21,16 +21,21 @@ def token_losses(hidden: torch.Tensor, output_weight: torch.Tensor, targets: tor
 
     Logits are computed in fp32 so that a bf16 model still gets an exact softmax over the large vocabulary.
     """
-    logits = F.linear(hidden, output_weight).float()
+    return _row_losses(F.linear(hidden, output_weight).float(), targets)
+
+
+def _row_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     losses = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="none")
     return losses.view_as(targets)
 
 
-def _softmax_cross_entropy_(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-row losses (fp32) and d(sum of losses)/d(logits), computed in the logits' own memory.
+def _softmax_cross_entropy_(logits: torch.Tensor, targets: torch.Tensor,
+                            z_loss: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-row cross-entropies (fp32), per-row z-loss terms `z_loss · log²Z` (fp32), and d(sum of both)/d(logits),
+    computed in the logits' own memory.
 
-    softmax − one_hot(target) on valid rows, 0 on ignored ones. Four passes over the block: max, exp(x − max),
-    row sums, scale; no (rows × vocab) temporaries.
+    The gradient is softmax · (1 + 2·z_loss·log Z) − one_hot(target) on valid rows, 0 on ignored ones. Four
+    passes over the block: max, exp(x − max), row sums, scale; no (rows × vocab) temporaries.
     """
     valid = targets != IGNORE_INDEX
     safe_t = torch.where(valid, targets, 0)
@@ -38,14 +43,17 @@ def _softmax_cross_entropy_(logits: torch.Tensor, targets: torch.Tensor) -> tupl
     target_logit = logits.gather(1, safe_t[:, None]).squeeze(1).float()
     probs = logits.sub_(row_max).exp_()
     sums = probs.sum(dim=-1).float()  # accumulated in fp32 inside the kernel (a dtype= argument is 10x slower)
-    losses = torch.where(valid, row_max.squeeze(1).float() + sums.log() - target_logit, 0.0)
-    probs.mul_((valid / sums).to(probs.dtype)[:, None])
+    log_z = row_max.squeeze(1).float() + sums.log()
+    losses = torch.where(valid, log_z - target_logit, 0.0)
+    z_terms = torch.where(valid, z_loss * log_z.square(), 0.0)
+    probs.mul_((valid * (1.0 + 2.0 * z_loss * log_z) / sums).to(probs.dtype)[:, None])
     probs[torch.arange(len(targets), device=targets.device), safe_t] -= valid.to(probs.dtype)
-    return losses, probs
+    return losses, z_terms, probs
 
 
 class ChunkedLinearCrossEntropy(torch.autograd.Function):
-    """Sum of cross-entropies of `hidden @ weight.T` against `targets`, and the per-position losses (no grad).
+    """Sum of cross-entropies of `hidden @ weight.T` against `targets` (plus `z_loss · Σ log²Z`, PaLM's z-loss, with
+    its gradient), and the per-position cross-entropies (no grad).
 
     `dtype` is the dtype of the matmuls and of the logits block (bf16 under autocast: AMX/tensor cores); the
     softmax statistics and the loss are accumulated in fp32 and the weight's gradient is summed in fp32.
@@ -53,9 +61,10 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk: int,
-                dtype: torch.dtype):
+                dtype: torch.dtype, z_loss: float = 0.0):
         n = hidden.shape[0]
         losses = torch.zeros(n, dtype=torch.float32, device=hidden.device)
+        z_terms = torch.zeros(n, dtype=torch.float32, device=hidden.device)
         grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
         grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) \
             if ctx.needs_input_grad[1] else None
@@ -63,7 +72,8 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
             w, x = weight.to(dtype), hidden.to(dtype)
             for start in range(0, n, chunk):
                 h, t = x[start:start + chunk], targets[start:start + chunk]
-                losses[start:start + chunk], grad_logits = _softmax_cross_entropy_(h @ w.T, t)
+                losses[start:start + chunk], z_terms[start:start + chunk], grad_logits = _softmax_cross_entropy_(
+                    h @ w.T, t, z_loss)
                 if grad_hidden is not None:
                     grad_hidden[start:start + chunk] = grad_logits @ w
                 if grad_weight is None:
@@ -75,14 +85,14 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
         ctx.save_for_backward(grad_hidden, grad_weight)
         ctx.weight_dtype = weight.dtype
         ctx.mark_non_differentiable(losses)
-        return losses.sum(), losses
+        return losses.sum() + z_terms.sum(), losses
 
     @staticmethod
     def backward(ctx, grad_sum: torch.Tensor, _grad_losses):
         grad_hidden, grad_weight = ctx.saved_tensors
         gh = grad_hidden * grad_sum.to(grad_hidden.dtype) if grad_hidden is not None else None
         gw = (grad_weight * grad_sum).to(ctx.weight_dtype) if grad_weight is not None else None
-        return gh, gw, None, None, None
+        return gh, gw, None, None, None, None
 
 
 def matmul_dtype(hidden: torch.Tensor, weight: torch.Tensor) -> torch.dtype:
@@ -99,20 +109,27 @@ def chunk_positions(budget_bytes: int, vocab_size: int, dtype: torch.dtype) -> i
 
 
 def lm_loss(hidden: torch.Tensor, output_weight: torch.Tensor, targets: torch.Tensor,
-            chunk_size: int | None = None, chunk_bytes: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(sum of the losses of valid positions, with gradient; per-position losses (batch, seq), detached).
+            chunk_size: int | None = None, chunk_bytes: int | None = None,
+            z_loss: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum over valid positions of the cross-entropy + `z_loss · log²Z`, with gradient; per-position
+    cross-entropies (batch, seq), detached — what is logged).
 
     Through `ChunkedLinearCrossEntropy`, `chunk_size` positions at a time, or as many as keep one chunk's logits
     within `chunk_bytes` in the matmul dtype; neither: the plain path.
     """
     if chunk_size is None and chunk_bytes is None:
-        losses = token_losses(hidden, output_weight, targets)
-        return losses.sum(), losses.detach()
+        logits = F.linear(hidden, output_weight).float()
+        losses = _row_losses(logits, targets)
+        total = losses.sum()
+        if z_loss:
+            valid = targets != IGNORE_INDEX
+            total = total + z_loss * torch.logsumexp(logits, dim=-1).square().masked_fill(~valid, 0.0).sum()
+        return total, losses.detach()
     dtype = matmul_dtype(hidden, output_weight)
     if chunk_size is None:
         chunk_size = chunk_positions(chunk_bytes, output_weight.shape[0], dtype)
     total, losses = ChunkedLinearCrossEntropy.apply(hidden.flatten(0, 1), output_weight, targets.flatten(),
-                                                    int(chunk_size), dtype)
+                                                    int(chunk_size), dtype, float(z_loss))
     return total, losses.view_as(targets)
 
 

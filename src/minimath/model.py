@@ -35,6 +35,7 @@ class ModelConfig:
     norm_eps: float = 1e-5
     init_std: float = 0.02
     init_residual: str = "gpt2"
+    qk_norm: bool = False  # RMSNorm on each head's queries and keys before RoPE (YuLan-Mini's QK-LayerNorm)
 
     def __post_init__(self):
         if self.n_embd % self.n_head:
@@ -69,7 +70,7 @@ def count_params(cfg: ModelConfig) -> dict[str, int]:
     d, kv = cfg.n_embd, cfg.n_kv_head * cfg.head_dim
     attention = d * d + 2 * d * kv + d * d  # wq, wk, wv, wo
     ffn = 3 * d * cfg.ffn_hidden  # w1, w2, w3
-    norms = 2 * d
+    norms = 2 * d + (2 * cfg.head_dim if cfg.qk_norm else 0)
     non_embedding = cfg.n_layer * (attention + ffn + norms) + d  # + final norm
     embedding = cfg.vocab_size * d
     return {"total": non_embedding + embedding, "non_embedding": non_embedding, "embedding": embedding}
@@ -132,6 +133,9 @@ class Attention(nn.Module):
         self.wk = nn.Linear(cfg.n_embd, cfg.n_kv_head * cfg.head_dim, bias=False)
         self.wv = nn.Linear(cfg.n_embd, cfg.n_kv_head * cfg.head_dim, bias=False)
         self.wo = nn.Linear(cfg.n_head * cfg.head_dim, cfg.n_embd, bias=False)
+        # one gain vector per head dimension, shared by the heads (as YuLan-Mini's q_norm/k_norm)
+        self.q_norm = RMSNorm(cfg.head_dim, cfg.norm_eps) if cfg.qk_norm else None
+        self.k_norm = RMSNorm(cfg.head_dim, cfg.norm_eps) if cfg.qk_norm else None
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: KVCache | None = None,
                 layer: int = 0, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -139,6 +143,8 @@ class Attention(nn.Module):
         q = self.wq(x).view(b, t, self.n_head, self.head_dim).transpose(1, 2)
         k = self.wk(x).view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)
         v = self.wv(x).view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)
+        if self.q_norm is not None:  # bounds the attention logits: |q·k| <= head_dim · max gain² · ...
+            q, k = self.q_norm(q), self.k_norm(k)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         gqa = self.n_kv_head != self.n_head
         if cache is None and mask is None:  # training: plain causal attention (flash/efficient kernels)

@@ -269,7 +269,8 @@ def run(cfg: DictConfig) -> None:
     module = MiniMathModule(**module_hparams(model_config, optim, tokenizer.state_dict(), heldout),
                             lr_schedule=hydra.utils.instantiate(cfg.scheduler, total_steps=plan.steps),
                             max_nonfinite_steps=int(cfg.train.max_nonfinite_steps), stage=plan.stage,
-                            tokens_per_step=plan.tokens_per_step, loss_chunk_bytes=cfg.train.loss_chunk_bytes)
+                            tokens_per_step=plan.tokens_per_step, loss_chunk_bytes=cfg.train.loss_chunk_bytes,
+                            z_loss=float(cfg.train.z_loss))
     if start.kind == "resume":  # the weights are checked here; Lightning restores everything from the same dict
         load_weights(module.model, model_state(start.checkpoint), str(start.path))
     elif start.kind == "init":
