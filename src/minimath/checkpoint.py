@@ -27,16 +27,19 @@ class CheckpointMeta:
     tokens_per_step: int = 0     # the batch the checkpoint was trained with
     last_loss: float = math.nan  # mean training loss of the last optimizer step
     global_step: int = 0         # optimizer steps of the stage that wrote it (Lightning's own key)
+    stage_start_tokens: int = 0  # tokens_seen when its stage began: the LR schedule is keyed by tokens since
     heldout: dict = field(default_factory=dict)  # the data's held-out generator configs (hyper-parameters)
 
-    WRITTEN = ("stage", "tokens_seen", "tokens_per_step", "last_loss")
+    WRITTEN = ("stage", "tokens_seen", "tokens_per_step", "last_loss", "stage_start_tokens")
 
     @classmethod
     def of(cls, ckpt: dict) -> "CheckpointMeta":
         stage = ckpt.get("stage")
-        return cls(stage=None if stage is None else int(stage), tokens_seen=int(ckpt.get("tokens_seen", 0)),
-                   tokens_per_step=int(ckpt.get("tokens_per_step", 0)),
-                   last_loss=float(ckpt.get("last_loss", math.nan)), global_step=int(ckpt.get("global_step", 0)),
+        tokens, per_step, steps = (int(ckpt.get(k, 0)) for k in ("tokens_seen", "tokens_per_step", "global_step"))
+        # checkpoints written before the key existed had one batch per stage: the start is derived from it
+        start = int(ckpt.get("stage_start_tokens", tokens - steps * per_step))
+        return cls(stage=None if stage is None else int(stage), tokens_seen=tokens, tokens_per_step=per_step,
+                   last_loss=float(ckpt.get("last_loss", math.nan)), global_step=steps, stage_start_tokens=start,
                    heldout=dict(ckpt.get("hyper_parameters", {}).get("heldout") or {}))
 
     def into(self, checkpoint: dict) -> None:

@@ -31,7 +31,7 @@ class MiniMathModule(L.LightningModule):
     """
 
     def __init__(self, model: dict, optim: dict, tokenizer: dict, heldout: dict | None = None,
-                 lr_schedule: Callable[[int], float] | None = None,
+                 lr_schedule: Callable[[int], float] | None = None,  # tokens into the stage -> LR multiplier
                  max_nonfinite_steps: int = 5, stage: int = 0, tokens_per_step: int = 0,
                  loss_chunk_bytes: int | None = None, initial_optimizer_state: dict | None = None,
                  z_loss: float = 0.0):
@@ -49,6 +49,7 @@ class MiniMathModule(L.LightningModule):
         self.z_loss = z_loss  # PaLM/YuLan-Mini z-loss coefficient: z_loss · mean log²Z joins the optimised loss
         self.initial_optimizer_state = initial_optimizer_state  # moments to load at the start (init_optimizer)
         self.tokens_seen = 0
+        self.stage_start_tokens = 0  # tokens_seen when this stage began (the schedule's origin)
         self.last_loss = float("nan")
         self.last_step_skipped = False  # the last optimizer step had a NaN/Inf loss and changed nothing
         self._nonfinite_in_a_row = 0
@@ -57,7 +58,7 @@ class MiniMathModule(L.LightningModule):
     def start_from(self, checkpoint: dict, source: str, load_optimizer: bool) -> None:
         """Weights (and, with `load_optimizer`, AdamW moments) of another run's checkpoint; tokens seen carry over."""
         load_weights(self.model, model_state(checkpoint), source)
-        self.tokens_seen = CheckpointMeta.of(checkpoint).tokens_seen
+        self.tokens_seen = self.stage_start_tokens = CheckpointMeta.of(checkpoint).tokens_seen
         if load_optimizer:
             if not checkpoint.get("optimizer_states"):
                 raise UserError(f"{source} holds no optimizer state: set init_optimizer=false")
@@ -139,16 +140,24 @@ class MiniMathModule(L.LightningModule):
             [{"params": decay, "weight_decay": cfg["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
             lr=cfg["lr"], betas=tuple(cfg["betas"]), eps=cfg["eps"], fused=fused or None,
         )
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_schedule)
+        # keyed by tokens: evaluated at the stage's tokens so far whenever the scheduler steps (after each
+        # optimizer step, whose tokens are already counted), whatever the batch
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: self.lr_schedule(self.stage_tokens))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    @property
+    def stage_tokens(self) -> int:
+        """Tokens this stage has trained so far (over all ranks)."""
+        return self.tokens_seen - self.stage_start_tokens
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         CheckpointMeta(stage=self.stage, tokens_seen=self.tokens_seen, tokens_per_step=self.tokens_per_step,
-                       last_loss=self.last_loss).into(checkpoint)
+                       last_loss=self.last_loss, stage_start_tokens=self.stage_start_tokens).into(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         meta = CheckpointMeta.of(checkpoint)
         self.tokens_seen, self.last_loss = meta.tokens_seen, meta.last_loss
+        self.stage_start_tokens = meta.stage_start_tokens
 
 
 def module_hparams(model_config: ModelConfig, optim: dict, tokenizer_state: dict, heldout: dict | None = None) -> dict:

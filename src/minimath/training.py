@@ -267,7 +267,8 @@ def run(cfg: DictConfig) -> None:
     optim = OmegaConf.to_container(cfg.optim, resolve=True)
     heldout = OmegaConf.to_container(cfg.data.heldout, resolve=True) if "heldout" in cfg.data else {}
     module = MiniMathModule(**module_hparams(model_config, optim, tokenizer.state_dict(), heldout),
-                            lr_schedule=hydra.utils.instantiate(cfg.scheduler, total_steps=plan.steps),
+                            lr_schedule=hydra.utils.instantiate(cfg.scheduler, total_tokens=plan.tokens,
+                                                                tokens_per_step=plan.tokens_per_step),
                             max_nonfinite_steps=int(cfg.train.max_nonfinite_steps), stage=plan.stage,
                             tokens_per_step=plan.tokens_per_step, loss_chunk_bytes=cfg.train.loss_chunk_bytes,
                             z_loss=float(cfg.train.z_loss))
