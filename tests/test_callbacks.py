@@ -92,3 +92,34 @@ def test_progress_counts_optimizer_steps_and_prints_a_plain_line_off_a_terminal(
     lines = [r.getMessage() for r in caplog.records if r.name == "minimath"]
     assert [line.split(" | ")[0] for line in lines] == ["stage 0 step 1/2 (50%)", "stage 0 step 2/2 (100%)"]
     assert "192 tokens" in lines[-1] and "tokens/s" in lines[-1] and "ETA" in lines[-1]
+
+
+def test_stability_monitors_log_their_tags_and_a_spike_is_detected(tiny_model_config):
+    from minimath.callbacks import StabilityMonitor
+
+    torch.manual_seed(0)
+    module = make_module(tiny_model_config, lr=1e-3)
+    batch = fixed_batches(tiny_model_config, 1)
+    batches = batch * 30
+    monitor = StabilityMonitor(every_n_steps=10, spike_k=4.0, spike_window=20)
+    original = module.on_before_optimizer_step
+
+    def spiking(optimizer):  # step 25 reports a loss far above the others
+        original(optimizer)
+        if module.trainer.global_step == 25:
+            module.last_loss = 50.0
+    module.on_before_optimizer_step = spiking
+    logger = RecordingLogger()
+    trainer = L.Trainer(accelerator="cpu", max_steps=30, logger=logger, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1,
+                        callbacks=[TrainingMetrics(), monitor])
+    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
+    stability = [m for _, m in logger.records if any(k.startswith("stability/layer") for k in m)]
+    assert len(stability) == 3  # steps 0, 10, 20
+    expected = {f"stability/layer{i}/{k}" for i in range(tiny_model_config.n_layer)
+                for k in ("hidden_rms", "attn_norm_rms", "ffn_norm_rms", "max_attn_logit", "grad_norm",
+                          "update_ratio")} | {"stability/logit_rms"}
+    assert set(stability[0]) == expected
+    assert all(v > 0 for v in stability[0].values()) and stability[0]["stability/layer0/attn_norm_rms"] < 2
+    assert [step for step, _ in monitor.spikes] == [25]
+    assert any("stability/loss_spike" in m for _, m in logger.records)

@@ -230,3 +230,124 @@ class Progress(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
         if self._tty and trainer.is_global_zero and trainer.global_step < trainer.max_steps:
             sys.stdout.write("\n")
+
+
+class StabilityMonitor(L.Callback):
+    """What a training instability shows before the loss does (YuLan-Mini's monitors), every `every_n_steps`
+    optimizer steps on the tokens axis, from the step's first micro-batch:
+
+    `stability/layer<i>/hidden_rms` (the residual stream after block i), `.../attn_norm_rms`, `.../ffn_norm_rms`
+    (the norms' outputs), `.../max_attn_logit` (max |q·k|/√d over heads and positions), `.../grad_norm` and
+    `.../update_ratio` (‖Δθ‖/‖θ‖ of the block's parameters over the optimizer step), and `stability/logit_rms`
+    (output-layer logits over at most `logit_positions` positions).
+
+    And on every step a loss-spike detector: a step whose loss exceeds the running mean of the last
+    `spike_window` steps by `spike_k` running standard deviations logs `stability/loss_spike` (its z-score) and a
+    warning. It only reports: a spike already went through its optimizer step when its loss is known over all
+    ranks, and the NaN guard stops the run when losses stop being finite; rolling back is a rerun from the last
+    checkpoint with another seed."""
+
+    def __init__(self, every_n_steps: int = 50, spike_k: float = 6.0, spike_window: int = 100,
+                 logit_positions: int = 256):
+        self.every_n_steps, self.spike_k, self.spike_window = every_n_steps, spike_k, spike_window
+        self.logit_positions = logit_positions
+        self.spikes: list[tuple[int, float]] = []  # (step, z-score)
+        self._losses: list[float] = []
+        self._handles: list = []
+        self._capture = False
+        self._stats: dict[str, float] = {}
+
+    def _due(self, step: int) -> bool:
+        return bool(self.every_n_steps) and step % self.every_n_steps == 0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module) -> None:
+        self._step = trainer.global_step
+        model = pl_module.model
+        for i, block in enumerate(model.layers):
+            self._handles += [
+                block.register_forward_hook(self._rms_hook(f"layer{i}/hidden_rms")),
+                block.attention_norm.register_forward_hook(self._rms_hook(f"layer{i}/attn_norm_rms")),
+                block.ffn_norm.register_forward_hook(self._rms_hook(f"layer{i}/ffn_norm_rms")),
+                block.attention.register_forward_hook(self._attention_hook(f"layer{i}/max_attn_logit"))]
+        self._handles.append(model.norm.register_forward_hook(self._logit_hook(model)))
+
+    def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def _rms_hook(self, name: str):
+        def hook(module, inputs, output):
+            if self._capture:
+                self._stats[name] = float(output.detach().float().pow(2).mean().sqrt())
+        return hook
+
+    def _attention_hook(self, name: str):
+        def hook(module, inputs, output):
+            if self._capture:
+                x, cos, sin = inputs[:3]
+                with torch.no_grad():
+                    q, k = module.queries_keys(x.detach(), cos, sin)
+                    k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
+                    self._stats[name] = float((q.float() @ k.float().transpose(-1, -2)).abs().amax()
+                                              / module.head_dim ** 0.5)
+        return hook
+
+    def _logit_hook(self, model):
+        def hook(module, inputs, output):
+            if self._capture:
+                with torch.no_grad():
+                    h = output.detach().flatten(0, -2)[:self.logit_positions]
+                    self._stats["logit_rms"] = float((h.float() @ model.output_weight.float().T).pow(2).mean().sqrt())
+        return hook
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module, batch, batch_idx) -> None:
+        # the first micro-batch of a monitored step (global_step is the step about to be taken)
+        self._capture = self._due(trainer.global_step) and trainer.global_step == self._step and not self._stats
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module, optimizer) -> None:
+        self._capture = False
+        if not self._stats:
+            return
+        self._before = {}
+        for i, block in enumerate(pl_module.model.layers):
+            params = [p for p in block.parameters() if p.grad is not None]
+            if params:
+                self._stats[f"layer{i}/grad_norm"] = float(torch.nn.utils.get_total_norm([p.grad for p in params]))
+            self._before[i] = [p.detach().clone() for p in block.parameters()]
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self._step:
+            return  # a micro-batch inside an optimizer step
+        self._step, step = trainer.global_step, trainer.global_step - 1
+        if not pl_module.last_step_skipped:
+            self._check_spike(trainer, pl_module, step)
+        if not self._stats:
+            return
+        for i, before in getattr(self, "_before", {}).items():
+            after = list(pl_module.model.layers[i].parameters())
+            delta = torch.sqrt(sum((a.detach() - b).float().pow(2).sum() for a, b in zip(after, before)))
+            norm = torch.sqrt(sum(b.float().pow(2).sum() for b in before))
+            self._stats[f"layer{i}/update_ratio"] = float(delta / norm.clamp(min=1e-12))
+        self._before = {}
+        metrics = {f"stability/{k}": v for k, v in self._stats.items()}
+        self._stats = {}
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.log_metrics(metrics, step=pl_module.tokens_seen)
+
+    def _check_spike(self, trainer: L.Trainer, pl_module, step: int) -> None:
+        loss = pl_module.last_loss
+        history = self._losses[-self.spike_window:]
+        if len(history) >= min(20, self.spike_window):
+            mean = sum(history) / len(history)
+            std = (sum((x - mean) ** 2 for x in history) / len(history)) ** 0.5
+            z = (loss - mean) / std if std > 0 else 0.0
+            if z > self.spike_k:
+                self.spikes.append((step, z))
+                log.warn(f"loss spike at step {step}: {loss:.4f} is {z:.1f} standard deviations above the mean "
+                         f"of the last {len(history)} steps ({mean:.4f})")
+                if trainer.is_global_zero:
+                    for logger in trainer.loggers:
+                        logger.log_metrics({"stability/loss_spike": z}, step=pl_module.tokens_seen)
+        self._losses = (self._losses + [loss])[-self.spike_window:]

@@ -137,15 +137,20 @@ class Attention(nn.Module):
         self.q_norm = RMSNorm(cfg.head_dim, cfg.norm_eps) if cfg.qk_norm else None
         self.k_norm = RMSNorm(cfg.head_dim, cfg.norm_eps) if cfg.qk_norm else None
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: KVCache | None = None,
-                layer: int = 0, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def queries_keys(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotated (and, with qk_norm, normalised) queries (b, heads, t, d) and keys (b, kv_heads, t, d)."""
         b, t, _ = x.shape
         q = self.wq(x).view(b, t, self.n_head, self.head_dim).transpose(1, 2)
         k = self.wk(x).view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)
-        v = self.wv(x).view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)
-        if self.q_norm is not None:  # bounds the attention logits: |q·k| <= head_dim · max gain² · ...
+        if self.q_norm is not None:  # bounds the attention logits by the gains, whatever the weights' scale
             q, k = self.q_norm(q), self.k_norm(k)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        return apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: KVCache | None = None,
+                layer: int = 0, mask: torch.Tensor | None = None) -> torch.Tensor:
+        b, t, _ = x.shape
+        q, k = self.queries_keys(x, cos, sin)
+        v = self.wv(x).view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)
         gqa = self.n_kv_head != self.n_head
         if cache is None and mask is None:  # training: plain causal attention (flash/efficient kernels)
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
