@@ -140,3 +140,7 @@ def test_run_directories_come_from_the_run_layout(tmp_path):
         whole = compose(config_name="config", overrides=[], return_hydra_config=True)
     assert one.hydra.run.dir == "outputs/nano-embedded/stage3-bs2.5K" and one.hydra.sweep.subdir == "stage3-bs2.5K"
     assert whole.hydra.run.dir == "outputs/nano-embedded" and whole.stage.id == "all" and whole.batch.name is None
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        branch = compose(config_name="config", overrides=quote_numeric_choices(
+            ["stage=4", "scheduler=wsd", "scheduler.decay_from=/x/step0000400.ckpt"]), return_hydra_config=True)
+    assert branch.hydra.run.dir == "outputs/nano-embedded/stage4-bs2.5K-decay-step0000400"

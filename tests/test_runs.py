@@ -226,3 +226,28 @@ def test_time_based_checkpoints_fire_and_only_the_newest_are_kept(tmp_path, data
     ckpts = tmp_path / "run" / "stage1-bs128" / "checkpoints"
     assert sorted(p.name for p in ckpts.glob("step*.ckpt")) == ["step0000009.ckpt", "step0000010.ckpt"]
     assert load_checkpoint(ckpts / "final.ckpt")["global_step"] == 10
+
+
+def test_a_wsd_decay_branch_continues_the_stable_run_and_decays_alone(tmp_path, data_root):
+    stable = stage_config(tmp_path, data_root, 1, 128, ["train.max_tokens=1024", "scheduler=wsd",
+                                                        "scheduler.decay_fraction=0", "scheduler.warmup_steps=0",
+                                                        "callbacks.checkpoint.every_n_train_steps=2",
+                                                        "callbacks.checkpoint.keep_last=null", "optim.lr=1e-3"])
+    run(stable)
+    stable_dir = tmp_path / "run" / "stage1-bs128"
+    point = stable_dir / "checkpoints" / "step0000004.ckpt"
+    branch = stage_config(tmp_path, data_root, 1, 128, ["scheduler=wsd", f"scheduler.decay_from={point}",
+                                                        "scheduler.decay_tokens=512", "scheduler.shape=linear",
+                                                        "scheduler.final_ratio=0.1", "optim.lr=1e-3"])
+    with open_dict(branch):
+        branch.paths.output_dir = str(tmp_path / "run" / "stage1-bs128-decay-step0000004")
+    run(branch)
+    out = tmp_path / "run" / "stage1-bs128-decay-step0000004"
+    lrs = scalars(out / "tb", "train/lr")
+    assert list(lrs) == [640, 768, 896, 1024]  # tokens seen go on from the branch point (4 steps × 128)
+    assert list(lrs.values()) == pytest.approx([7.75e-4, 5.5e-4, 3.25e-4, 1e-4])  # linear, to 10% at the end
+    final = load_checkpoint(out / "checkpoints" / "final.ckpt")
+    stable_state = load_checkpoint(point)
+    sequences = 4 * 128 // 32  # 4 steps of 128 tokens in 32-token windows
+    assert final["MixtureDataModule"]["position"] == stable_state["MixtureDataModule"]["position"] + sequences
+    assert final["optimizer_states"][0]["state"]  # the stable run's moments were carried, then updated

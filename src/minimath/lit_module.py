@@ -94,8 +94,12 @@ class MiniMathModule(L.LightningModule):
     def on_train_start(self) -> None:
         self._reset_step_stats()
         if self.initial_optimizer_state is not None:
-            self.trainer.optimizers[0].load_state_dict(self.initial_optimizer_state)
+            optimizer = self.trainer.optimizers[0]
+            optimizer.load_state_dict(self.initial_optimizer_state)  # moments, and the other run's LR
             self.initial_optimizer_state = None
+            scheduler = self.trainer.lr_scheduler_configs[0].scheduler
+            for group, base in zip(optimizer.param_groups, scheduler.base_lrs):  # this run's schedule decides
+                group["lr"] = base * self.lr_schedule(self.stage_tokens)
 
     def _skip_nonfinite_step(self) -> bool:
         """True when any rank saw a NaN/Inf loss in this step: drop every gradient, so AdamW leaves the weights

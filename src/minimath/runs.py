@@ -38,11 +38,18 @@ def hydra_dir(part: str, root) -> str:
     directory when the whole curriculum runs (`stage=all`; each stage is its own process with its own directory).
     `part="name"`: the stage directory's name alone (a multirun's subdir)."""
     if part == "name":
-        return stage_dir_name(root.stage.id, root.batch.name)
+        return stage_dir_name(root.stage.id, root.batch.name) + branch_suffix(root)
     base = run_dir(root.paths.runs, root.run_name)
     if str(root.stage.id) == ALL_STAGES:
         return str(base)
-    return str(base / stage_dir_name(root.stage.id, root.batch.name))
+    return str(base / (stage_dir_name(root.stage.id, root.batch.name) + branch_suffix(root)))
+
+
+def branch_suffix(root) -> str:
+    """A WSD decay branch trains in a sibling directory named after the checkpoint it branches from
+    (`stage4-bs2.5K-decay-step0000400`), so branches from several points live side by side."""
+    decay_from = root.scheduler.get("decay_from") if "scheduler" in root else None
+    return f"-decay-{Path(str(decay_from)).stem}" if decay_from else ""
 
 
 def checkpoint_dir(stage_dir: Path) -> Path:
@@ -103,6 +110,9 @@ class StageStart:
             return f"already finished: {self.path}"
         if self.kind == "resume":
             return f"resuming {self.path} at step {self.meta.global_step} ({self.meta.tokens_seen:,} tokens seen)"
+        if self.kind == "branch":
+            return (f"a decay branch from {self.path} (step {self.meta.global_step}, "
+                    f"{self.meta.tokens_seen:,} tokens seen): its weights, AdamW moments and data position")
         if self.kind == "init":
             meta = self.meta
             step = (f"; batch {meta.tokens_per_step:,} -> {tokens_per_step:,} tokens/step"
@@ -112,8 +122,10 @@ class StageStart:
         return "starting from scratch"
 
 
-def stage_start(stage_dir: Path, stage: int, batch_name: str, init_from, resume: str) -> StageStart:
-    """Decide where the stage in `stage_dir` starts (see `init_from` and `resume` in conf/config.yaml)."""
+def stage_start(stage_dir: Path, stage: int, batch_name: str, init_from, resume: str,
+                decay_from: str | None = None) -> StageStart:
+    """Decide where the stage in `stage_dir` starts (see `init_from` and `resume` in conf/config.yaml;
+    `decay_from`: a WSD decay branch, `scheduler.decay_from`)."""
     ckpt_dir = checkpoint_dir(stage_dir)
     if (ckpt_dir / FINAL).is_file():
         return StageStart("finished", ckpt_dir / FINAL)
@@ -122,6 +134,8 @@ def stage_start(stage_dir: Path, stage: int, batch_name: str, init_from, resume:
             raise UserError(f"{stage_dir} holds an unfinished run: set resume=auto to continue it, or remove it")
         # a truncated or foreign file is an error here, never a silent restart
         return StageStart("resume", ckpt_dir / LAST, load_checkpoint(ckpt_dir / LAST))
+    if decay_from:  # weights, moments and data position of a stable-phase checkpoint; the decay alone follows
+        return StageStart("branch", Path(str(decay_from)), load_checkpoint(Path(str(decay_from))))
     if init_from is None or str(init_from).lower() == "none" or (str(init_from) == "auto" and stage == 1):
         return StageStart("scratch")
     path = (previous_stage_checkpoint(Path(stage_dir).parent, stage, batch_name) if str(init_from) == "auto"

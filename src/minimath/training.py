@@ -94,7 +94,9 @@ def stage_budget(cfg: DictConfig) -> int:
 
 
 def training_tokens(cfg: DictConfig) -> int:
-    """train.max_tokens, or the stage's budget from the data config."""
+    """A decay branch's scheduler.decay_tokens, else train.max_tokens, else the stage's budget from the data config."""
+    if cfg.scheduler.get("decay_from"):
+        return int(cfg.scheduler.decay_tokens)
     return int(cfg.train.max_tokens) if cfg.train.max_tokens is not None else stage_budget(cfg)
 
 
@@ -256,7 +258,9 @@ def run(cfg: DictConfig) -> None:
                 print(f"stage {key}: would stop with: error: {err}")
         return
 
-    start = stage_start(stage_dir, int(cfg.stage.id), str(cfg.batch.name), cfg.init_from, str(cfg.resume))
+    decay_from = cfg.scheduler.get("decay_from")
+    start = stage_start(stage_dir, int(cfg.stage.id), str(cfg.batch.name), cfg.init_from, str(cfg.resume),
+                        decay_from)
     if start.kind == "finished":
         log.info(f"stage {cfg.stage.id} (batch {cfg.batch.name}) {start.describe(0)}; "
                  f"remove {stage_dir} to train it again")
@@ -276,6 +280,9 @@ def run(cfg: DictConfig) -> None:
         load_weights(module.model, model_state(start.checkpoint), str(start.path))
     elif start.kind == "init":
         module.start_from(start.checkpoint, str(start.path), bool(cfg.init_optimizer))
+    elif start.kind == "branch":
+        module.start_from(start.checkpoint, str(start.path), load_optimizer=True)
+        datamodule.continue_from(start.checkpoint, str(start.path))
     if cfg.train.compile:
         module.model.compile()  # in place: parameter names (and checkpoints) stay the same
     resume = start.path if start.kind == "resume" else None

@@ -14,6 +14,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from minimath.data.mixture import Mixture, StagePlan, derived_seed
+from minimath.errors import UserError
 
 
 class MixtureBatches(IterableDataset):
@@ -73,6 +74,15 @@ class MixtureDataModule(L.LightningDataModule):
 
     def state_dict(self) -> dict:
         return {"position": self.position, "fingerprint": self.fingerprint(), "stage": self.plan.stage}
+
+    def continue_from(self, checkpoint: dict, source: str) -> None:
+        """Take up the data position of another run's checkpoint of this same stage (a WSD decay branch continues
+        its stable run's stream); a checkpoint of other data is an error."""
+        state = checkpoint.get(type(self).__qualname__)
+        if not state or state.get("fingerprint") != self.fingerprint():
+            raise UserError(f"{source} was not trained on this stage's data (stage {self.plan.stage}): a decay "
+                            f"branch continues its own stable run")
+        self.position = int(state["position"])
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("fingerprint") != self.fingerprint():
