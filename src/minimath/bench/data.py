@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from minimath.config import CONF_DIR
+from minimath.log import quiet_third_party
 from minimath.data.clean import normalize
 from minimath.data.prepare import tokenize_stream
 from minimath.data.shards import ShardWriter
@@ -81,6 +82,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per worker count (median and best)")
     parser.add_argument("--data-root", default="data/prepared")
     args = parser.parse_args()
+    quiet_third_party()
 
     texts = mixed_corpus(args.documents)
     chars = sum(len(t) for t in texts)

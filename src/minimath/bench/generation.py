@@ -16,6 +16,7 @@ import torch
 from omegaconf import OmegaConf
 
 from minimath.config import CONF_DIR
+from minimath.log import quiet_third_party
 from minimath.eval.generation import GenerationConfig, generate, generate_without_cache, load_for_inference
 from minimath.model import ModelConfig, Transformer
 
@@ -44,6 +45,7 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=120)
     parser.add_argument("--prompt-tokens", type=int, default=8)
     args = parser.parse_args()
+    quiet_third_party()
     if args.ckpt:
         model, tokenizer = load_for_inference(args.ckpt)
     else:

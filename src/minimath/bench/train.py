@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from minimath.config import CONF_DIR
+from minimath.log import quiet_third_party
 from minimath.flops import flops_per_token, mfu, peak_flops
 from minimath.hardware import resolve_precision
 from minimath.model import ModelConfig, Transformer
@@ -184,6 +185,7 @@ def report(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="bench")
 def main(cfg: DictConfig) -> None:
+    quiet_third_party()
     report(cfg)
 
 
