@@ -35,7 +35,22 @@ def global_grad_norm(parameters, strategy) -> torch.Tensor:
     return strategy.reduce(local.double().square(), reduce_op="sum").sqrt()
 
 
-class TrainingMetrics(L.Callback):
+class StepBoundary:
+    """Optimizer-step boundaries as seen from `on_train_batch_end`: with gradient accumulation several micro-batches
+    end per step, and `trainer.global_step` moves on only after the step's last one."""
+
+    def _start_counting(self, trainer: L.Trainer) -> None:
+        self._step = trainer.global_step
+
+    def _step_ended(self, trainer: L.Trainer) -> bool:
+        """True once per optimizer step, at the end of its last micro-batch."""
+        if trainer.global_step == self._step:
+            return False
+        self._step = trainer.global_step
+        return True
+
+
+class TrainingMetrics(StepBoundary, L.Callback):
     """Every `log_every_n_steps` optimizer steps, with `step = tokens seen` (summed over ranks):
     `train/{loss,lr,grad_norm,tokens_seen,tokens_per_s,step,stage,batch_tokens}`, `train_source/<name>` (mean loss
     per token of each source in the step; `source_names[i]` names the label `i` of `batch["source"]`) and, with a
@@ -62,7 +77,8 @@ class TrainingMetrics(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module) -> None:
         self._reset()
-        self._step, self._tokens, self._time = trainer.global_step, pl_module.tokens_seen, time.perf_counter()
+        self._start_counting(trainer)
+        self._tokens, self._time = pl_module.tokens_seen, time.perf_counter()
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module, optimizer) -> None:
         """Before the module's NaN guard and the clipping: the LR this step uses and the unclipped gradient norm."""
@@ -76,9 +92,9 @@ class TrainingMetrics(L.Callback):
             self._source_loss = self._source_loss.to(device).index_add(0, source, outputs["sequence_loss"].double())
             self._source_tokens = self._source_tokens.to(device).index_add(
                 0, source, outputs["sequence_tokens"].double())
-        if trainer.global_step == self._step:
+        if not self._step_ended(trainer):
             return  # a micro-batch inside an optimizer step (gradient accumulation)
-        step, self._step = trainer.global_step - 1, trainer.global_step
+        step = trainer.global_step - 1
         now = time.perf_counter()
         elapsed, self._time = now - self._time, now
         step_tokens, self._tokens = pl_module.tokens_seen - self._tokens, pl_module.tokens_seen
@@ -112,7 +128,7 @@ class TrainingMetrics(L.Callback):
             logger.log_metrics(metrics, step=pl_module.tokens_seen)
 
 
-class Checkpointing(Checkpoint):
+class Checkpointing(StepBoundary, Checkpoint):
     """Step checkpoints that make any stage resumable, and an interrupt that saves its work.
 
     - every `every_n_train_steps` optimizer steps and/or every `every_minutes` of training (so a stage of a few
@@ -145,7 +161,8 @@ class Checkpointing(Checkpoint):
                  f"(Ctrl-C again aborts without saving)")
 
     def on_train_start(self, trainer: L.Trainer, pl_module) -> None:
-        self._step, self._saved_at = trainer.global_step, time.monotonic()
+        self._start_counting(trainer)
+        self._saved_at = time.monotonic()
         if self.save_on_interrupt and threading.current_thread() is threading.main_thread():
             self._previous_handlers = {s: signal.signal(s, self._on_signal) for s in self.SIGNALS}
 
@@ -155,9 +172,9 @@ class Checkpointing(Checkpoint):
         self._previous_handlers = {}
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step == self._step:
+        if not self._step_ended(trainer):
             return  # inside an optimizer step (gradient accumulation)
-        self._step = step = trainer.global_step
+        step = trainer.global_step
         due_time = self.every_minutes is not None and time.monotonic() - self._saved_at >= 60 * self.every_minutes
         stop = self._signal is not None
         if trainer.world_size > 1:  # one rank's clock or signal decides for all
@@ -189,7 +206,7 @@ def _duration(seconds: float) -> str:
     return f"{h}h{rest // 60:02d}m" if h else f"{rest // 60}m{rest % 60:02d}s"
 
 
-class Progress(L.Callback):
+class Progress(StepBoundary, L.Callback):
     """Progress in optimizer steps (not micro-batches): step/total, tokens seen, loss, tokens/s and ETA. On a
     terminal one line rewritten in place; into a file or pipe (nohup, a batch scheduler) a plain line every
     `every_seconds`, through the project's logger, so a stage's log shows where it is while it runs."""
@@ -199,7 +216,8 @@ class Progress(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module) -> None:
         self._tty = sys.stdout.isatty()
-        self._step = self._first_step = trainer.global_step
+        self._start_counting(trainer)
+        self._first_step = trainer.global_step
         self._first_tokens = pl_module.tokens_seen
         self._start = self._shown = time.monotonic()
 
@@ -214,9 +232,8 @@ class Progress(L.Callback):
                 f"elapsed {_duration(elapsed)} | ETA {_duration(eta) if eta == eta else '?'}")
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step == self._step or not trainer.is_global_zero:
+        if not self._step_ended(trainer) or not trainer.is_global_zero:
             return
-        self._step = trainer.global_step
         now = time.monotonic()
         last = trainer.global_step >= trainer.max_steps
         if self._tty and (now - self._shown >= self.terminal_every_seconds or last):
@@ -232,7 +249,7 @@ class Progress(L.Callback):
             sys.stdout.write("\n")
 
 
-class StabilityMonitor(L.Callback):
+class StabilityMonitor(StepBoundary, L.Callback):
     """What a training instability shows before the loss does (YuLan-Mini's monitors), every `every_n_steps`
     optimizer steps on the tokens axis, from the step's first micro-batch:
 
@@ -261,7 +278,7 @@ class StabilityMonitor(L.Callback):
         return bool(self.every_n_steps) and step % self.every_n_steps == 0
 
     def on_train_start(self, trainer: L.Trainer, pl_module) -> None:
-        self._step = trainer.global_step
+        self._start_counting(trainer)
         model = pl_module.model
         for i, block in enumerate(model.layers):
             self._handles += [
@@ -317,9 +334,9 @@ class StabilityMonitor(L.Callback):
             self._before[i] = [p.detach().clone() for p in block.parameters()]
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step == self._step:
+        if not self._step_ended(trainer):
             return  # a micro-batch inside an optimizer step
-        self._step, step = trainer.global_step, trainer.global_step - 1
+        step = trainer.global_step - 1
         if not pl_module.last_step_skipped:
             self._check_spike(trainer, pl_module, step)
         if not self._stats:

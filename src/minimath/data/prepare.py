@@ -85,15 +85,20 @@ def describe_inputs(files: list[Path], recorded: dict) -> dict:
     return described
 
 
-def source_fingerprint(source_cfg: DictConfig, data_cfg: DictConfig, inputs: dict | None = None) -> str:
+def eval_set_hashes(data_cfg: DictConfig) -> list[str]:
+    """Content hashes of the decontamination's evaluation files (read once per prepare, shared by every source)."""
+    return [sha256_file(Path(item.path)) for item in data_cfg.decontaminate.eval_sets if Path(item.path).is_file()]
+
+
+def source_fingerprint(source_cfg: DictConfig, data_cfg: DictConfig, inputs: dict | None = None,
+                       eval_sets: list[str] | None = None) -> str:
     """Everything that changes a source's shards: its config (a generator's settings), its input files' content,
     cleaning, decontamination (with its evaluation files' content) and tokenizer."""
     parts = {k: OmegaConf.to_container(data_cfg[k], resolve=True) for k in ("clean", "decontaminate")}
     parts["source"] = OmegaConf.to_container(source_cfg, resolve=True)
     parts["tokenizer"] = str(data_cfg.tokenizer)
     parts["inputs"] = {path: d["sha256"] for path, d in (inputs or {}).items()}
-    parts["eval_sets"] = [sha256_file(Path(item.path)) for item in data_cfg.decontaminate.eval_sets
-                          if Path(item.path).is_file()]
+    parts["eval_sets"] = eval_set_hashes(data_cfg) if eval_sets is None else eval_sets
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -158,12 +163,13 @@ def prepare(data_cfg: DictConfig, log=print, force: bool = False) -> dict:
     manifest = {"version": MANIFEST_VERSION, "name": str(data_cfg.name), "tokenizer": str(data_cfg.tokenizer),
                 "sources": {}}
     decon, changed = None, not manifest_path.is_file()
+    eval_hashes = eval_set_hashes(data_cfg)
     for name, source_cfg in data_cfg.sources.items():
         previous = old.get("sources", {}).get(name) if old.get("tokenizer") == manifest["tokenizer"] else None
         source = hydra.utils.instantiate(source_cfg, name=name)
         files = source.input_files() if hasattr(source, "input_files") else []
         inputs = describe_inputs(files, (previous or {}).get("inputs", {}))
-        fingerprint = source_fingerprint(source_cfg, data_cfg, inputs)
+        fingerprint = source_fingerprint(source_cfg, data_cfg, inputs, eval_hashes)
         if not force and _finished(previous, fingerprint, directory):
             manifest["sources"][name] = previous
             log(f"{name}: up to date ({previous['tokens']:,} tokens)")
