@@ -120,3 +120,18 @@ def test_golden_losses(tiny_model_config):
     logger = RecordingLogger()
     fit(module, fixed_batches(tiny_model_config, 3, seed=1), logger=logger)
     assert [round(m["train/loss"], 4) for _, m in logger.records] == pytest.approx(GOLDEN_LOSSES, abs=2e-4)
+
+
+def test_mup_optimizer_groups_take_the_per_group_lr(tiny_model_config):
+    """Under µP AdamW holds three groups: hidden matrices at lr/m with decay, the tied embedding at lr with decay,
+    norm gains at lr without; the logged train/lr is the schedule's base LR."""
+    cfg = ModelConfig(**{**asdict(tiny_model_config), "mup": True, "mup_base_width": 8})  # m = 32/8 = 4
+    opt = make_module(cfg, lr=1e-2).configure_optimizers()["optimizer"]
+    by_name = {g["name"]: g for g in opt.param_groups}
+    assert by_name["hidden_matrices"]["lr"] == pytest.approx(2.5e-3)
+    assert by_name["hidden_matrices"]["weight_decay"] == 0.1
+    assert by_name["embedding"]["lr"] == pytest.approx(1e-2) and by_name["embedding"]["weight_decay"] == 0.1
+    assert by_name["vectors"]["lr"] == pytest.approx(1e-2) and by_name["vectors"]["weight_decay"] == 0.0
+    logger = RecordingLogger()
+    fit(make_module(cfg, lr=1e-2), fixed_batches(cfg, 2), logger=logger)
+    assert logger.records[0][1]["train/lr"] == pytest.approx(1e-2)

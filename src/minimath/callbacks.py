@@ -82,7 +82,8 @@ class TrainingMetrics(StepBoundary, L.Callback):
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module, optimizer) -> None:
         """Before the module's NaN guard and the clipping: the LR this step uses and the unclipped gradient norm."""
-        self._lr = optimizer.param_groups[0]["lr"]
+        group = optimizer.param_groups[0]  # the base LR of the schedule (µP's hidden matrices train at lr/m)
+        self._lr = group["lr"] / group.get("lr_mult", 1.0)
         self._grad_norm = global_grad_norm(pl_module.parameters(), trainer.strategy)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -314,7 +315,7 @@ class StabilityMonitor(StepBoundary, L.Callback):
         def hook(module, inputs, output):
             if self._capture:
                 with torch.no_grad():
-                    h = output.detach().flatten(0, -2)[:self.logit_positions]
+                    h = model.output_hidden(output.detach().flatten(0, -2)[:self.logit_positions])
                     self._stats["logit_rms"] = float((h.float() @ model.output_weight.float().T).pow(2).mean().sqrt())
         return hook
 

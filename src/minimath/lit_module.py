@@ -135,15 +135,14 @@ class MiniMathModule(L.LightningModule):
         self._reset_step_stats()
 
     def configure_optimizers(self):
-        decay = [p for p in self.parameters() if p.dim() >= 2]
-        no_decay = [p for p in self.parameters() if p.dim() < 2]
         cfg = self.hparams.optim
         fused = cfg.get("fused", "auto")
         fused = next(self.parameters()).is_cuda if fused == "auto" else bool(fused)  # one kernel for all params
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": cfg["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=cfg["lr"], betas=tuple(cfg["betas"]), eps=cfg["eps"], fused=fused or None,
-        )
+        groups = [{"params": params, "name": name, "lr": cfg["lr"] * lr_mult, "lr_mult": lr_mult,
+                   "weight_decay": cfg["weight_decay"] if decays else 0.0}
+                  for name, params, lr_mult, decays in self.model.parameter_groups()]
+        optimizer = torch.optim.AdamW(groups, lr=cfg["lr"], betas=tuple(cfg["betas"]), eps=cfg["eps"],
+                                      fused=fused or None)
         # keyed by tokens: evaluated at the stage's tokens so far whenever the scheduler steps (after each
         # optimizer step, whose tokens are already counted), whatever the batch
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: self.lr_schedule(self.stage_tokens))

@@ -8,6 +8,14 @@ Init (report, after GPT-2): every linear and embedding weight ~ N(0, 0.02); the 
 the residual stream ~ N(0, 0.02/√(2·n_layer)). `init_residual="gpt2"` scales those projections (`wo` and the
 FFN's down projection `w2`); `init_residual="minimath_code"` reproduces their code, which scales `wo` and the
 gate's up projection `w3` (a llama2.c quirk: there the down projection is `w2`).
+
+µP (`mup=True`, MiniCPM's form; YuLan-Mini's table in the seeds) with width multiplier m = n_embd / mup_base_width:
+the embedding output × `mup_scale_emb`; each residual branch × `mup_scale_depth`/√n_layer; every hidden matrix
+(wq, wk, wv, wo, w1, w2, w3) initialised with variance init_std²/m (std ÷ √m, replacing the GPT-2 depth scaling,
+which the residual multiplier takes over) and trained at LR ÷ m (`parameter_groups`); the output logits ÷ m. The
+tied embedding is one matrix with two roles: it is initialised and trained as an input embedding (std init_std,
+the base LR — µP's "vector-like" parameter), and its output role gets µP's factor from the 1/m logit multiplier,
+applied to the final hidden states (h/m)·Eᵀ, so the embedding's gradient through the output layer is 1/m as well.
 """
 
 from __future__ import annotations
@@ -36,6 +44,10 @@ class ModelConfig:
     init_std: float = 0.02
     init_residual: str = "gpt2"
     qk_norm: bool = False  # RMSNorm on each head's queries and keys before RoPE (YuLan-Mini's QK-LayerNorm)
+    mup: bool = False  # MiniCPM's µP (module docstring); off: the report's standard parametrisation
+    mup_base_width: int = 256  # the width whose hyper-parameters transfer (MiniCPM's dim_model_base)
+    mup_scale_emb: float = 12.0  # embedding output multiplier (MiniCPM 12, YuLan-Mini 10)
+    mup_scale_depth: float = 1.4  # residual branch multiplier scale_depth/√n_layer (MiniCPM, YuLan-Mini)
 
     def __post_init__(self):
         if self.n_embd % self.n_head:
@@ -46,6 +58,21 @@ class ModelConfig:
             raise ValueError(f"head size {self.n_embd // self.n_head} must be even for rotary embeddings")
         if self.init_residual not in INIT_STYLES:
             raise ValueError(f"init_residual={self.init_residual!r}; choose one of {INIT_STYLES}")
+        if self.mup and self.mup_base_width <= 0:
+            raise ValueError(f"mup_base_width={self.mup_base_width} must be positive")
+
+    @property
+    def width_mult(self) -> float:
+        """µP's m = n_embd / mup_base_width (1 without µP)."""
+        return self.n_embd / self.mup_base_width if self.mup else 1.0
+
+    @property
+    def embedding_scale(self) -> float:
+        return self.mup_scale_emb if self.mup else 1.0
+
+    @property
+    def residual_scale(self) -> float:
+        return self.mup_scale_depth / math.sqrt(self.n_layer) if self.mup else 1.0
 
     @classmethod
     def from_preset(cls, preset, **derived) -> "ModelConfig":
@@ -181,11 +208,14 @@ class Block(nn.Module):
         self.attention = Attention(cfg)
         self.ffn_norm = RMSNorm(cfg.n_embd, cfg.norm_eps)
         self.feed_forward = FeedForward(cfg)
+        self.residual_scale = cfg.residual_scale
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: KVCache | None = None,
                 layer: int = 0, mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.attention(self.attention_norm(x), cos, sin, cache, layer, mask)
-        return x + self.feed_forward(self.ffn_norm(x))
+        a = self.attention(self.attention_norm(x), cos, sin, cache, layer, mask)
+        x = x + (a if self.residual_scale == 1.0 else a * self.residual_scale)
+        f = self.feed_forward(self.ffn_norm(x))
+        return x + (f if self.residual_scale == 1.0 else f * self.residual_scale)
 
 
 class Transformer(nn.Module):
@@ -209,13 +239,34 @@ class Transformer(nn.Module):
         return ("attention.wo", "feed_forward.w2") if self.cfg.init_residual == "gpt2" else (
             "attention.wo", "feed_forward.w3")
 
+    def init_std_of(self, name: str, module: nn.Module) -> float:
+        """The init std of a linear or embedding module: the embedding init_std; a hidden matrix init_std/√m under
+        µP, else init_std, or init_std/√(2·n_layer) for the residual projections (GPT-2)."""
+        std = self.cfg.init_std
+        if isinstance(module, nn.Embedding):
+            return std
+        if self.cfg.mup:
+            return std / math.sqrt(self.cfg.width_mult)
+        return std / math.sqrt(2 * self.cfg.n_layer) if name.endswith(self.residual_projection_names()) else std
+
+    def parameter_groups(self) -> list[tuple[str, list[nn.Parameter], float, bool]]:
+        """(name, parameters, LR multiplier, weight decay?) for AdamW: matrices decay and vectors (norm gains) do
+        not; under µP the hidden matrices train at LR ÷ m and the embedding (tied) at the base LR. Without µP two
+        groups, as checkpoints of earlier runs hold."""
+        embedding = self.tok_embeddings.weight
+        vectors = [p for p in self.parameters() if p.dim() < 2]
+        if not self.cfg.mup:
+            return [("matrices", [p for p in self.parameters() if p.dim() >= 2], 1.0, True),
+                    ("vectors", vectors, 1.0, False)]
+        hidden = [p for p in self.parameters() if p.dim() >= 2 and p is not embedding]
+        return [("hidden_matrices", hidden, 1.0 / self.cfg.width_mult, True), ("embedding", [embedding], 1.0, True),
+                ("vectors", vectors, 1.0, False)]
+
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        std, scaled = self.cfg.init_std, self.cfg.init_std / math.sqrt(2 * self.cfg.n_layer)
-        residual = self.residual_projection_names()
         for name, module in self.named_modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(module.weight, 0.0, scaled if name.endswith(residual) else std)
+                nn.init.normal_(module.weight, 0.0, self.init_std_of(name, module))
             elif isinstance(module, RMSNorm):
                 nn.init.ones_(module.weight)
         if self.rope_cos.device.type != "meta":
@@ -225,7 +276,8 @@ class Transformer(nn.Module):
 
     def hidden_states(self, idx: torch.Tensor, positions: torch.Tensor | None = None, cache: KVCache | None = None,
                       mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Final normalised hidden states (batch, seq, n_embd); the loss applies the tied output layer.
+        """Final normalised hidden states (batch, seq, n_embd), µP's logit multiplier included; the loss applies the
+        tied output layer.
 
         Training passes `idx` alone (positions 0..t-1, causal). Decoding passes per-sequence `positions`
         (batch, seq), a `cache` that accumulates keys/values, and a boolean attention `mask`
@@ -241,9 +293,15 @@ class Transformer(nn.Module):
                 raise ValueError(f"position {int(positions.max())} exceeds max_seq_len={self.cfg.max_seq_len}")
             cos, sin = self.rope_cos[positions].unsqueeze(1), self.rope_sin[positions].unsqueeze(1)
         x = self.tok_embeddings(idx)
+        if self.cfg.embedding_scale != 1.0:
+            x = x * self.cfg.embedding_scale
         for i, layer in enumerate(self.layers):
             x = layer(x, cos, sin, cache, i, mask)
-        return self.norm(x)
+        return self.output_hidden(self.norm(x))
+
+    def output_hidden(self, normed: torch.Tensor) -> torch.Tensor:
+        """What multiplies the tied output layer: the final norm's output, ÷ m under µP (the logit multiplier)."""
+        return normed if self.cfg.width_mult == 1.0 else normed / self.cfg.width_mult
 
     def forward(self, idx: torch.Tensor, positions: torch.Tensor | None = None, cache: KVCache | None = None,
                 mask: torch.Tensor | None = None) -> torch.Tensor:
