@@ -94,26 +94,37 @@ def test_progress_counts_optimizer_steps_and_prints_a_plain_line_off_a_terminal(
     assert "192 tokens" in lines[-1] and "tokens/s" in lines[-1] and "ETA" in lines[-1]
 
 
-def test_stability_monitors_log_their_tags_and_a_spike_is_detected(tiny_model_config):
+def spiking_run(cfg, action: str):
+    """30 steps of one batch (the loss falls fast at LR 1e-2), except step 25, a batch never seen: a real spike."""
     from minimath.callbacks import StabilityMonitor
 
     torch.manual_seed(0)
-    module = make_module(tiny_model_config, lr=1e-3)
-    batch = fixed_batches(tiny_model_config, 1)
-    batches = batch * 30
-    monitor = StabilityMonitor(every_n_steps=10, spike_k=4.0, spike_window=20)
-    original = module.on_before_optimizer_step
+    module = make_module(cfg, lr=1e-2)
+    seen, other = fixed_batches(cfg, 1, seed=0), fixed_batches(cfg, 1, seed=7)
+    batches = seen * 25 + other + seen * 4
+    monitor = StabilityMonitor(every_n_steps=10, spike_k=4.0, spike_window=20, spike_action=action)
+    weights = {}
 
-    def spiking(optimizer):  # step 25 reports a loss far above the others
-        original(optimizer)
-        if module.trainer.global_step == 25:
-            module.last_loss = 50.0
-    module.on_before_optimizer_step = spiking
+    class Around25(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if batch_idx == 25:
+                weights["before"] = [p.detach().clone() for p in pl_module.parameters()]
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if batch_idx == 25:
+                weights["after"] = [p.detach().clone() for p in pl_module.parameters()]
+
     logger = RecordingLogger()
     trainer = L.Trainer(accelerator="cpu", max_steps=30, logger=logger, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1,
-                        callbacks=[TrainingMetrics(), monitor])
+                        callbacks=[TrainingMetrics(), monitor, Around25()])
     trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
+    unchanged = all(torch.equal(a, b) for a, b in zip(weights["before"], weights["after"]))
+    return module, monitor, logger, unchanged
+
+
+def test_stability_monitors_log_their_tags_and_a_spike_is_detected(tiny_model_config):
+    module, monitor, logger, unchanged = spiking_run(tiny_model_config, "report")
     stability = [m for _, m in logger.records if any(k.startswith("stability/layer") for k in m)]
     assert len(stability) == 3  # steps 0, 10, 20
     expected = {f"stability/layer{i}/{k}" for i in range(tiny_model_config.n_layer)
@@ -122,4 +133,22 @@ def test_stability_monitors_log_their_tags_and_a_spike_is_detected(tiny_model_co
     assert set(stability[0]) == expected
     assert all(v > 0 for v in stability[0].values()) and stability[0]["stability/layer0/attn_norm_rms"] < 2
     assert [step for step, _ in monitor.spikes] == [25]
-    assert any("stability/loss_spike" in m for _, m in logger.records)
+    spike = next(m for _, m in logger.records if "stability/loss_spike" in m)
+    assert spike["stability/spike_loss"] > 3.0 and spike["stability/loss_spike"] > 4.0
+    assert not unchanged and module.tokens_seen == 30 * 2 * 16
+
+
+def test_spike_action_skip_drops_the_step(tiny_model_config):
+    module, monitor, logger, unchanged = spiking_run(tiny_model_config, "skip")
+    assert [step for step, _ in monitor.spikes] == [25]
+    assert unchanged  # weights (and so AdamW's view of them) exactly as before the spiking step
+    assert module.tokens_seen == 29 * 2 * 16  # the skipped step's tokens are not counted
+    train_steps = [m["train/step"] for _, m in logger.records if "train/step" in m]
+    assert 25.0 not in train_steps and len(train_steps) == 29
+
+
+def test_spike_action_is_validated():
+    from minimath.callbacks import StabilityMonitor
+
+    with pytest.raises(ValueError, match="spike_action"):
+        StabilityMonitor(spike_action="rollback")

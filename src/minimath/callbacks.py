@@ -259,27 +259,47 @@ class StabilityMonitor(StepBoundary, L.Callback):
     `.../update_ratio` (‖Δθ‖/‖θ‖ of the block's parameters over the optimizer step), and `stability/logit_rms`
     (output-layer logits over at most `logit_positions` positions).
 
-    And on every step a loss-spike detector: a step whose loss exceeds the running mean of the last
-    `spike_window` steps by `spike_k` running standard deviations logs `stability/loss_spike` (its z-score) and a
-    warning. It only reports: a spike already went through its optimizer step when its loss is known over all
-    ranks, and the NaN guard stops the run when losses stop being finite; rolling back is a rerun from the last
-    checkpoint with another seed."""
+    And on every step a loss-spike detector: a step whose loss (over all ranks) exceeds the running mean of the
+    last `spike_window` steps by `spike_k` running standard deviations logs `stability/loss_spike` (its z-score)
+    and `stability/spike_loss`, and a warning. `spike_action=skip` also drops that step before it is taken (its
+    gradients, so weights and AdamW moments stay as they were; the module asks this detector through its
+    `loss_guards` once the step's loss is known and before the optimizer runs); `report` (the default) only logs.
+    Skip was chosen over rolling back: it costs one batch and no I/O, keeps every rank in step, and keeps the
+    data stream a pure function of the position, so a resumed run stays bit-identical (a rollback with
+    re-shuffled batches would make the data order depend on the run's history). Every loss, a spike's too,
+    joins the window, so a lasting change of level (a new stage mixture) is absorbed after a few steps rather
+    than skipped for ever. The window and the spikes found are saved in checkpoints (resume sees the same
+    history)."""
+
+    ACTIONS = ("report", "skip")
 
     def __init__(self, every_n_steps: int = 50, spike_k: float = 6.0, spike_window: int = 100,
-                 logit_positions: int = 256):
+                 logit_positions: int = 256, spike_action: str = "report"):
+        if spike_action not in self.ACTIONS:
+            raise ValueError(f"callbacks.stability.spike_action={spike_action!r}: choose one of {self.ACTIONS}")
         self.every_n_steps, self.spike_k, self.spike_window = every_n_steps, spike_k, spike_window
-        self.logit_positions = logit_positions
+        self.logit_positions, self.spike_action = logit_positions, spike_action
         self.spikes: list[tuple[int, float]] = []  # (step, z-score)
         self._losses: list[float] = []
         self._handles: list = []
         self._capture = False
         self._stats: dict[str, float] = {}
+        self._trainer = None
+
+    def state_dict(self) -> dict:
+        return {"losses": list(self._losses), "spikes": [list(s) for s in self.spikes]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._losses = [float(x) for x in state.get("losses", [])]
+        self.spikes = [(int(s), float(z)) for s, z in state.get("spikes", [])]
 
     def _due(self, step: int) -> bool:
         return bool(self.every_n_steps) and step % self.every_n_steps == 0
 
     def on_train_start(self, trainer: L.Trainer, pl_module) -> None:
         self._start_counting(trainer)
+        self._trainer = trainer
+        pl_module.loss_guards.append(self._check_spike)
         model = pl_module.model
         for i, block in enumerate(model.layers):
             self._handles += [
@@ -293,6 +313,8 @@ class StabilityMonitor(StepBoundary, L.Callback):
         for handle in self._handles:
             handle.remove()
         self._handles = []
+        if self._check_spike in pl_module.loss_guards:
+            pl_module.loss_guards.remove(self._check_spike)
 
     def _rms_hook(self, name: str):
         def hook(module, inputs, output):
@@ -337,9 +359,6 @@ class StabilityMonitor(StepBoundary, L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx) -> None:
         if not self._step_ended(trainer):
             return  # a micro-batch inside an optimizer step
-        step = trainer.global_step - 1
-        if not pl_module.last_step_skipped:
-            self._check_spike(trainer, pl_module, step)
         if not self._stats:
             return
         for i, before in getattr(self, "_before", {}).items():
@@ -354,18 +373,24 @@ class StabilityMonitor(StepBoundary, L.Callback):
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=pl_module.tokens_seen)
 
-    def _check_spike(self, trainer: L.Trainer, pl_module, step: int) -> None:
-        loss = pl_module.last_loss
+    def _check_spike(self, step: int, loss: float) -> bool:
+        """The module's loss guard: log a spike; True (skip the step) when it is one and spike_action=skip."""
         history = self._losses[-self.spike_window:]
-        if len(history) >= min(20, self.spike_window):
-            mean = sum(history) / len(history)
-            std = (sum((x - mean) ** 2 for x in history) / len(history)) ** 0.5
-            z = (loss - mean) / std if std > 0 else 0.0
-            if z > self.spike_k:
-                self.spikes.append((step, z))
-                log.warn(f"loss spike at step {step}: {loss:.4f} is {z:.1f} standard deviations above the mean "
-                         f"of the last {len(history)} steps ({mean:.4f})")
-                if trainer.is_global_zero:
-                    for logger in trainer.loggers:
-                        logger.log_metrics({"stability/loss_spike": z}, step=pl_module.tokens_seen)
-        self._losses = (self._losses + [loss])[-self.spike_window:]
+        self._losses = (history + [loss])[-self.spike_window:]
+        if len(history) < min(20, self.spike_window):
+            return False
+        mean = sum(history) / len(history)
+        std = (sum((x - mean) ** 2 for x in history) / len(history)) ** 0.5
+        z = (loss - mean) / std if std > 0 else 0.0
+        if not z > self.spike_k:
+            return False
+        self.spikes.append((step, z))
+        skip = self.spike_action == "skip"
+        log.warn(f"loss spike at step {step}: {loss:.4f} is {z:.1f} standard deviations above the mean of the last "
+                 f"{len(history)} steps ({mean:.4f}){'; step skipped' if skip else ''}")
+        trainer = self._trainer
+        if trainer is not None and trainer.is_global_zero:
+            tokens = trainer.lightning_module.tokens_seen
+            for logger in trainer.loggers:
+                logger.log_metrics({"stability/loss_spike": z, "stability/spike_loss": loss}, step=tokens)
+        return skip

@@ -53,6 +53,9 @@ class MiniMathModule(L.LightningModule):
         self.last_loss = float("nan")
         self.last_step_skipped = False  # the last optimizer step had a NaN/Inf loss and changed nothing
         self._nonfinite_in_a_row = 0
+        # callables (optimizer step, its loss over all ranks) -> True to skip the step, asked before the step is
+        # taken (StabilityMonitor's loss-spike skip); every guard sees every step
+        self.loss_guards: list[Callable[[int, float], bool]] = []
         self._reset_step_stats()
 
     def start_from(self, checkpoint: dict, source: str, load_optimizer: bool) -> None:
@@ -108,8 +111,7 @@ class MiniMathModule(L.LightningModule):
         if float(self.trainer.strategy.reduce(flag, reduce_op="sum")) == 0:
             self._nonfinite_in_a_row = 0
             return False
-        for p in self.parameters():
-            p.grad = None
+        self._drop_gradients()
         self._nonfinite_in_a_row += 1
         rank_zero_warn(f"non-finite loss at step {self.trainer.global_step}: step skipped "
                        f"({self._nonfinite_in_a_row} in a row)")
@@ -120,9 +122,15 @@ class MiniMathModule(L.LightningModule):
         self._reset_step_stats()
         return True
 
+    def _drop_gradients(self) -> None:
+        """With no gradients AdamW leaves the weights and its moments (and step counts) untouched."""
+        for p in self.parameters():
+            p.grad = None
+
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Runs once per optimizer step, after the last micro-batch's backward and before clipping: the NaN guard,
-        then the step's loss and tokens over all ranks (one all-reduce)."""
+        then the step's loss and tokens over all ranks (one all-reduce), then the loss guards. A skipped step
+        changes nothing and its tokens are not counted (the data position still moves past them)."""
         self.last_step_skipped = self._skip_nonfinite_step()
         if self.last_step_skipped:
             return
@@ -131,8 +139,12 @@ class MiniMathModule(L.LightningModule):
         stats = torch.cat([self._loss_sum.view(1), counts])
         stats = self.trainer.strategy.reduce(stats, reduce_op="sum")
         self.last_loss = float(stats[0] / stats[1].clamp(min=1))
-        self.tokens_seen += int(stats[2])
         self._reset_step_stats()
+        if any([guard(self.trainer.global_step, self.last_loss) for guard in self.loss_guards]):
+            self._drop_gradients()
+            self.last_step_skipped = True
+            return
+        self.tokens_seen += int(stats[2])
 
     def configure_optimizers(self):
         cfg = self.hparams.optim
