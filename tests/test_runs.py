@@ -15,7 +15,7 @@ from omegaconf import open_dict
 from conftest import REPO, TINY_TRAIN_OVERRIDES, compose_config
 
 NO_STAGE = [o for o in TINY_TRAIN_OVERRIDES if o != "stage=1"]
-from minimath.checkpoint import AtomicCheckpointIO, load_checkpoint
+from minimath.checkpoint import AtomicCheckpointIO, CheckpointMeta, load_checkpoint
 from minimath.errors import UserError
 from minimath.runs import mark_final, previous_stage_checkpoint
 from minimath.tb import read_scalars as scalars
@@ -251,3 +251,33 @@ def test_a_wsd_decay_branch_continues_the_stable_run_and_decays_alone(tmp_path, 
     sequences = 4 * 128 // 32  # 4 steps of 128 tokens in 32-token windows
     assert final["MixtureDataModule"]["position"] == stable_state["MixtureDataModule"]["position"] + sequences
     assert final["optimizer_states"][0]["state"]  # the stable run's moments were carried, then updated
+
+
+ALL_DYNAMICS = ["model.mup=true", "model.mup_base_width=16", "model.qk_norm=true", "train.z_loss=1e-4",
+                "scheduler=wsd", "scheduler.warmup_steps=2", "scheduler.decay_fraction=0.5", "scheduler.shape=sqrt",
+                "callbacks=monitored", "callbacks.stability.every_n_steps=3", "callbacks.stability.spike_action=skip",
+                "callbacks.stability.spike_window=2", "callbacks.stability.spike_k=0.5",
+                "+data.stages.1.decay_mix=[{source: general_en, share: 1.0}]",
+                "callbacks.checkpoint.every_n_train_steps=5", "callbacks.checkpoint.keep_last=null",
+                "train.max_tokens=2560"]  # 20 steps; a low spike threshold so that some steps are skipped
+
+
+def test_resume_is_bit_identical_with_every_training_dynamics_feature_on(tmp_path, data_root):
+    """µP, QK-norm, z-loss, WSD with a decay mixture, the monitors with spike skipping: a run resumed from its
+    step-10 checkpoint logs the same losses, LRs and spikes as the uninterrupted one, and ends in the same weights."""
+    import shutil
+
+    run(stage_config(tmp_path / "a", data_root, 1, 128, ALL_DYNAMICS))
+    ref = tmp_path / "a" / "run" / "stage1-bs128"
+    resumed = tmp_path / "b" / "run" / "stage1-bs128"
+    (resumed / "checkpoints").mkdir(parents=True)
+    shutil.copy(ref / "checkpoints" / "step0000010.ckpt", resumed / "checkpoints" / "last.ckpt")
+    run(stage_config(tmp_path / "b", data_root, 1, 128, ALL_DYNAMICS))
+    for tag in ("train/loss", "train/lr", "stability/loss_spike"):
+        expected = {t: v for t, v in scalars(ref / "tb", tag).items()
+                    if t > CheckpointMeta.of(load_checkpoint(ref / "checkpoints" / "step0000010.ckpt")).tokens_seen}
+        assert scalars(resumed / "tb", tag) == expected, tag
+    assert scalars(ref / "tb", "stability/loss_spike")  # skipping happened, so the test covers it
+    a, b = (load_checkpoint(d / "checkpoints" / "final.ckpt") for d in (ref, resumed))
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert a["MixtureDataModule"]["decay_start"] == b["MixtureDataModule"]["decay_start"] == 40  # 10 steps × 4 seqs

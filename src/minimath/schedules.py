@@ -72,6 +72,11 @@ class WSD(Schedule):
         self.decay_tokens = round(decay / self.tokens_per_step) * self.tokens_per_step
         self.shape, self.final_ratio = shape, final_ratio
 
+    @property
+    def decay_start_tokens(self) -> int | None:
+        """Stage tokens after which the decay's first step starts (None: no decay)."""
+        return self.total_tokens - self.decay_tokens if self.decay_tokens > 0 else None
+
     def decay(self, tokens: int) -> float:
         if self.decay_tokens <= 0:
             return 1.0

@@ -270,9 +270,9 @@ def run(cfg: DictConfig) -> None:
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     optim = OmegaConf.to_container(cfg.optim, resolve=True)
     heldout = OmegaConf.to_container(cfg.data.heldout, resolve=True) if "heldout" in cfg.data else {}
+    schedule = hydra.utils.instantiate(cfg.scheduler, total_tokens=plan.tokens, tokens_per_step=plan.tokens_per_step)
     module = MiniMathModule(**module_hparams(model_config, optim, tokenizer.state_dict(), heldout),
-                            lr_schedule=hydra.utils.instantiate(cfg.scheduler, total_tokens=plan.tokens,
-                                                                tokens_per_step=plan.tokens_per_step),
+                            lr_schedule=schedule,
                             max_nonfinite_steps=int(cfg.train.max_nonfinite_steps), stage=plan.stage,
                             tokens_per_step=plan.tokens_per_step, loss_chunk_bytes=cfg.train.loss_chunk_bytes,
                             z_loss=float(cfg.train.z_loss))
@@ -283,6 +283,7 @@ def run(cfg: DictConfig) -> None:
     elif start.kind == "branch":
         module.start_from(start.checkpoint, str(start.path), load_optimizer=True)
         datamodule.continue_from(start.checkpoint, str(start.path))
+    datamodule.start_decay_mix(getattr(schedule, "decay_start_tokens", None))  # a resume restores its own
     if cfg.train.compile:
         module.model.compile()  # in place: parameter names (and checkpoints) stay the same
     resume = start.path if start.kind == "resume" else None

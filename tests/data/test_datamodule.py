@@ -108,3 +108,22 @@ def test_resume_with_another_batch_size_neither_skips_nor_repeats(setup, tmp_pat
     resumed = fit(cfg, tok, dm, 9, tmp_path / "b", ckpt_path=str(tmp_path / "b" / "step=3.ckpt"))  # 6 more steps
     assert len(first) == 12 and len(resumed) == 12
     assert all(torch.equal(a, b) for a, b in zip(first + resumed, uninterrupted))
+
+
+def test_decay_mix_takes_over_at_the_decay_start(tmp_path, data_root):
+    """data.stages.N.decay_mix: the stage's mix before the decay's first sequence, the decay mixture after."""
+    cfg = compose_config(NO_STAGE + [f"paths.data_root={data_root}", "stage=4", "hardware.micro_batch=4",
+                                     "+data.stages.4.decay_mix=[{source: equations, share: 1.0}]"], tmp_path)
+    manifest = prepare(cfg.data, log=lambda *_: None)
+    dm = build_datamodule(cfg, manifest, build_tokenizer(cfg.model, manifest))
+    equations = dm.source_names.index("equations")
+    plain = [b["source"].tolist() for b in take(MixtureBatches(dm.plan, 0, 4, 0, 1, dm.remap), 6)]
+    phased = [b["source"].tolist() for b in take(MixtureBatches(dm.plan, 0, 4, 0, 1, dm.remap, decay_start=10), 6)]
+    flat_plain, flat_phased = sum(plain, []), sum(phased, [])
+    assert flat_phased[:10] == flat_plain[:10]  # the stable phase is the stage's own stream
+    assert flat_phased[10:] == [equations] * 14 and flat_plain[10:] != flat_phased[10:]
+    dm.start_decay_mix(decay_start_tokens=5 * cfg.model.max_seq_len)
+    assert dm.decay_start == 5 and dm.state_dict()["decay_start"] == 5
+    from minimath.errors import UserError
+    with pytest.raises(UserError, match="decay_mix is drawn during the LR decay"):
+        dm.start_decay_mix(None)

@@ -23,8 +23,8 @@ class MixtureBatches(IterableDataset):
     which is the order a DataLoader collects them in."""
 
     def __init__(self, plan: StagePlan, start: int, micro_batch: int, rank: int, world: int,
-                 remap: np.ndarray | None):
-        self.plan, self.start, self.micro_batch = plan, start, micro_batch
+                 remap: np.ndarray | None, decay_start: int | None = None):
+        self.plan, self.start, self.micro_batch, self.decay_start = plan, start, micro_batch, decay_start
         self.rank, self.world, self.remap = rank, world, remap
 
     def batch(self, mixture: Mixture, j: int) -> dict[str, torch.Tensor]:
@@ -40,7 +40,7 @@ class MixtureBatches(IterableDataset):
     def __iter__(self):
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
-        mixture = self.plan.build()
+        mixture = self.plan.build(decay_start=self.decay_start)
         j = worker
         while True:
             yield self.batch(mixture, j)
@@ -52,6 +52,9 @@ class MixtureDataModule(L.LightningDataModule):
         super().__init__()
         self.plan, self.micro_batch, self.num_workers, self.remap = plan, micro_batch, num_workers, remap
         self.position = 0
+        # the sequence (over all ranks) from which the stage's decay_mix is drawn: set by the run from the LR
+        # schedule (`start_decay_mix`), saved in checkpoints; None: the stage's mix throughout
+        self.decay_start: int | None = None
 
     @property
     def seq_len(self) -> int:
@@ -68,12 +71,14 @@ class MixtureDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        dataset = MixtureBatches(self.plan, self.position, self.micro_batch, rank, world, self.remap)
+        dataset = MixtureBatches(self.plan, self.position, self.micro_batch, rank, world, self.remap,
+                                 self.decay_start)
         return DataLoader(dataset, batch_size=None, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 
     def state_dict(self) -> dict:
-        return {"position": self.position, "fingerprint": self.fingerprint(), "stage": self.plan.stage}
+        return {"position": self.position, "fingerprint": self.fingerprint(), "stage": self.plan.stage,
+                "decay_start": self.decay_start}
 
     def continue_from(self, checkpoint: dict, source: str) -> None:
         """Take up the data position of another run's checkpoint of this same stage (a WSD decay branch continues
@@ -84,11 +89,24 @@ class MixtureDataModule(L.LightningDataModule):
                             f"branch continues its own stable run")
         self.position = int(state["position"])
 
+    def start_decay_mix(self, decay_start_tokens: int | None) -> None:
+        """The LR decay begins `decay_start_tokens` into this run (None: the schedule has no decay): the stage's
+        decay_mix takes over at that sequence, counted from where this run's data begins (a decay branch: the
+        stable run's position)."""
+        if not self.plan.has_decay_mix:
+            return
+        if decay_start_tokens is None:
+            raise UserError(f"data.stages.{self.plan.stage}.decay_mix is drawn during the LR decay, and this schedule "
+                            f"has none: use scheduler=wsd (or warmup) with a decay")
+        self.decay_start = self.position + int(decay_start_tokens) // self.plan.seq_len
+
     def load_state_dict(self, state: dict) -> None:
         if state.get("fingerprint") != self.fingerprint():
             rank_zero_warn(f"the checkpoint's data (stage {state.get('stage')}) differs from this run's data: "
                            f"continuing at sequence {state.get('position', 0)} of the new stream")
         self.position = int(state.get("position", 0))
+        if state.get("decay_start") is not None:  # a resumed run keeps the decay phase it was planned with
+            self.decay_start = int(state["decay_start"])
 
 
 class DataPositionTracker(L.Callback):

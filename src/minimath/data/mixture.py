@@ -8,6 +8,10 @@ the stream over DDP ranks and dataloader workers never skips or repeats a sequen
 
 An entry of a mixture can itself be a mixture (the report's "part of stages 1–2"): its draws are a seeded
 random selection of that earlier stage's sequences, labelled with their original sources.
+
+A stage may name a `decay_mix` (same grammar as `mix`): the mixture its LR decay phase draws from (MiniCPM's and
+YuLan-Mini's high-quality data mixed in only while the LR decays). From the decay's first sequence on, sequence
+`decay_start + j` is the decay mixture's j-th, so the stream stays a pure function of the position.
 """
 
 from __future__ import annotations
@@ -100,6 +104,19 @@ class Mixture:
         return self.children[child].get(int(self._perm(child, epoch)[within]))
 
 
+class PhasedMixture:
+    """The stage's mixture before `start` (sequences), its decay mixture from there on."""
+
+    def __init__(self, stable: Mixture, decay: Mixture, start: int):
+        self.stable, self.decay, self.start = stable, decay, int(start)
+
+    def __len__(self) -> int:
+        return len(self.stable)
+
+    def get(self, index: int) -> tuple[np.ndarray, int]:
+        return self.stable.get(index) if index < self.start else self.decay.get(index - self.start)
+
+
 @dataclass
 class StagePlan:
     """Everything needed to rebuild a stage's mixture in any process (plain data, cheap to pickle)."""
@@ -123,7 +140,9 @@ class StagePlan:
         if str(stage) not in self.stages:
             raise UserError(f"stage {seen[-1]} takes part of stage {stage}, which is not defined")
         names: set[str] = set()
-        for entry in self.stages[str(stage)]["mix"]:
+        spec = self.stages[str(stage)]
+        entries = list(spec["mix"]) + (list(spec.get("decay_mix") or []) if not seen else [])
+        for entry in entries:
             if "stage" in entry:
                 names |= self._leaves(str(entry["stage"]), seen + (stage,))
             elif entry["source"] not in self.sources:
@@ -136,12 +155,26 @@ class StagePlan:
     def tokens_per_epoch(self, stage: str | None = None) -> int:
         return int(float(self.stages[stage or self.stage]["tokens"]))
 
-    def build(self, stage: str | None = None, windows: dict | None = None) -> Mixture:
+    @property
+    def has_decay_mix(self) -> bool:
+        return bool(self.stages[self.stage].get("decay_mix"))
+
+    def build(self, stage: str | None = None, windows: dict | None = None,
+              decay_start: int | None = None) -> Mixture | PhasedMixture:
+        """The stage's mixture; with `decay_start` (sequences) and a `decay_mix`, the decay mixture from there on.
+        An earlier stage included in this one contributes its `mix` alone."""
         stage = stage or self.stage
         windows = {} if windows is None else windows
         spec = self.stages[stage]
+        stable = self._mixture(stage, spec["mix"], windows, derived_seed(self.seed, "stage", stage))
+        if decay_start is None or not spec.get("decay_mix"):
+            return stable
+        decay = self._mixture(stage, spec["decay_mix"], windows, derived_seed(self.seed, "stage", stage, "decay"))
+        return PhasedMixture(stable, decay, decay_start)
+
+    def _mixture(self, stage: str, entries, windows: dict, seed: int) -> Mixture:
         children, shares = [], []
-        for entry in spec["mix"]:
+        for entry in entries:
             if "stage" in entry:
                 children.append(self.build(str(entry["stage"]), windows))
             else:
@@ -152,4 +185,4 @@ class StagePlan:
                 children.append(windows[name])
             shares.append(float(entry["share"]))
         length = max(1, self.tokens_per_epoch(stage) // self.seq_len)
-        return Mixture(children, shares, length, seed=derived_seed(self.seed, "stage", stage))
+        return Mixture(children, shares, length, seed=seed)
