@@ -6,7 +6,7 @@ which stage and which batch setting its checkpoints belong to. `final.ckpt` appe
 to its end, so the next stage never starts from an unfinished one.
 
 Start: `stage_start` decides, in this order, finished (nothing to do) / resume (this stage's `last.ckpt`) /
-init (`init_from`: the previous stage's `final.ckpt` or a path) / scratch, and reads the checkpoint it picks once.
+init (`init_from`: the previous stage's `final.ckpt`, a path, or `hf:DIR`, a transformers model) / scratch, and reads the checkpoint it picks once.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ _STAGE_DIR = re.compile(r"^stage(\d+)-bs(.+)$")
 FINAL = "final.ckpt"
 LAST = "last.ckpt"
 ALL_STAGES = "all"   # stage=all: the whole curriculum
+HF_PREFIX = "hf:"    # init_from=hf:DIR: a transformers model directory
 
 
 def stage_dir_name(stage: int | str, batch_name: str) -> str:
@@ -138,6 +139,11 @@ def stage_start(stage_dir: Path, stage: int, batch_name: str, init_from, resume:
         return StageStart("branch", Path(str(decay_from)), load_checkpoint(Path(str(decay_from))))
     if init_from is None or str(init_from).lower() == "none" or (str(init_from) == "auto" and stage == 1):
         return StageStart("scratch")
+    if str(init_from).startswith(HF_PREFIX):  # a transformers model directory (minimath.hf)
+        from minimath.hf import hf_checkpoint
+
+        path = Path(str(init_from)[len(HF_PREFIX):])
+        return StageStart("init", path, hf_checkpoint(path))
     path = (previous_stage_checkpoint(Path(stage_dir).parent, stage, batch_name) if str(init_from) == "auto"
             else Path(str(init_from)))
     return StageStart("init", path, load_checkpoint(path))

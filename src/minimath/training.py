@@ -19,6 +19,7 @@ from minimath.data.prepare import prepare
 from minimath.callbacks import Checkpointing
 from minimath.errors import Interrupted, UserError
 from minimath.hardware import resolve_precision
+from minimath.hf import architecture_mismatch
 from minimath.lit_module import MiniMathModule, module_hparams
 from minimath.model import ModelConfig, Transformer, count_params
 from minimath.runs import (ALL_STAGES, LAST, StageStart, checkpoint_dir, mark_final, run_dir, stage_dir_name,
@@ -279,6 +280,10 @@ def run(cfg: DictConfig) -> None:
     if start.kind == "resume":  # the weights are checked here; Lightning restores everything from the same dict
         load_weights(module.model, model_state(start.checkpoint), str(start.path))
     elif start.kind == "init":
+        mismatch = architecture_mismatch(model_config, start.checkpoint.get("hyper_parameters", {}).get("model", {}))
+        if mismatch:
+            raise UserError(f"init_from {start.path} was trained with a different architecture ({mismatch}): select "
+                            f"the model= preset (and vocabulary) it was trained with")
         module.start_from(start.checkpoint, str(start.path), bool(cfg.init_optimizer))
     elif start.kind == "branch":
         module.start_from(start.checkpoint, str(start.path), load_optimizer=True)
