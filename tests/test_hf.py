@@ -244,3 +244,35 @@ def test_what_our_architecture_cannot_load_is_a_one_line_error(tmp_path, qwen):
     (empty / "config.json").write_text(json.dumps(config))
     with pytest.raises(UserError, match="no .safetensors"):
         from_hf(empty)
+
+
+def test_lm_eval_reads_the_export_offline_and_generates_our_text(tmp_path, trained, monkeypatch):
+    """lm-evaluation-harness (--model hf) on the exported directory with a local task file: the same prompts give
+    the same greedy continuations as our decoder."""
+    lm_eval = pytest.importorskip("lm_eval")
+    from lm_eval.tasks import TaskManager
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    out = export(trained, tmp_path / "hf")
+    model, tokenizer = load_for_inference(trained)
+    items = [{"question": f"{a} + {b} =", "answer": str(a + b)} for a, b in ((3, 4), (12, 30), (7, 58), (41, 9))]
+    data = tmp_path / "items.jsonl"
+    data.write_text("".join(json.dumps(i) + "\n" for i in items))
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "tiny_sums.yaml").write_text(
+        "task: tiny_sums\ndataset_path: json\ndataset_kwargs:\n  data_files:\n"
+        f"    test: {data}\ntest_split: test\noutput_type: generate_until\n"
+        'doc_to_text: "<|endoftext|>Calculate:\\n{{question}}"\ndoc_to_target: "{{answer}}"\n'
+        'generation_kwargs:\n  until: ["\\n"]\n  do_sample: false\n  max_gen_toks: 8\n'
+        "metric_list:\n  - metric: exact_match\nmetadata:\n  version: 1.0\n")
+    results = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={out},dtype=float32,max_length=32",
+                                      tasks=["tiny_sums"], task_manager=TaskManager(include_path=str(tasks)),
+                                      batch_size=1, device="cpu", log_samples=True)
+    samples = sorted(results["samples"]["tiny_sums"], key=lambda s: s["doc_id"])
+    settings = GenerationConfig(max_new_tokens=8, stop=("\n",))
+    for item, sample in zip(items, samples):
+        prompt = tokenizer.encode(f"<|endoftext|>Calculate:\n{item['question']}")
+        assert sample["arguments"][0][0] == tokenizer.decode(prompt)
+        assert sample["resps"][0][0] == generate(model, tokenizer, [prompt], settings)[0]

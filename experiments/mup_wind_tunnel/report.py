@@ -76,7 +76,10 @@ def main() -> None:
         for width, v in ((w, v) for w, v in summary[param].items() if isinstance(v, dict)):
             cells = []
             for lr in lrs:
-                mean, std = v["loss"].get(lr, (math.nan, 0.0))
+                if lr not in v["loss"]:
+                    cells.append("—")
+                    continue
+                mean, std = v["loss"][lr]
                 text = "diverged" if mean == math.inf else f"{mean:.4f} ± {std:.4f}"
                 cells.append(f"**{text}**" if lr == v["best_lr"] else text)
             print(f"| {TITLES[param]} | {width} | " + " | ".join(cells) + f" | {v['best_lr']:g} |")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# µP wind tunnel (MiniCPM): widths 64, 128, 256 at depth 4 (head size 32, FFN 4·d), 5 LRs each, under the standard
-# parametrisation and under µP (model.mup=true, base width 64), 2 seeds. Each run trains stage 3 of the embedded
+# µP wind tunnel (MiniCPM): widths 64, 128, 256 at depth 4 (head size 32, FFN 4·d), 6 LRs each (a factor of 2 apart,
+# each grid bracketing its parametrisation's best), under the standard parametrisation and under µP
+# (model.mup=true, base width 64), 2 seeds. Each run trains stage 3 of the embedded
 # data from scratch for 256,000 tokens (100 steps of 2,560; a 10-step warmup, then the constant LR), reading every
 # sequence once, so the loss of the last steps is a loss on unseen data. Two runs at a time, one thread each.
 #   bash experiments/mup_wind_tunnel/run.sh [SEEDS...]        then: python experiments/mup_wind_tunnel/report.py
@@ -8,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/seeded_runs.sh   # SOURCES: the generated data keeps seed 1234 whatever the run's seed
 seeds=("${@:-1 2}")
-LRS=(1.25e-3 2.5e-3 5e-3 1e-2 2e-2)
+LRS_SP=(6.25e-4 1.25e-3 2.5e-3 5e-3 1e-2 2e-2)
+LRS_MUP=(1.25e-3 2.5e-3 5e-3 1e-2 2e-2 4e-2)
 
 tunnel_run() {  # tunnel_run PARAM WIDTH LR SEED
   local param=$1 width=$2 lr=$3 seed=$4 name="mup-$1-w$2-lr$3-s$4" fixed=()
@@ -25,9 +27,8 @@ tunnel_run() {  # tunnel_run PARAM WIDTH LR SEED
 jobs_list=()
 for seed in ${seeds[*]}; do
   for width in 256 128 64; do
-    for lr in "${LRS[@]}"; do
-      for param in sp mup; do jobs_list+=("$param $width $lr $seed"); done
-    done
+    for lr in "${LRS_SP[@]}"; do jobs_list+=("sp $width $lr $seed"); done
+    for lr in "${LRS_MUP[@]}"; do jobs_list+=("mup $width $lr $seed"); done
   done
 done
 i=0
