@@ -11,6 +11,7 @@ name and renamed when complete; an existing DIR is an error, never overwritten i
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -51,6 +52,11 @@ def export(ckpt: Path, out: Path, dtype: str = "fp32") -> Path:
         generation = {"eos_token_id": tokenizer.eot_id, "bos_token_id": None, "pad_token_id": tokenizer.eot_id,
                       "do_sample": False}
         (tmp / "generation_config.json").write_text(json.dumps(generation, indent=2) + "\n")
+        umask = os.umask(0)
+        os.umask(umask)
+        for path in tmp.iterdir():  # mkdtemp's directory is private; the export is an ordinary one
+            path.chmod(0o666 & ~umask)
+        tmp.chmod(0o777 & ~umask)
         tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
