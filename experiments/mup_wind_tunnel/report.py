@@ -19,6 +19,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 
 from minimath.seeds import mean_std  # noqa: E402
 from minimath.tb import read_scalars  # noqa: E402
@@ -94,6 +95,8 @@ def main() -> None:
                         capsize=3, label=f"width {width}")
             ax.plot([v["best_lr"]], [v["loss"][v["best_lr"]][0]], "k*", ms=10)
         ax.set(xscale="log", xlabel="base learning rate", title=TITLES[param])
+        ax.set_xticks(lrs, [f"{lr:g}" for lr in lrs], rotation=30, fontsize=7)
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.legend(fontsize=8)
     axes[0].set_ylabel(f"loss, last {TAIL} steps (unseen data)")
     fig.tight_layout()
