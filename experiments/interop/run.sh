@@ -18,5 +18,6 @@ HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS=2 lm_eval --model hf \
   --model_args "pretrained=$out/hf,dtype=float32,max_length=128" \
   --tasks minimath_arithmetic,minimath_gsm8k_local --include_path experiments/interop/tasks \
   --device cpu --batch_size 1 --log_samples --output_path "$out/lm_eval"
+python experiments/interop/parity.py --outputs "$out"
 python experiments/interop/compare.py --outputs "$out"
 python experiments/interop/diverging.py --outputs "$out"
