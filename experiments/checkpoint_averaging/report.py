@@ -1,5 +1,5 @@
 """Collect the checkpoint_averaging runs (outputs/avg-s<seed>/): per arm (the last checkpoint, uniform averages of
-the last 2/4/8, EMA 0.8 over the last 8) the loss on 1,600 never-trained sequences of the stage's stream and the
+the last 2/4/8, EMA 0.8 over the last 8, and a WSD decay branch of the last 50 steps for comparison) the loss on 1,600 never-trained sequences of the stage's stream and the
 held-out accuracies, mean ± std over seeds, and each merge's paired difference from the last checkpoint with
 whether it beats the seed spread. Writes results.json and averaging.png.
 
@@ -22,7 +22,8 @@ from minimath.seeds import compare, heldout_row, mean_std  # noqa: E402
 HERE = Path(__file__).parent
 ARMS = {"last": "the last checkpoint (step 600)", "avg2": "uniform mean of the last 2 (steps 575-600)",
         "avg4": "uniform mean of the last 4 (steps 525-600)", "avg8": "uniform mean of the last 8 (steps 425-600)",
-        "ema8": "EMA 0.8 over the last 8 (steps 425-600)"}
+        "ema8": "EMA 0.8 over the last 8 (steps 425-600)",
+        "decay": "not a merge: a WSD decay (exp to 10%) of steps 550-600 branched from the run"}
 COLUMNS = ["stream_loss", "arithmetic", "arithmetic[+]", "arithmetic[-]", "equations"]
 
 
@@ -30,9 +31,10 @@ def seed_rows(run: Path) -> dict[str, dict[str, float]]:
     losses = json.loads((run / "stream_loss.json").read_text())
     rows = {}
     for arm in ARMS:
-        loss = next(v for k, v in losses.items() if (k.endswith("final.ckpt") if arm == "last"
-                                                      else k.endswith(f"merged/{arm}.ckpt")))
-        results = run / ("eval" if arm == "last" else f"eval-{arm}") / "results.json"
+        ending = {"last": "bs2.5K/checkpoints/final.ckpt", "decay": "decay-step0000550/checkpoints/final.ckpt"}
+        loss = next(v for k, v in losses.items() if k.endswith(ending.get(arm, f"merged/{arm}.ckpt")))
+        results = {"last": run / "eval", "decay": run.parent / f"avgdecay-{run.name.split('-')[1]}" / "eval"}.get(
+            arm, run / f"eval-{arm}") / "results.json"
         rows[arm] = {"stream_loss": loss, **heldout_row(results)}
     return rows
 

@@ -3,7 +3,8 @@
 # constant LR (3e-3 after a 20-step warmup, no decay), 1,536,000 tokens (600 steps of 2,560), a checkpoint every
 # 25 steps; then the last checkpoint against uniform averages of the last 2, 4 and 8 and an EMA (0.8) over the last
 # 8, on the held-out sets (200 items each) and on 1,600 sequences of the stage's stream after the 12,000 trained
-# (positions 12,000-13,599 of the first epoch: never trained on). 3 seeds. Needs the default run (python train.py).
+# (positions 12,000-13,599 of the first epoch: never trained on); and, for comparison, a WSD decay of the last 50
+# steps branched from the same run (what merging is said to approximate). 3 seeds. Needs the default run (python train.py).
 #   bash experiments/checkpoint_averaging/run.sh [SEEDS...]       then: python experiments/checkpoint_averaging/report.py
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -30,8 +31,16 @@ averaged_run() {  # averaged_run SEED
     OMP_NUM_THREADS=1 python eval.py ckpt="outputs/$name/merged/$merged.ckpt" "tasks=[arithmetic,equations]" \
       hydra.run.dir="outputs/$name/eval-$merged" >> "outputs/$name.log" 2>&1
   done
+  decay_arm "$seed" "$dir"
   OMP_NUM_THREADS=1 python experiments/stream_loss.py --config "$dir/.hydra/config.yaml" --first 12000 --count 1600 \
-    "$dir/checkpoints/final.ckpt" outputs/"$name"/merged/{avg2,avg4,avg8,ema8}.ckpt > "outputs/$name/stream_loss.json"
+    "$dir/checkpoints/final.ckpt" outputs/"$name"/merged/{avg2,avg4,avg8,ema8}.ckpt \
+    "$(ls outputs/avgdecay-s"$seed"/stage4-*/checkpoints/final.ckpt)" > "outputs/$name/stream_loss.json"
+}
+
+decay_arm() {  # decay_arm SEED STABLE_DIR: the alternative to merging, a WSD decay of the last 50 steps (128,000
+  # tokens, exp to 10%) branched from the same run's step-550 checkpoint: it ends at the same step and data position
+  seeded_stage "avgdecay-s$1" "$1" 4 "$init" scheduler=wsd scheduler.decay_from="$2/checkpoints/step0000550.ckpt" \
+    scheduler.decay_tokens=128000 scheduler.shape=exp scheduler.final_ratio=0.1
 }
 
 for seed in ${seeds[*]}; do
