@@ -50,8 +50,6 @@ def main() -> None:
     per_arm = {arm: {s: rows[arm] for s, rows in by_seed.items()} for arm in ARMS}
     summary = {arm: {c: mean_std([r.get(c, 0.0) for r in per_arm[arm].values()]) for c in COLUMNS} for arm in ARMS}
     versus_last = {arm: compare(per_arm[arm], per_arm["last"], COLUMNS) for arm in ARMS if arm != "last"}
-    (HERE / "results.json").write_text(json.dumps({"seeds": sorted(by_seed), "summary": summary,
-                                                   "versus_last": versus_last, "runs": by_seed}, indent=1) + "\n")
     print("| arm | weights | loss on unseen stream | " + " | ".join(COLUMNS[1:]) + " |")
     print("|---|---|---|" + "---|" * (len(COLUMNS) - 1))
     for arm, s in summary.items():
@@ -65,6 +63,14 @@ def main() -> None:
         print(f"| {arm} | {loss['difference'][0]:+.4f} ± {loss['difference'][1]:.4f} | "
               f"{'yes' if loss['exceeds_spread'] else 'no'} | {arith['difference'][0]:+.1f} ± "
               f"{arith['difference'][1]:.1f} | {'yes' if arith['exceeds_spread'] else 'no'} |")
+    merges = [a for a in ARMS if a not in ("last", "decay")]
+    best = min(merges, key=lambda a: summary[a]["stream_loss"][0])
+    against_best = compare(per_arm["decay"], per_arm[best], ["stream_loss"])["stream_loss"]
+    versus_last[f"decay_minus_{best}"] = against_best
+    print(f"\ndecay − {best} (the best merge): loss {against_best['difference'][0]:+.4f} ± "
+          f"{against_best['difference'][1]:.4f}, beyond the spread: {'yes' if against_best['exceeds_spread'] else 'no'}")
+    (HERE / "results.json").write_text(json.dumps({"seeds": sorted(by_seed), "summary": summary,
+                                                   "versus_last": versus_last, "runs": by_seed}, indent=1) + "\n")
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
     names = list(ARMS)
     for seed, rows in sorted(by_seed.items()):

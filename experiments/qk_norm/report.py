@@ -77,6 +77,16 @@ def main() -> None:
         print(f"| {lr} | {ARMS[arm]} | {s['end_loss'][0]:.4f} ± {s['end_loss'][1]:.4f} | "
               f"{s['spikes'][0]:.1f} ± {s['spikes'][1]:.1f} | " + " | ".join(
                   f"{s[c][0]:.1f} ± {s[c][1]:.1f}" for c in COLUMNS[2:]) + " |")
+    print()
+    for lr in lrs:  # each fix against the baseline, seed by seed
+        base = runs[("base", lr)]
+        for arm in ("qknorm", "zloss", "both"):
+            per_seed = {s: base[s]["end_loss"] - runs[(arm, lr)][s]["end_loss"] for s in sorted(base)}
+            gain = mean_std(list(per_seed.values()))
+            spread = max(summary[f"base@{lr:g}"]["end_loss"][1], summary[f"{arm}@{lr:g}"]["end_loss"][1])
+            print(f"LR {lr:g}: baseline − {ARMS[arm]}: {gain[0]:+.3f} ± {gain[1]:.3f} nats (seeds: "
+                  f"{', '.join(f'{d:+.2f}' for d in per_seed.values())}); beyond 2× the larger std "
+                  f"({2 * spread:.2f}): {'yes' if abs(gain[0]) > 2 * spread else 'no'}")
     fig, axes = plt.subplots(len(lrs), 3, figsize=(14, 3.6 * len(lrs)), squeeze=False)
     for row, lr in zip(axes, lrs):
         for arm in ARMS:
