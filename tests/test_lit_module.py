@@ -135,3 +135,16 @@ def test_mup_optimizer_groups_take_the_per_group_lr(tiny_model_config):
     logger = RecordingLogger()
     fit(make_module(cfg, lr=1e-2), fixed_batches(cfg, 2), logger=logger)
     assert logger.records[0][1]["train/lr"] == pytest.approx(1e-2)
+
+
+def test_moments_of_another_parametrisation_are_a_one_line_error(tiny_model_config):
+    from minimath.errors import UserError
+
+    standard = make_module(tiny_model_config)
+    opt = standard.configure_optimizers()["optimizer"]
+    ckpt = {"state_dict": {f"model.{k}": v for k, v in standard.model.state_dict().items()},
+            "optimizer_states": [opt.state_dict()]}
+    mup = make_module(ModelConfig(**{**asdict(tiny_model_config), "mup": True, "mup_base_width": 8}))
+    with pytest.raises(UserError, match="moments for 2 parameter groups, this model has 3"):
+        mup.start_from(ckpt, "a.ckpt", load_optimizer=True)
+    make_module(tiny_model_config).start_from(ckpt, "a.ckpt", load_optimizer=True)  # same parametrisation: fine

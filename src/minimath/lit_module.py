@@ -65,7 +65,12 @@ class MiniMathModule(L.LightningModule):
         if load_optimizer:
             if not checkpoint.get("optimizer_states"):
                 raise UserError(f"{source} holds no optimizer state: set init_optimizer=false")
-            self.initial_optimizer_state = checkpoint["optimizer_states"][0]
+            state = checkpoint["optimizer_states"][0]
+            groups = len(self.model.parameter_groups())
+            if len(state.get("param_groups", [])) != groups:
+                raise UserError(f"{source} holds AdamW moments for {len(state.get('param_groups', []))} parameter "
+                                f"groups, this model has {groups} (µP adds one): set init_optimizer=false")
+            self.initial_optimizer_state = state
 
     def _reset_step_stats(self) -> None:
         self._nonfinite = False
