@@ -12,12 +12,12 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import TINY_TRAIN_OVERRIDES, compose_config
-from minimath.checkpoint import AtomicCheckpointIO, load_checkpoint, model_state
+from minimath.checkpoint import ARCHITECTURE_FIELDS, AtomicCheckpointIO, load_checkpoint, model_state
 from minimath.config import CONF_DIR
 from minimath.errors import UserError
 from minimath.eval.generation import GenerationConfig, generate, load_for_inference
 from minimath.export import export
-from minimath.hf import ARCHITECTURE_FIELDS, from_hf, hf_checkpoint, hf_tokenizer_json, to_halves, to_pairs
+from minimath.hf import from_hf, hf_checkpoint, hf_tokenizer_json, to_halves, to_pairs
 from minimath.lit_module import module_hparams
 from minimath.model import ModelConfig, Transformer
 from minimath.tokenizer import CompactTokenizer, get_tokenizer

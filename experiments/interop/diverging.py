@@ -10,28 +10,33 @@ vocabulary's extra rows do to log-probabilities: the shift log(1 + extra_rows ·
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import torch
 
-from minimath.eval.generation import load_for_inference
+from pair import load_pair, outputs_dir
 
-CKPT = "outputs/nano-embedded/stage4-bs2.5K/checkpoints/final.ckpt"
+
+def logprob_shift(model, tok, prompts: list[str], extra_rows: int) -> dict:
+    """The exported model's log-softmax is ours minus log(1 + extra_rows · p_unknown) (its extra columns repeat the
+    unknown id's logit): that shift over every position of the prompts."""
+    shifts = []
+    for text in prompts:
+        ids = torch.tensor([tok.encode(text)[-model.cfg.max_seq_len:]])
+        with torch.no_grad():
+            logits = model(ids)[0, :, :tok.vocab_size].float()
+        p_unknown = logits.softmax(-1)[:, tok.unk_id]
+        shifts.append(torch.log1p(extra_rows * p_unknown))
+    s = torch.cat(shifts)
+    return {"positions": s.numel(), "mean": float(s.mean()), "median": float(s.median()),
+            "p99": float(s.quantile(0.99)), "max": float(s.max())}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--outputs", type=Path, default=Path("outputs/interop"))
-    args = parser.parse_args()
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model, tok = load_for_inference(CKPT)
-    hf = AutoModelForCausalLM.from_pretrained(args.outputs / "hf", dtype=torch.float32).eval()
-    hf_tok = AutoTokenizer.from_pretrained(args.outputs / "hf")
-    ours = {json.loads(line)["doc_id"]: json.loads(line) for line in (args.outputs / "ours" / "gsm8k.jsonl").open()}
-    sample_file = sorted((args.outputs / "lm_eval").rglob("samples_minimath_gsm8k_local_*.jsonl"))[-1]
+    outputs = outputs_dir(__doc__)
+    model, tok, hf, hf_tok = load_pair(outputs)
+    ours = {json.loads(line)["doc_id"]: json.loads(line) for line in (outputs / "ours" / "gsm8k.jsonl").open()}
+    sample_file = sorted((outputs / "lm_eval").rglob("samples_minimath_gsm8k_local_*.jsonl"))[-1]
     theirs = {s["doc_id"]: s for s in map(json.loads, sample_file.open()) if s["filter"] == "flexible-extract"}
     for doc_id, o in sorted(ours.items()):
         a, b = tok.encode(o["output"]), tok.encode(theirs[doc_id]["resps"][0][0])
@@ -49,25 +54,10 @@ def main() -> None:
                           "our_top2_margin": round(float(ours_top.values[0] - ours_top.values[1]), 6),
                           "hf_top2_margin": round(float(hf_top.values[0] - hf_top.values[1]), 6)},
                          ensure_ascii=False))
-    extra = json.loads((args.outputs / "hf" / "config.json").read_text())["minimath"]["extra_rows"]
+    extra = json.loads((outputs / "hf" / "config.json").read_text())["minimath"]["extra_rows"]
     prompts = [o["prompt"] for o in ours.values()] + [json.loads(line)["prompt"] for line in
-                                                      (args.outputs / "ours" / "arithmetic.jsonl").open()]
+                                                      (outputs / "ours" / "arithmetic.jsonl").open()]
     print(json.dumps({"extra_rows": extra, "logprob_shift_nats": logprob_shift(model, tok, prompts, extra)}))
-
-
-def logprob_shift(model, tok, prompts: list[str], extra_rows: int) -> dict:
-    """The exported model's log-softmax is ours minus log(1 + extra_rows · p_unknown) (its extra columns repeat the
-    unknown id's logit): that shift over every position of the prompts."""
-    shifts = []
-    for text in prompts:
-        ids = torch.tensor([tok.encode(text)[-model.cfg.max_seq_len:]])
-        with torch.no_grad():
-            logits = model(ids)[0, :, :tok.vocab_size].float()
-        p_unknown = logits.softmax(-1)[:, tok.unk_id]
-        shifts.append(torch.log1p(extra_rows * p_unknown))
-    s = torch.cat(shifts)
-    return {"positions": s.numel(), "mean": float(s.mean()), "median": float(s.median()),
-            "p99": float(s.quantile(0.99)), "max": float(s.max())}
 
 
 if __name__ == "__main__":

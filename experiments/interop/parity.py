@@ -7,29 +7,21 @@ greedy decoding of the held-out arithmetic prompts through both (`generate` of e
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import torch
 
-from minimath.eval.generation import GenerationConfig, generate, load_for_inference
-
-CKPT = "outputs/nano-embedded/stage4-bs2.5K/checkpoints/final.ckpt"
+from minimath.eval.generation import GenerationConfig, generate
+from pair import load_pair, outputs_dir
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--outputs", type=Path, default=Path("outputs/interop"))
-    args = parser.parse_args()
-    from transformers import AutoModelForCausalLM
-
-    model, tok = load_for_inference(CKPT)
-    hf = AutoModelForCausalLM.from_pretrained(args.outputs / "hf", dtype=torch.float32).eval()
+    outputs = outputs_dir(__doc__)
+    model, tok, hf, _ = load_pair(outputs)
     x = torch.randint(0, tok.vocab_size, (8, model.cfg.max_seq_len), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         diff = (model(x) - hf(x).logits[..., :model.cfg.vocab_size]).abs().max().item()
-    prompts = [json.loads(line)["prompt"] for line in (args.outputs / "ours" / "arithmetic.jsonl").open()]
+    prompts = [json.loads(line)["prompt"] for line in (outputs / "ours" / "arithmetic.jsonl").open()]
     same = 0
     for text in prompts:
         ids = tok.encode(text)

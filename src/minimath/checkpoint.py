@@ -100,3 +100,19 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) 
         raise UserError(f"{source} was trained with a different architecture ({detail}): "
                         f"select the model= preset (and vocabulary) it was trained with")
     model.load_state_dict(state)
+
+
+ARCHITECTURE_FIELDS = ("n_layer", "n_head", "n_kv_head", "n_embd", "ffn_hidden", "rope_theta", "norm_eps", "qk_norm",
+                       "vocab_size")
+
+
+def check_architecture(ours, checkpoint: dict, source: str) -> None:
+    """A checkpoint whose model differs from ours (`ours`: a ModelConfig) in an architecture field — one that changes
+    what the weights compute — is a one-line UserError naming the field; max_seq_len may differ (RoPE extends), and
+    shapes are `load_weights`'s to check."""
+    theirs = checkpoint.get("hyper_parameters", {}).get("model", {})
+    for name in ARCHITECTURE_FIELDS:
+        if name in theirs and theirs[name] != getattr(ours, name):
+            raise UserError(f"{source} was trained with a different architecture ({name} is {theirs[name]} there, "
+                            f"{getattr(ours, name)} here): select the model= preset (and vocabulary) it was trained "
+                            f"with")

@@ -292,17 +292,3 @@ def hf_checkpoint(directory: Path) -> dict:
     cfg, state = from_hf(directory)
     return {"state_dict": {f"model.{k}": v for k, v in state.items()}, "hyper_parameters": {"model": asdict(cfg)},
             "tokens_seen": 0, "global_step": 0}
-
-
-ARCHITECTURE_FIELDS = ("n_layer", "n_head", "n_kv_head", "n_embd", "ffn_hidden", "rope_theta", "norm_eps", "qk_norm",
-                       "vocab_size")
-
-
-def architecture_mismatch(ours: ModelConfig, theirs: dict) -> str | None:
-    """The first architecture field (one that changes what the weights compute) in which a checkpoint's model
-    differs from ours, as `field: theirs vs ours`; None when they agree. max_seq_len may differ (RoPE extends)."""
-    for name in ARCHITECTURE_FIELDS:
-        if name in theirs and theirs[name] != getattr(ours, name):
-            return f"{name} is {theirs[name]} there, {getattr(ours, name)} here"
-    return None
-

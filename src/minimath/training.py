@@ -12,14 +12,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from minimath import log
-from minimath.checkpoint import AtomicCheckpointIO, load_weights, model_state
+from minimath.checkpoint import AtomicCheckpointIO, check_architecture, load_weights, model_state
 from minimath.data.datamodule import MixtureDataModule
 from minimath.data.mixture import StagePlan
 from minimath.data.prepare import prepare
 from minimath.callbacks import Checkpointing
 from minimath.errors import Interrupted, UserError
 from minimath.hardware import resolve_precision
-from minimath.hf import architecture_mismatch
 from minimath.lit_module import MiniMathModule, module_hparams
 from minimath.model import ModelConfig, Transformer, count_params
 from minimath.runs import (ALL_STAGES, LAST, StageStart, checkpoint_dir, mark_final, run_dir, stage_dir_name,
@@ -280,10 +279,7 @@ def run(cfg: DictConfig) -> None:
     if start.kind == "resume":  # the weights are checked here; Lightning restores everything from the same dict
         load_weights(module.model, model_state(start.checkpoint), str(start.path))
     elif start.kind == "init":
-        mismatch = architecture_mismatch(model_config, start.checkpoint.get("hyper_parameters", {}).get("model", {}))
-        if mismatch:
-            raise UserError(f"init_from {start.path} was trained with a different architecture ({mismatch}): select "
-                            f"the model= preset (and vocabulary) it was trained with")
+        check_architecture(model_config, start.checkpoint, f"init_from {start.path}")
         module.start_from(start.checkpoint, str(start.path), bool(cfg.init_optimizer))
     elif start.kind == "branch":
         module.start_from(start.checkpoint, str(start.path), load_optimizer=True)

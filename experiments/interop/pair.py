@@ -1,0 +1,28 @@
+"""What the interop scripts share: the command line (`--outputs`, where run.sh wrote) and the two models side by
+side — our checkpoint and the transformers export of it, both fp32."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from minimath.eval.generation import load_for_inference
+
+CKPT = "outputs/nano-embedded/stage4-bs2.5K/checkpoints/final.ckpt"
+
+
+def outputs_dir(doc: str) -> Path:
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--outputs", type=Path, default=Path("outputs/interop"))
+    return parser.parse_args().outputs
+
+
+def load_pair(outputs: Path):
+    """(our model, our tokenizer, the exported transformers model, its tokenizer)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model, tok = load_for_inference(CKPT)
+    hf = AutoModelForCausalLM.from_pretrained(outputs / "hf", dtype=torch.float32).eval()
+    return model, tok, hf, AutoTokenizer.from_pretrained(outputs / "hf")
