@@ -55,3 +55,20 @@ def data_root(tmp_path_factory) -> Path:
 @pytest.fixture
 def tiny_model_config() -> ModelConfig:
     return ModelConfig(vocab_size=96, n_layer=2, n_head=4, n_kv_head=2, n_embd=32, ffn_hidden=128, max_seq_len=64)
+
+
+def write_pairs(path: Path, n: int, seed: int = 0) -> list[dict]:
+    """`n` distinct instruction pairs in JiuZhang3.0's format (`{"input", "output"}`) as jsonl; returns them."""
+    import json
+    import random
+
+    rng, pairs, seen = random.Random(seed), [], set()
+    while len(pairs) < n:
+        a, b = rng.randint(10, 99), rng.randint(10, 99)
+        if (a, b) in seen:
+            continue
+        seen.add((a, b))
+        pairs.append({"input": f"## Question\nWhat is {a} plus {b}?\n## Solution\n",
+                      "output": f"We add the tens and the ones: {a} + {b} = {a + b}.\nThe answer is {a + b}."})
+    path.write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    return pairs

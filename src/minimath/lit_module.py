@@ -12,7 +12,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from minimath.checkpoint import CheckpointMeta, load_weights, model_state
 from minimath.errors import UserError
 from minimath.loss import IGNORE_INDEX, lm_loss
-from minimath.model import ModelConfig, Transformer
+from minimath.model import ModelConfig, Transformer, document_attention
 from minimath.schedules import Constant
 
 
@@ -84,7 +84,11 @@ class MiniMathModule(L.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         """The micro-batch's mean loss (what is backpropagated) and, for the metrics callback, each sequence's
         summed loss and counted tokens."""
-        hidden = self.model.hidden_states(batch["input_ids"])
+        if "documents" in batch:  # packed documents kept apart (the stage's data.stages.<N>.document_mask)
+            positions, mask = document_attention(batch["documents"])
+            hidden = self.model.hidden_states(batch["input_ids"], positions=positions, mask=mask)
+        else:
+            hidden = self.model.hidden_states(batch["input_ids"])
         total, losses = lm_loss(hidden, self.model.output_weight, batch["targets"], chunk_bytes=self.loss_chunk_bytes,
                                 z_loss=self.z_loss)
         valid = batch["targets"] != IGNORE_INDEX

@@ -130,6 +130,20 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return out.flatten(-2).type_as(x)
 
 
+def document_attention(documents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions (batch, seq) and a boolean attention mask (batch, 1, seq, seq) that keep packed documents apart:
+    `documents` numbers each position's document; a position attends only to earlier positions of its own document,
+    and positions restart at 0 with each document, so a packed document computes what it would alone."""
+    t = documents.shape[1]
+    index = torch.arange(t, device=documents.device)
+    starts = torch.ones_like(documents, dtype=torch.bool)
+    starts[:, 1:] = documents[:, 1:] != documents[:, :-1]
+    positions = index - torch.cummax(torch.where(starts, index, 0), dim=1).values
+    causal = torch.ones(t, t, dtype=torch.bool, device=documents.device).tril()
+    mask = (documents[:, :, None] == documents[:, None, :]) & causal
+    return positions, mask[:, None]
+
+
 class KVCache:
     """Keys and values of every layer for up to `max_len` positions, filled left to right during decoding."""
 
@@ -279,7 +293,8 @@ class Transformer(nn.Module):
         """Final normalised hidden states (batch, seq, n_embd), µP's logit multiplier included; the loss applies the
         tied output layer.
 
-        Training passes `idx` alone (positions 0..t-1, causal). Decoding passes per-sequence `positions`
+        Training passes `idx` alone (positions 0..t-1, causal), or with the `positions` and `mask` of
+        `document_attention` when packed documents are kept apart. Decoding passes per-sequence `positions`
         (batch, seq), a `cache` that accumulates keys/values, and a boolean attention `mask`
         (batch, 1, seq, cached + seq) that hides left padding.
         """

@@ -81,7 +81,7 @@ def build_datamodule(cfg: DictConfig, manifest: dict, tokenizer: TokenizerLike) 
     plan.build()  # checks every source of the stage yields sequences, before any model is built
     remap = tokenizer.from_base if isinstance(tokenizer, CompactTokenizer) else None
     return MixtureDataModule(plan, micro_batch=micro_batch_size(cfg),
-                             num_workers=int(cfg.hardware.num_workers), remap=remap)
+                             num_workers=int(cfg.hardware.num_workers), remap=remap, eot_id=tokenizer.eot_id)
 
 
 def stage_budget(cfg: DictConfig) -> int:

@@ -26,7 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 from minimath.config import quote_numeric_choices
 from minimath.data.clean import Cleaner, normalize
 from minimath.data.decontaminate import Decontaminator
-from minimath.data.shards import DTYPE, MANIFEST, MANIFEST_VERSION, ShardWriter, load_shard, sha256_file
+from minimath.data.pairs import Pair, PairSource, masked_prompt, normalize_pair
+from minimath.data.shards import DTYPE, ID_MASK, MANIFEST, MANIFEST_VERSION, ShardWriter, load_shard, sha256_file
 from minimath.io import atomic_write_json
 from minimath.data.sources import SourceStats
 from minimath.errors import UserError, exit_on_user_error
@@ -70,6 +71,15 @@ def tokenize_stream(texts: Iterable[str], tokenizer_name: str, workers: int, bat
     with mp.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(tokenizer_name,)) as pool:
         for encoded in pool.imap(_encode_batch, _batched(texts, batch), chunksize=1):
             yield from _split(*encoded)
+
+
+def tokenize_pairs(pairs: Iterable[Pair], tokenizer_name: str, workers: int,
+                   mask_prompt: bool) -> Iterator[np.ndarray]:
+    """Each pair's prompt ids then output ids, the two parts encoded apart (as they are given at inference); with
+    `mask_prompt` the prompt ids carry `NO_LOSS_BIT`."""
+    parts = tokenize_stream((part for pair in pairs for part in pair), tokenizer_name, workers)
+    for prompt in parts:
+        yield np.concatenate([masked_prompt(prompt) if mask_prompt else prompt, next(parts)])
 
 
 def describe_inputs(files: list[Path], recorded: dict) -> dict:
@@ -123,10 +133,12 @@ def build_decontaminator(cfg: DictConfig) -> Decontaminator:
 def prepare_source(name: str, source, data_cfg: DictConfig, directory: Path, decon: Decontaminator) -> dict:
     stats = SourceStats(name)
     cleaner = Cleaner(**OmegaConf.to_container(data_cfg.clean, resolve=True))
+    pairs = isinstance(source, PairSource)
 
-    def kept_texts() -> Iterator[str]:
+    def kept_documents() -> Iterator[str | Pair]:
         for raw, where in source.documents(stats):
-            text = normalize(raw)
+            document = normalize_pair(raw) if pairs else normalize(raw)
+            text = document.text if pairs else document
             reason = cleaner.reason(text)
             if reason is None and (hit := decon.contaminated_by(text)) is not None:
                 reason = f"overlaps evaluation set {hit}"
@@ -134,13 +146,14 @@ def prepare_source(name: str, source, data_cfg: DictConfig, directory: Path, dec
                 stats.skip(reason, where)
                 continue
             stats.kept += 1
-            yield text
+            yield document
 
     tokenizer = get_tokenizer(str(data_cfg.tokenizer))
     writer = ShardWriter(directory, name, tokenizer.eot_id, int(data_cfg.shard_tokens))
     used = np.zeros(tokenizer.vocab_size, dtype=bool)
-    for ids in tokenize_stream(kept_texts(), str(data_cfg.tokenizer), int(data_cfg.workers)):
-        used[ids] = True
+    tokenize_args = (kept_documents(), str(data_cfg.tokenizer), int(data_cfg.workers))
+    for ids in tokenize_pairs(*tokenize_args, source.mask_prompt) if pairs else tokenize_stream(*tokenize_args):
+        used[ids & ID_MASK] = True
         writer.add(ids)
     writer.flush()
     if stats.kept == 0:

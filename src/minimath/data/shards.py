@@ -1,6 +1,9 @@
 """Packed token shards: raw little-endian uint32 token ids, documents separated by `<|endoftext|>`, plus a
 JSON manifest. Every file is written to a temporary name and renamed, so a crash never leaves a half-file
 that a reader could take for a finished one; readers check each shard against the manifest.
+
+Bit 31 of an entry (`NO_LOSS_BIT`; token ids stay far below 2^31) marks a token that is never a training target:
+an instruction pair's prompt (`minimath.data.pairs`). Text sources never set it, so their shards are plain ids.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from minimath.io import atomic_write_bytes
 DTYPE = np.dtype("<u4")
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
+NO_LOSS_BIT = 1 << 31
+ID_MASK = NO_LOSS_BIT - 1
 
 
 def sha256_file(path: Path) -> str:
@@ -66,6 +71,15 @@ class ShardWriter:
         atomic_write_bytes(path, data.tobytes())
         self.shards.append(ShardInfo(path.name, int(data.size), self._docs, hashlib.sha256(data.tobytes()).hexdigest()))
         self._buffer, self._buffered, self._docs = [], 0, 0
+
+
+def split_flags(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Token ids (int64) of shard entries, and where `NO_LOSS_BIT` is set (None when nowhere: text sources)."""
+    ids = windows.astype(np.int64)
+    no_loss = ids >= NO_LOSS_BIT
+    if not no_loss.any():
+        return ids, None
+    return ids & ID_MASK, no_loss
 
 
 def read_manifest(directory: Path) -> dict:

@@ -169,15 +169,19 @@ class FileSource:
         else:
             raise UserError(f"source {self.name}: format must be jsonl, json, txt or parquet, not {self.format!r}")
 
+    def records(self, stats: SourceStats) -> Iterator[tuple[Any, str]]:
+        """Every record of every file, in order, with where it is; unreadable ones are counted in `stats`."""
+        for path in self.files():
+            yield from self._records(path, stats)
+
     def documents(self, stats: SourceStats) -> Iterator[tuple[str, str]]:
         formatter = get_formatter(self.formatter, **dict(self.formatter_options))
-        for path in self.files():
-            for record, where in self._records(path, stats):
-                if self.max_documents is not None and stats.kept >= self.max_documents:
-                    return
-                text = _format(formatter, record, where, stats)
-                if text is not None:
-                    yield text, where
+        for record, where in self.records(stats):
+            if self.max_documents is not None and stats.kept >= self.max_documents:
+                return
+            text = _format(formatter, record, where, stats)
+            if text is not None:
+                yield text, where
 
 
 @dataclass

@@ -1,13 +1,16 @@
-"""In-training evaluation: every N optimizer steps, a small generative eval on held-out synthetic sets, logged
-against tokens seen so accuracy curves line up with the loss curves in TensorBoard."""
+"""In-training evaluation, logged against tokens seen so the curves line up with the loss curves in TensorBoard:
+every N optimizer steps, a small generative eval on held-out synthetic sets (`HeldoutEval`), and the loss on
+held-out prepared sources (`HeldoutLoss`: instruction pairs' output tokens only, e.g. `eval/kd_heldout_loss`)."""
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Protocol as TypingProtocol
 
 import lightning as L
+import torch
 
 from minimath.eval.runner import Protocol, run_task
+from minimath.loss import IGNORE_INDEX, lm_loss
 from minimath.data.synth.base import DocumentGenerator
 from minimath.eval.tasks import as_generator, heldout_task
 from minimath.tokenizer import tokenizer_from_state
@@ -43,4 +46,57 @@ class HeldoutEval(L.Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         if trainer.is_global_zero and trainer.global_step != getattr(self, "_last", None):
+            self._evaluate(trainer, pl_module)
+
+
+class HeldoutDocuments(TypingProtocol):
+    """What `HeldoutLoss` reads from the datamodule (`MixtureDataModule`)."""
+
+    def document_rows(self, source: str, count: int) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+class HeldoutLoss(L.Callback):
+    """Every `every_n_steps` optimizer steps and at the end, the mean loss per valid target over the first
+    `documents` documents of each prepared source in `sources` (each alone, after `<|endoftext|>`; an instruction
+    pair's prompt is no target), logged as `eval/<source>_loss`. No sources: nothing runs."""
+
+    def __init__(self, every_n_steps: int, sources: list[str] | None = None, documents: int = 64,
+                 batch_size: int = 16):
+        self.sources = list(sources or [])
+        self.every_n_steps, self.documents, self.batch_size = int(every_n_steps), int(documents), int(batch_size)
+        self._rows: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._last = None
+
+    def setup(self, trainer: L.Trainer, pl_module, stage: str) -> None:
+        data: HeldoutDocuments = trainer.datamodule
+        self._rows = {name: data.document_rows(name, self.documents) for name in self.sources}
+
+    @torch.no_grad()
+    def _loss(self, module, input_ids: torch.Tensor, targets: torch.Tensor) -> float:
+        total, valid = 0.0, 0
+        for start in range(0, len(input_ids), self.batch_size):
+            ids = input_ids[start:start + self.batch_size].to(module.device)
+            target = targets[start:start + self.batch_size].to(module.device)
+            hidden = module.model.hidden_states(ids)
+            loss, _ = lm_loss(hidden, module.model.output_weight, target, chunk_bytes=module.loss_chunk_bytes)
+            total, valid = total + float(loss), valid + int((target != IGNORE_INDEX).sum())
+        return total / max(valid, 1)
+
+    def _evaluate(self, trainer: L.Trainer, module) -> None:
+        self._last = trainer.global_step
+        was_training = module.model.training
+        module.model.eval()
+        metrics = {f"eval/{name}_loss": self._loss(module, *rows) for name, rows in self._rows.items()}
+        module.model.train(was_training)
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=module.tokens_seen)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if (self._rows and step and step % self.every_n_steps == 0 and step != self._last
+                and trainer.is_global_zero):  # with gradient accumulation the same step ends several micro-batches
+            self._evaluate(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self._rows and trainer.is_global_zero and trainer.global_step != self._last:
             self._evaluate(trainer, pl_module)
