@@ -5,33 +5,33 @@
 """
 
 import sys
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from minimath.config import quote_numeric_choices
-from minimath.curriculum import run_curriculum, wants_curriculum
+from minimath.config import quote_numeric_choices, run_entry_point
 from minimath.errors import exit_on_user_error
-from minimath.io import remove_if_only
-from minimath.log import quiet_third_party
-from minimath.training import run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
+    # imported here, after composition: `--help`, `--cfg` and a bad override answer without loading torch
+    from minimath.curriculum import run_curriculum, wants_curriculum
+    from minimath.log import quiet_third_party
+    from minimath.runs import remove_if_unused
+    from minimath.training import run
+
     quiet_third_party()
-    out = Path(cfg.paths.output_dir)
     try:
         if wants_curriculum(cfg) and not cfg.dry_run:
             run_curriculum(cfg, __file__)
         else:
             run(cfg)
-    finally:  # a run that failed (or a dry run) before writing anything leaves no stage directory behind
-        remove_if_only(out, (".hydra", "train.log"))
+    finally:  # a run that failed (or a dry run) before its first checkpoint leaves no directory behind
+        remove_if_unused(cfg.paths.output_dir)
 
 
 if __name__ == "__main__":
     sys.argv = quote_numeric_choices(sys.argv)
-    main()
+    run_entry_point(main, "config")

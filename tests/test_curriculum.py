@@ -28,25 +28,47 @@ def test_config_location_flags_reach_every_stage():
     assert curriculum.config_arguments(argv) == ["--config-dir", "/x", "-cn=other", "--config-path", "y"]
 
 
-def test_a_curriculum_from_a_user_config_dir(tmp_path, data_root):
-    """`python train.py --config-dir DIR data=mine`: DIR's data config reaches each stage process."""
+def test_a_curriculum_from_a_user_config_dir_then_other_settings_train_their_own_stages(tmp_path, data_root):
+    """`python train.py --config-dir DIR data=mine`: DIR's data config reaches each stage process. The README's
+    training-dynamics command after it trains new stages and prints their table only; rerunning the first command
+    starts no stage and evaluates nothing (the stored results)."""
     import subprocess
     import sys
 
     from conftest import REPO, SMALL_DATA_OVERRIDES, TINY_TRAIN_OVERRIDES
     from omegaconf import OmegaConf
 
+    from minimath.runs import variant_suffix
+
     mine = OmegaConf.load(REPO / "conf" / "data" / "embedded.yaml")
     mine.name = "mine"
     mine.stages = {"1": mine.stages["1"], "2": mine.stages["2"]}
     (tmp_path / "conf" / "data").mkdir(parents=True)
     OmegaConf.save(mine, tmp_path / "conf" / "data" / "mine.yaml")
-    overrides = [o for o in TINY_TRAIN_OVERRIDES if o != "stage=1"] + SMALL_DATA_OVERRIDES
-    result = subprocess.run([sys.executable, "train.py", "--config-dir", str(tmp_path / "conf"), "data=mine",
-                             *overrides, "train.max_tokens=256", f"paths.runs={tmp_path / 'runs'}",
-                             f"paths.data_root={tmp_path / 'data'}", "curriculum_eval_items=2",
-                             "callbacks.heldout_eval.n=1"], cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
-    run = tmp_path / "runs" / "nano-mine"
-    assert sorted(p.name for p in run.glob("stage*")) == ["stage1-bs256", "stage2-bs256"]
-    assert (run / "curriculum.md").is_file() and "| 2 | 256 |" in result.stdout
+    overrides = [o for o in TINY_TRAIN_OVERRIDES if o != "stage=1"] + SMALL_DATA_OVERRIDES + [
+        "train.max_tokens=256", f"paths.data_root={tmp_path / 'data'}", "callbacks.heldout_eval.n=1"]
+    dynamics = ["model.mup=true", "model.qk_norm=true", "train.z_loss=1e-4", "callbacks=monitored"]
+
+    def curriculum(*extra):
+        result = subprocess.run([sys.executable, "train.py", "--config-dir", str(tmp_path / "conf"), "data=mine",
+                                 *overrides, *extra, f"paths.runs={tmp_path / 'runs'}", "curriculum_eval_items=2"],
+                                cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result
+
+    first = curriculum()
+    run, v1, v2 = tmp_path / "runs" / "nano-mine", variant_suffix(overrides), variant_suffix(overrides + dynamics)
+    assert sorted(p.name for p in run.glob("stage*")) == [f"stage1-bs256{v1}", f"stage2-bs256{v1}"]
+    assert (run / f"curriculum{v1}.md").is_file() and "| 2 | 256 |" in first.stdout
+    assert first.stdout.strip().splitlines()[-1].startswith(f"written to {run / f'curriculum{v1}.md'}")
+
+    second = curriculum(*dynamics)
+    assert sorted(p.name for p in run.glob(f"stage*{v2}")) == [f"stage1-bs256{v2}", f"stage2-bs256{v2}"]
+    assert "already finished" not in second.stdout
+    assert second.stdout.count("| 1 | 256 |") == 1 and second.stdout.count("| 2 | 256 |") == 1  # its own stages
+    assert f"curriculum{v2}.md" in second.stdout.strip().splitlines()[-1]
+
+    again = curriculum()
+    assert again.stdout.count("already finished") == 2 and "evaluating" not in again.stdout
+    assert [l for l in again.stdout.splitlines() if l.startswith("|")] == [
+        l for l in first.stdout.splitlines() if l.startswith("|")]

@@ -17,7 +17,7 @@ from conftest import REPO, TINY_TRAIN_OVERRIDES, compose_config
 NO_STAGE = [o for o in TINY_TRAIN_OVERRIDES if o != "stage=1"]
 from minimath.checkpoint import AtomicCheckpointIO, CheckpointMeta, load_checkpoint
 from minimath.errors import UserError
-from minimath.runs import mark_final, previous_stage_checkpoint
+from minimath.runs import Fingerprint, mark_final, previous_stage_checkpoint
 from minimath.tb import read_scalars as scalars
 from minimath.training import run
 
@@ -55,23 +55,36 @@ def test_finished_stage_is_not_retrained_and_unfinished_previous_stage_is_refuse
     assert final.stat().st_mtime_ns == mtime
     final.unlink()  # as if stage 1 had crashed
     with pytest.raises(UserError, match="no finished stage 1 .*stage1-bs128 did not finish"):
-        previous_stage_checkpoint(tmp_path / "run", 2, "128")
+        previous_stage_checkpoint(tmp_path / "run", 2, Fingerprint())
 
 
-def test_previous_stage_prefers_the_same_batch_branch(tmp_path):
-    for name in ("stage2-bs163K", "stage2-bs1.63M"):
-        (tmp_path / name / "checkpoints").mkdir(parents=True)
-        (tmp_path / name / "checkpoints" / "last.ckpt").write_bytes(b"x")
-        mark_final(tmp_path / name)
-    assert previous_stage_checkpoint(tmp_path, 3, "1.63M").parent.parent.name == "stage2-bs1.63M"
-    with pytest.raises(UserError, match="several finished stage-2 runs"):
-        previous_stage_checkpoint(tmp_path, 3, "40K")
+def finished_stage_dir(path, **values):
+    (path / "checkpoints").mkdir(parents=True)
+    (path / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    mark_final(path)
+    Fingerprint({"stage.id": 2, "model.mup": False, **values}).save(path, [])
+
+
+def test_init_from_auto_takes_the_closest_previous_stage_of_the_same_model(tmp_path):
+    finished_stage_dir(tmp_path / "stage2-bs163K", **{"batch.tokens_per_step": 163840})
+    finished_stage_dir(tmp_path / "stage2-bs1.63M", **{"batch.tokens_per_step": 1638400})
+    finished_stage_dir(tmp_path / "stage2-bs1.63M-abc123", **{"batch.tokens_per_step": 1638400, "model.mup": True})
+    wanted = {"stage.id": 2, "model.mup": False, "batch.tokens_per_step": 1638400}
+    path, differs = previous_stage_checkpoint(tmp_path, 3, Fingerprint(wanted))
+    assert path.parent.parent.name == "stage2-bs1.63M" and differs == []
+    path, differs = previous_stage_checkpoint(tmp_path, 3, Fingerprint({**wanted, "model.mup": True, "seed": 7}))
+    assert path.parent.parent.name == "stage2-bs1.63M-abc123" and differs == ["seed"]  # µP only from µP
+    with pytest.raises(UserError, match="several finished stage-2 runs .* equally close"):
+        previous_stage_checkpoint(tmp_path, 3, Fingerprint({**wanted, "batch.tokens_per_step": 40960}))
+    with pytest.raises(UserError, match="no finished stage 2 .* has this model .*model.qk_norm=true here"):
+        previous_stage_checkpoint(tmp_path, 3, Fingerprint({**wanted, "model.qk_norm": True}))
 
 
 def test_truncated_last_checkpoint_is_an_error_not_a_fresh_start(tmp_path, data_root):
     cfg = stage_config(tmp_path, data_root, 1, 128)
     ckpt_dir = tmp_path / "run" / "stage1-bs128" / "checkpoints"
     ckpt_dir.mkdir(parents=True)
+    Fingerprint.of(cfg).save(ckpt_dir.parent, [])
     (ckpt_dir / "last.ckpt").write_bytes(b"PK\x03\x04 cut short")
     with pytest.raises(UserError, match="truncated or not a MiniMATH checkpoint"):
         run(cfg)
@@ -179,7 +192,7 @@ def test_a_resumed_checkpoint_is_read_once(tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoint, "load_checkpoint", lambda p: reads.append(p) or real(p))
     import minimath.runs
     monkeypatch.setattr(minimath.runs, "load_checkpoint", checkpoint.load_checkpoint)
-    start = stage_start(tmp_path, 2, "128", "auto", "auto")
+    start = stage_start(tmp_path, 2, "auto", "auto")
     assert start.kind == "resume" and start.meta.global_step == 3 and start.meta.tokens_seen == 96
     io = AtomicCheckpointIO(preloaded={start.path: start.checkpoint})
     assert io.load_checkpoint(start.path) is start.checkpoint
@@ -272,6 +285,7 @@ def test_resume_is_bit_identical_with_every_training_dynamics_feature_on(tmp_pat
     resumed = tmp_path / "b" / "run" / "stage1-bs128"
     (resumed / "checkpoints").mkdir(parents=True)
     shutil.copy(ref / "checkpoints" / "step0000010.ckpt", resumed / "checkpoints" / "last.ckpt")
+    shutil.copy(ref / "fingerprint.json", resumed / "fingerprint.json")
     run(stage_config(tmp_path / "b", data_root, 1, 128, ALL_DYNAMICS))
     for tag in ("train/loss", "train/lr", "stability/loss_spike"):
         expected = {t: v for t, v in scalars(ref / "tb", tag).items()

@@ -111,9 +111,20 @@ def test_user_errors_are_one_line(args, message, tmp_path, data_root):
     assert result.stderr.strip().splitlines()[-1].startswith(message)
 
 
-def test_unknown_option_names_the_fix(tmp_path):
-    result = run_cli("train.py", "no_such_key=1", f"hydra.run.dir={tmp_path}")
-    assert result.returncode != 0 and "To append to your config use +no_such_key=1" in result.stderr
+@pytest.mark.parametrize("args,message", [
+    (["model=nanoo"], "error: model=nanoo: no such option (one of gpt4l256, minimath_1p5b, nano, small)"),
+    (["stage=5"], "error: stage=5: no such option (one of 1, 2, 3, 4, all)"),
+    (["batch=2M"], "error: batch=2M: no such option (one of 1.63M, 163K, 2.5K, 256, 40K, 4K, 512, 5K, stage)"),
+    (["train.lr=1e-3"], "error: train.lr is not a config key: did you mean optim.lr"),
+    (["no_such_key=1"], "error: no_such_key is not a config key (to add a new key: +no_such_key=...)"),
+    (["stage=1", "train.max_tokens=abc"], "error: train.max_tokens=abc is not a positive whole number of tokens"),
+    (["stage=1", "train.max_tokens=-5"], "error: train.max_tokens=-5 is not a positive whole number of tokens"),
+])
+def test_composition_and_value_errors_are_one_line_exit_2_and_leave_no_directory(args, message, tmp_path):
+    out = tmp_path / "stage"
+    result = run_cli("train.py", *args, f"hydra.run.dir={out}")
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
+    assert result.stderr.startswith(message) and not out.exists()
 
 
 def test_bf16_mixed_precision_trains_on_cpu(tmp_path, data_root):

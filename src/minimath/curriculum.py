@@ -1,32 +1,32 @@
 """The whole curriculum (`stage=all`, the default): every stage of the data config in order, each as its own
-`train.py` run (so each is resumable and lands in its own stage directory), then the held-out evaluation of every
-stage's final checkpoint, printed and written as `<run>/curriculum.md` and `curriculum.json`."""
+`train.py` run (so each is resumable and lands in its own stage directory), then the held-out evaluation of this
+run's stages' final checkpoints, printed and written as `<run>/curriculum.md` and `curriculum.json`.
+
+A stage already finished with this run's settings (its fingerprint, `minimath.runs`) starts no process; a stage's
+evaluation is kept beside its checkpoints (`heldout.json`, keyed by the checkpoint's hash, the number of items and
+the held-out generators), so reprinting a finished curriculum evaluates nothing again."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from minimath import log
-from minimath.checkpoint import CheckpointMeta, load_checkpoint
+from minimath.data.shards import sha256_file
 from minimath.errors import INTERRUPTED_STATUS, Interrupted, UserError
-from minimath.eval.generation import inference_objects
-from minimath.eval.runner import Protocol, run_task
-from minimath.eval.tasks import heldout_generators, heldout_task
 from minimath.io import atomic_write_bytes, atomic_write_json
-from minimath.runs import ALL_STAGES, finished_stages, run_dir
+from minimath.runs import (ALL_STAGES, FINAL, Fingerprint, checkpoint_dir, command_line_overrides, result_overrides,
+                           run_dir, stage_config, variant_suffix)
 
 ROW_FIELDS = ("stage", "batch", "tokens_seen", "final_loss")
 OPERATOR_ORDER = {"+": 0, "-": 1, "*": 2, "/": 3}
-
-
-def command_line_overrides() -> list[str]:
-    return list(HydraConfig.get().overrides.task)
+EVAL_CACHE = "heldout.json"
 
 
 def wants_curriculum(cfg: DictConfig) -> bool:
@@ -66,13 +66,22 @@ def run_stage_process(command: list[str]) -> int:
             signal.signal(signum, handler)
 
 
-def run_stages(cfg: DictConfig, script: str) -> list[str]:
-    """Train each stage in a fresh process with the user's config location and overrides; a failed or
-    interrupted stage stops the curriculum with its exit status."""
-    stages = [str(key) for key in cfg.data.stages]
-    overrides = [o for o in command_line_overrides()
-                 if not o.lstrip("+~").startswith(("stage=", "hydra."))]
-    for key in stages:
+def finished_here(staged: DictConfig) -> bool:
+    """Whether a stage's directory holds a final checkpoint trained with exactly these settings."""
+    stage_dir = Path(staged.paths.output_dir)
+    recorded = Fingerprint.load(stage_dir) if (checkpoint_dir(stage_dir) / FINAL).is_file() else None
+    return recorded is not None and recorded.digest == Fingerprint.of(staged).digest
+
+
+def run_stages(cfg: DictConfig, script: str, overrides: list[str]) -> dict[str, DictConfig]:
+    """Train each unfinished stage in a fresh process with the user's config location and `overrides`; a failed or
+    interrupted stage stops the curriculum with its exit status. Returns {stage: its config, as its process saw
+    it (`paths.output_dir`: its directory)}."""
+    stages = {str(key): stage_config(cfg, str(key), overrides) for key in cfg.data.stages}
+    for key, staged in stages.items():
+        if finished_here(staged):
+            log.info(f"=== curriculum: stage {key} of {len(stages)}: already finished ({staged.paths.output_dir}) ===")
+            continue
         log.info(f"=== curriculum: stage {key} of {len(stages)} ===")
         status = run_stage_process([sys.executable, script, *config_arguments(sys.argv[1:]), f"stage={key}",
                                     *overrides])
@@ -83,22 +92,35 @@ def run_stages(cfg: DictConfig, script: str) -> list[str]:
     return stages
 
 
-def evaluate_stages(run: Path, stages: list[str], n: int, data_cfg: DictConfig) -> list[dict]:
-    protocol = Protocol.heldout()
-    tasks = [heldout_task(name, n, generator) for name, generator in heldout_generators(data_cfg).items()]
-    rows = []
-    for key in stages:
-        for batch, final in finished_stages(run, int(key)).items():
-            ckpt = load_checkpoint(final)
-            model, tokenizer = inference_objects(ckpt, final)
-            meta = CheckpointMeta.of(ckpt)
-            row = {"stage": int(key), "batch": batch, "tokens_seen": meta.tokens_seen, "final_loss": meta.last_loss}
-            for task in tasks:
-                summary = run_task(model, tokenizer, task, protocol)[0]
-                row[task.name] = summary["accuracy"]
-                row.update({f"{task.name}[{c}]": acc for c, acc in summary.get("by_category", {}).items()})
-            rows.append(row)
-    return rows
+def evaluate_stage(stage_dir: Path, key: str, batch: str, n: int, data_cfg: DictConfig) -> dict:
+    """The held-out row of a stage's final checkpoint: read from `heldout.json` when it was computed for this
+    checkpoint (by hash), this many items and these generators; else evaluated and stored there."""
+    final = checkpoint_dir(stage_dir) / FINAL
+    heldout = OmegaConf.to_container(data_cfg.heldout, resolve=True) if "heldout" in data_cfg else {}
+    key_of = {"checkpoint": sha256_file(final), "items": n,
+              "heldout": hashlib.sha256(json.dumps(heldout, sort_keys=True, default=str).encode()).hexdigest()}
+    cache = stage_dir / EVAL_CACHE
+    if cache.is_file():
+        stored = json.loads(cache.read_text())
+        if stored.get("key") == key_of:
+            return stored["row"]
+    from minimath.checkpoint import CheckpointMeta, load_checkpoint
+    from minimath.eval.generation import inference_objects
+    from minimath.eval.runner import Protocol, run_task
+    from minimath.eval.tasks import heldout_generators, heldout_task
+
+    log.info(f"evaluating stage {key} ({stage_dir.name}) on {n} held-out items per set ...")
+    ckpt = load_checkpoint(final)
+    model, tokenizer = inference_objects(ckpt, final)
+    meta = CheckpointMeta.of(ckpt)
+    row = {"stage": int(key), "batch": batch, "tokens_seen": meta.tokens_seen,
+           "final_loss": meta.last_loss}
+    for name, generator in heldout_generators(data_cfg).items():
+        summary = run_task(model, tokenizer, heldout_task(name, n, generator), Protocol.heldout())[0]
+        row[name] = summary["accuracy"]
+        row.update({f"{name}[{c}]": acc for c, acc in summary.get("by_category", {}).items()})
+    atomic_write_json(cache, {"key": key_of, "row": row})
+    return row
 
 
 def table(rows: list[dict]) -> str:
@@ -116,13 +138,21 @@ def table(rows: list[dict]) -> str:
 
 
 def run_curriculum(cfg: DictConfig, script: str) -> None:
-    stages = run_stages(cfg, script)
-    run = run_dir(cfg.paths.runs, cfg.run_name)
-    if not run.is_dir():
-        raise UserError(f"no run directory {run} after training")
-    rows = evaluate_stages(run, stages, int(cfg.curriculum_eval_items), cfg.data)
+    """Train the stages, evaluate this run's (not every run's in the directory) and write the table beside them:
+    `curriculum.md` for the default settings, `curriculum-<variant>.md` for a run with other settings."""
+    overrides = [o for o in command_line_overrides() if not o.lstrip("+~").startswith(("stage=", "hydra."))]
+    dirs = {key: (Path(staged.paths.output_dir), str(staged.batch.name))
+            for key, staged in run_stages(cfg, script, overrides).items()}
+    missing = [str(d) for d, _ in dirs.values() if not (checkpoint_dir(d) / FINAL).is_file()]
+    if missing:
+        raise UserError(f"the curriculum ended without {FINAL} in {', '.join(missing)}")
+    rows = [evaluate_stage(d, key, batch, int(cfg.curriculum_eval_items), cfg.data)
+            for key, (d, batch) in dirs.items()]
     text = table(rows)
-    atomic_write_bytes(run / "curriculum.md", (f"# {cfg.run_name}: held-out accuracy after each stage "
-                                                   f"({cfg.curriculum_eval_items} items per set)\n\n{text}\n").encode())
-    atomic_write_json(run / "curriculum.json", rows)
+    out = run_dir(cfg.paths.runs, cfg.run_name) / f"curriculum{variant_suffix(overrides)}.md"
+    settings = f" ({', '.join(result_overrides(overrides))})" if result_overrides(overrides) else ""
+    atomic_write_bytes(out, (f"# {cfg.run_name}{settings}: held-out accuracy after each stage "
+                             f"({cfg.curriculum_eval_items} items per set)\n\n{text}\n").encode())
+    atomic_write_json(out.with_suffix(".json"), rows)
     print(text)
+    print(f"written to {out} (and {out.with_suffix('.json').name})")

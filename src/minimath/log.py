@@ -5,10 +5,14 @@ a results table, JSON lines, generated text, a dry run's counts — is printed t
 from __future__ import annotations
 
 import logging
+import os
 
-from lightning.pytorch.utilities import rank_zero_only
+from lightning_utilities.core.rank_zero import rank_zero_only  # Lightning's own, without importing Lightning
 
 logger = logging.getLogger("minimath")
+if getattr(rank_zero_only, "rank", None) is None:  # what Lightning sets on import (from the same variables)
+    rank_zero_only.rank = next((int(os.environ[k]) for k in ("RANK", "LOCAL_RANK", "SLURM_PROCID",
+                                                              "JSM_NAMESPACE_RANK") if k in os.environ), 0)
 
 
 @rank_zero_only
@@ -28,11 +32,20 @@ QUIET_WARNINGS = (r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",)
 QUIET_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning_fabric", "pytorch_lightning")
 
 
+def _not_quieted(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING or not record.name.startswith(QUIET_LOGGERS)
+
+
 def quiet_third_party() -> None:
-    """Called at the entry points (train.py, eval.py, prepare): filter the known noise above."""
+    """Called at the entry points (train.py, eval.py, prepare): filter the known noise above. The loggers' levels
+    and, since Lightning sets its level to INFO again when it is imported (after this, where it is imported lazily),
+    a filter on the handlers the records reach."""
     import warnings
 
     for pattern in QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        if _not_quieted not in handler.filters:
+            handler.addFilter(_not_quieted)

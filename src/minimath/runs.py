@@ -1,29 +1,153 @@
-"""Where a stage trains and where it starts from — the one home of both.
+"""Where a stage trains, what it is, and where it starts from — the one home of all three.
 
-Layout: `<runs>/<run_name>/stage<N>-bs<batch>/checkpoints/{last,final}.ckpt` (Hydra's run and sweep directories
-are this module's `stage_dir_name`, through the `minimath.stage_dir` resolver). A stage directory's name says
-which stage and which batch setting its checkpoints belong to. `final.ckpt` appears only when a stage has trained
-to its end, so the next stage never starts from an unfinished one.
+Layout: `<runs>/<run_name>/stage<N>-bs<batch>[-<variant>]/checkpoints/{last,final}.ckpt` (Hydra's run and sweep
+directories are this module's `hydra_dir`, through the `minimath.stage_dir` resolver). A stage directory's name
+says which stage and which batch setting its checkpoints belong to; `<variant>` is a short hash of the command
+line's result-determining overrides (`seed=7`, `model.mup=true`, `train.max_tokens=20480`, ...: `RESULT_KEYS`), so
+a run with other settings never lands in the default run's directories. `final.ckpt` appears only when a stage has
+trained to its end, so the next stage never starts from an unfinished one.
+
+Identity: each stage directory records in `fingerprint.json` the resolved values of every setting that determines
+its result (`Fingerprint`); a directory whose recorded fingerprint differs from the requested one is never reused
+(one line naming the differing keys). One run per directory: `stage_lock` holds an exclusive `flock` on its `.lock`
+for the run's life (the kernel releases it when the process dies).
 
 Start: `stage_start` decides, in this order, finished (nothing to do) / resume (this stage's `last.ckpt`) /
-init (`init_from`: the previous stage's `final.ckpt`, a path, or `hf:DIR`, a transformers model) / scratch, and reads the checkpoint it picks once.
+init (`init_from`: the previous stage's `final.ckpt` of the same model, closest in settings; a path; or `hf:DIR`, a
+transformers model) / scratch, and reads the checkpoint it picks once.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import json
+import os
 import re
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
-from minimath.checkpoint import CheckpointMeta, load_checkpoint
+from omegaconf import DictConfig, OmegaConf, open_dict
+
 from minimath.errors import UserError
-from minimath.io import atomic_publish
+from minimath.io import atomic_publish, atomic_write_json
+from minimath.log import rank_zero_only
 
 _STAGE_DIR = re.compile(r"^stage(\d+)-bs(.+)$")
 FINAL = "final.ckpt"
 LAST = "last.ckpt"
+FINGERPRINT = "fingerprint.json"
+LOCK = ".lock"
+# What a run writes into a stage directory before its first checkpoint: a directory holding nothing else is removed
+# when the run stops (a failed start leaves no directory behind).
+BOOKKEEPING = (".hydra", "train.log", LOCK, FINGERPRINT)
 ALL_STAGES = "all"   # stage=all: the whole curriculum
 HF_PREFIX = "hf:"    # init_from=hf:DIR: a transformers model directory
+
+# The settings that determine a stage's checkpoints (dotted config keys; a key covers everything under it), and the
+# keys under them that do not (where the data lives, how many tokenizer processes, a compile or a memory
+# knob). Everything else — logging, measuring callbacks, paths, run_name, resume, dry_run, the curriculum's eval — does not.
+RESULT_KEYS = ("stage.id", "seed", "model", "data", "batch.tokens_per_step", "optim", "scheduler", "train",
+               "hardware.precision", "trainer", "init_from", "init_optimizer", "callbacks.stability.spike_action")
+NOT_RESULT_KEYS = ("data.dir", "data.workers", "train.compile", "train.loss_chunk_bytes",
+                   "trainer.log_every_n_steps", "trainer.enable_progress_bar", "trainer.enable_model_summary")
+# Group choices the directory names already say (run_name: model and data; the stage directory: stage and batch).
+NAMED_GROUPS = ("model", "data", "stage", "batch")
+
+
+def _covered(key: str, keys: tuple[str, ...]) -> bool:
+    return any(key == k or key.startswith(k + ".") for k in keys)
+
+
+def determines_result(key: str) -> bool:
+    """Whether a config key (or a group, `hardware`) can change a stage's checkpoints."""
+    if _covered(key, NOT_RESULT_KEYS):
+        return False
+    return _covered(key, RESULT_KEYS) or any(k.startswith(key + ".") for k in RESULT_KEYS)
+
+
+def _flatten(prefix: str, value, out: dict) -> dict:
+    if isinstance(value, dict) and value:
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}", v, out)
+    elif not _covered(prefix, NOT_RESULT_KEYS):
+        out[prefix] = value
+    return out
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """The resolved values of a stage's result-determining settings (`RESULT_KEYS`), flat by dotted key."""
+
+    values: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, cfg: DictConfig) -> "Fingerprint":
+        out = {}
+        for key in RESULT_KEYS:
+            value = OmegaConf.select(cfg, key, default=None)
+            _flatten(key, OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value, out)
+        return cls(json.loads(json.dumps(out, sort_keys=True, default=str)))  # as fingerprint.json will hold it
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.values, sort_keys=True).encode()).hexdigest()[:16]
+
+    def differences(self, other: "Fingerprint") -> list[str]:
+        return sorted(k for k in set(self.values) | set(other.values) if self.values.get(k) != other.values.get(k))
+
+    def describe_differences(self, other: "Fingerprint", here: str, there: str, limit: int = 3) -> str:
+        keys = self.differences(other)
+        shown = [f"{k}={_short(self.values.get(k))} {here}, {_short(other.values.get(k))} {there}"
+                 for k in keys[:limit]]
+        return "; ".join(shown) + (f"; and {len(keys) - limit} more" if len(keys) > limit else "")
+
+    def save(self, stage_dir: Path, overrides: list[str]) -> None:
+        atomic_write_json(Path(stage_dir) / FINGERPRINT, {"fingerprint": self.digest, "overrides": overrides,
+                                                          "values": self.values})
+
+    @classmethod
+    def load(cls, stage_dir: Path) -> "Fingerprint | None":
+        path = Path(stage_dir) / FINGERPRINT
+        if not path.is_file():
+            return None
+        try:
+            return cls(json.loads(path.read_text())["values"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise UserError(f"{path} is not a run fingerprint: remove {path.parent} to train it again") from None
+
+
+def _short(value) -> str:
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def result_overrides(overrides: list[str]) -> list[str]:
+    """The command-line overrides that change a stage's result, other than the group choices its path names."""
+    kept = []
+    for override in overrides:
+        key = override.lstrip("+~").split("=", 1)[0]
+        if key not in NAMED_GROUPS and determines_result(key):
+            kept.append(override)
+    return sorted(kept)
+
+
+def variant_suffix(overrides: list[str]) -> str:
+    """`-<6 hex>` naming the result-determining overrides (none: the default directory name)."""
+    kept = result_overrides(overrides)
+    return "-" + hashlib.sha256("\n".join(kept).encode()).hexdigest()[:6] if kept else ""
+
+
+def command_line_overrides(root=None) -> list[str]:
+    """The task overrides of this Hydra run: from the config being composed (`root.hydra`), else Hydra's singleton;
+    none outside a Hydra run (tests compose configs directly)."""
+    if root is not None and "hydra" in root:
+        return list(root.hydra.overrides.task)
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
 def stage_dir_name(stage: int | str, batch_name: str) -> str:
@@ -38,12 +162,12 @@ def hydra_dir(part: str, root) -> str:
     """Hydra's output directory for a composed training config (`part="path"`): the stage directory, or the run
     directory when the whole curriculum runs (`stage=all`; each stage is its own process with its own directory).
     `part="name"`: the stage directory's name alone (a multirun's subdir)."""
+    name = stage_dir_name(root.stage.id, root.batch.name) + variant_suffix(command_line_overrides(root)) + \
+        branch_suffix(root)
     if part == "name":
-        return stage_dir_name(root.stage.id, root.batch.name) + branch_suffix(root)
+        return name
     base = run_dir(root.paths.runs, root.run_name)
-    if str(root.stage.id) == ALL_STAGES:
-        return str(base)
-    return str(base / (stage_dir_name(root.stage.id, root.batch.name) + branch_suffix(root)))
+    return str(base) if str(root.stage.id) == ALL_STAGES else str(base / name)
 
 
 def branch_suffix(root) -> str:
@@ -53,37 +177,61 @@ def branch_suffix(root) -> str:
     return f"-decay-{Path(str(decay_from)).stem}" if decay_from else ""
 
 
+def stage_config(cfg: DictConfig, key: str, overrides: list[str]) -> DictConfig:
+    """The config as `stage=<key>` with the same `overrides` would compose it (a curriculum's stages, the stage an
+    `init_from=auto` looks for), its `paths.output_dir` that stage's directory."""
+    staged = cfg.copy()
+    with open_dict(staged):
+        staged.stage.id = int(key)
+        staged.paths.output_dir = str(run_dir(cfg.paths.runs, cfg.run_name) / (
+            stage_dir_name(key, staged.batch.name) + variant_suffix(overrides) + branch_suffix(staged)))
+    return staged
+
+
 def checkpoint_dir(stage_dir: Path) -> Path:
     return Path(stage_dir) / "checkpoints"
 
 
-def finished_stages(run: Path, stage: int) -> dict[str, Path]:
-    """{batch name: final.ckpt} of every finished run of `stage` under the run directory `run`."""
+def finished_stages(run: Path, stage: int) -> dict[Path, Path]:
+    """{stage directory: final.ckpt} of every finished run of `stage` under the run directory `run`."""
     found = {}
     for child in sorted(Path(run).glob(f"stage{stage}-bs*")):
         m = _STAGE_DIR.match(child.name)
         final = checkpoint_dir(child) / FINAL
         if m and int(m[1]) == stage and final.is_file():
-            found[m[2]] = final
+            found[child] = final
     return found
 
 
-def previous_stage_checkpoint(run: Path, stage: int, batch_name: str) -> Path:
-    """The final checkpoint of stage N-1 in this run: the one with the same batch setting if there is one
-    (an ablation fork continues its own branch), else the only one."""
+def previous_stage_checkpoint(run: Path, stage: int, wanted: Fingerprint) -> tuple[Path, list[str]]:
+    """The final checkpoint of stage N-1 in this run for `init_from=auto`, and how its settings differ from
+    `wanted` (stage N-1 as this run would train it): among the finished ones of the same model (a µP stage never
+    starts from a non-µP one), the closest in settings; a tie is an error."""
     previous = finished_stages(run, stage - 1)
-    if batch_name in previous:
-        return previous[batch_name]
-    if len(previous) == 1:
-        return next(iter(previous.values()))
     if not previous:
         unfinished = [p.name for p in Path(run).glob(f"stage{stage - 1}-bs*")]
         hint = f" ({', '.join(unfinished)} did not finish)" if unfinished else ""
         raise UserError(f"stage {stage} starts from stage {stage - 1}, but {run} has no finished stage "
                         f"{stage - 1}{hint}: run `python train.py stage={stage - 1}` first, or pass init_from=PATH "
                         f"(init_from=none: from scratch)")
-    raise UserError(f"several finished stage-{stage - 1} runs in {run} ({', '.join(sorted(previous))}): "
-                    f"pass init_from=PATH to choose one")
+    model = {k: v for k, v in wanted.values.items() if k.startswith("model.")}
+    candidates = {}
+    for directory, final in previous.items():
+        recorded = Fingerprint.load(directory)
+        if recorded is not None and all(recorded.values.get(k) == v for k, v in model.items()):
+            candidates[final] = wanted.differences(recorded)
+    if not candidates:
+        some = next(iter(previous))
+        recorded = Fingerprint.load(some) or Fingerprint()
+        raise UserError(f"stage {stage} starts from stage {stage - 1}, but no finished stage {stage - 1} in {run} "
+                        f"has this model ({wanted.describe_differences(recorded, 'here', 'in ' + some.name)}): "
+                        f"run stage={stage - 1} with the same overrides first, or pass init_from=PATH")
+    fewest = min(len(d) for d in candidates.values())
+    best = [final for final, d in candidates.items() if len(d) == fewest]
+    if len(best) > 1:
+        raise UserError(f"several finished stage-{stage - 1} runs in {run} are equally close to this one "
+                        f"({', '.join(p.parent.parent.name for p in best)}): pass init_from=PATH to choose one")
+    return best[0], candidates[best[0]]
 
 
 def mark_final(stage_dir: Path) -> Path:
@@ -92,18 +240,78 @@ def mark_final(stage_dir: Path) -> Path:
     return atomic_publish(ckpt_dir / LAST, ckpt_dir / FINAL)
 
 
+def check_fingerprint(stage_dir: Path, fingerprint: Fingerprint, overrides: list[str]) -> None:
+    """Record `fingerprint` in a new stage directory; one that records another is never reused (an error naming
+    the differing keys and the ways forward), nor one holding checkpoints of unknown settings."""
+    stage_dir = Path(stage_dir)
+    recorded = Fingerprint.load(stage_dir)
+    ways = f"pass run_name=NEW for a separate run, or remove {stage_dir} to train it again with these settings"
+    if recorded is None:
+        if checkpoint_dir(stage_dir).is_dir() and any(checkpoint_dir(stage_dir).iterdir()):
+            raise UserError(f"{stage_dir} holds checkpoints but no {FINGERPRINT} (trained before runs recorded "
+                            f"their settings): {ways}")
+        fingerprint.save(stage_dir, result_overrides(overrides))
+    elif recorded.digest != fingerprint.digest:
+        raise UserError(f"{stage_dir} was trained with other settings "
+                        f"({fingerprint.describe_differences(recorded, 'here', 'there')}): {ways}")
+
+
+@contextmanager
+def stage_lock(stage_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the stage directory for the life of the block (and of the process: the kernel drops
+    it when the process dies); a second run on the same directory stops at once, naming the holder's PID. The other
+    ranks of a multi-process run (which rank 0 starts, holding the lock) share it."""
+    stage_dir = Path(stage_dir)
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    if rank_zero_only.rank != 0:
+        yield
+        return
+    fd = os.open(stage_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise UserError(f"{stage_dir} is in use by another run (pid {holder}): wait for it to end, or pass "
+                            f"run_name=NEW for a separate run") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def remove_if_unused(stage_dir: Path) -> None:
+    """Remove a directory that holds only bookkeeping (`BOOKKEEPING`: a run that stopped before its first
+    checkpoint), unless another run holds it."""
+    from minimath.io import remove_if_only
+
+    stage_dir = Path(stage_dir)
+    if not stage_dir.is_dir():
+        return
+    try:
+        with stage_lock(stage_dir):
+            remove_if_only(stage_dir, BOOKKEEPING)
+    except UserError:
+        pass  # another run is using it
+
+
 @dataclass(frozen=True)
 class StageStart:
     """Where a stage starts. kind: `finished` (its final.ckpt exists: nothing to train), `resume` (its own
     last.ckpt: exact data position and optimizer state), `init` (another checkpoint's weights, optionally its
-    moments) or `scratch`. `checkpoint` is the file read once (None for scratch and finished)."""
+    moments) or `scratch`. `checkpoint` is the file read once (None for scratch and finished); `differs`: the
+    settings in which an `init_from=auto` checkpoint's stage was trained otherwise than this run would have."""
 
     kind: str
     path: Path | None = None
     checkpoint: dict | None = None
+    differs: tuple[str, ...] = ()
 
     @property
-    def meta(self) -> CheckpointMeta | None:
+    def meta(self):
+        from minimath.checkpoint import CheckpointMeta
+
         return None if self.checkpoint is None else CheckpointMeta.of(self.checkpoint)
 
     def describe(self, tokens_per_step: int) -> str:
@@ -119,14 +327,18 @@ class StageStart:
             step = (f"; batch {meta.tokens_per_step:,} -> {tokens_per_step:,} tokens/step"
                     if meta.tokens_per_step != tokens_per_step else "")
             stage = "?" if meta.stage is None else meta.stage
-            return f"starting from {self.path} (stage {stage}, {meta.tokens_seen:,} tokens seen{step})"
+            differs = f"; it was trained with other {', '.join(self.differs)}" if self.differs else ""
+            return f"starting from {self.path} (stage {stage}, {meta.tokens_seen:,} tokens seen{step}{differs})"
         return "starting from scratch"
 
 
-def stage_start(stage_dir: Path, stage: int, batch_name: str, init_from, resume: str,
-                decay_from: str | None = None) -> StageStart:
+def stage_start(stage_dir: Path, stage: int, init_from, resume: str, decay_from: str | None = None,
+                previous: Fingerprint | None = None) -> StageStart:
     """Decide where the stage in `stage_dir` starts (see `init_from` and `resume` in conf/config.yaml;
-    `decay_from`: a WSD decay branch, `scheduler.decay_from`)."""
+    `decay_from`: a WSD decay branch, `scheduler.decay_from`; `previous`: the fingerprint of stage N-1 as this run
+    would train it, what `init_from=auto` looks for)."""
+    from minimath.checkpoint import load_checkpoint
+
     ckpt_dir = checkpoint_dir(stage_dir)
     if (ckpt_dir / FINAL).is_file():
         return StageStart("finished", ckpt_dir / FINAL)
@@ -144,6 +356,7 @@ def stage_start(stage_dir: Path, stage: int, batch_name: str, init_from, resume:
 
         path = Path(str(init_from)[len(HF_PREFIX):])
         return StageStart("init", path, hf_checkpoint(path))
-    path = (previous_stage_checkpoint(Path(stage_dir).parent, stage, batch_name) if str(init_from) == "auto"
-            else Path(str(init_from)))
-    return StageStart("init", path, load_checkpoint(path))
+    if str(init_from) == "auto":
+        path, differs = previous_stage_checkpoint(Path(stage_dir).parent, stage, previous or Fingerprint())
+        return StageStart("init", path, load_checkpoint(path), tuple(differs))
+    return StageStart("init", Path(str(init_from)), load_checkpoint(Path(str(init_from))))

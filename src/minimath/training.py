@@ -5,25 +5,25 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
-import lightning as L
-import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from minimath import log
-from minimath.checkpoint import AtomicCheckpointIO, check_architecture, load_weights, model_state
-from minimath.data.datamodule import MixtureDataModule
-from minimath.data.mixture import StagePlan
 from minimath.data.prepare import prepare
-from minimath.callbacks import Checkpointing
 from minimath.errors import Interrupted, UserError
 from minimath.hardware import resolve_precision
-from minimath.lit_module import MiniMathModule, module_hparams
-from minimath.model import ModelConfig, Transformer, count_params
-from minimath.runs import (ALL_STAGES, LAST, StageStart, checkpoint_dir, mark_final, run_dir, stage_dir_name,
-                           stage_start)
+from minimath.runs import (ALL_STAGES, LAST, Fingerprint, check_fingerprint, checkpoint_dir, command_line_overrides,
+                           mark_final, stage_config, stage_lock, stage_start)
 from minimath.tokenizer import CompactTokenizer, TokenizerLike, get_tokenizer, padded_vocab_size
+
+if TYPE_CHECKING:  # torch and Lightning are imported where a run builds with them: `--help` and errors stay fast
+    import lightning as L
+
+    from minimath.checkpoint import AtomicCheckpointIO
+    from minimath.data.datamodule import MixtureDataModule
+    from minimath.model import ModelConfig
 
 
 def world_size(hardware: DictConfig) -> int:
@@ -75,6 +75,9 @@ def build_tokenizer(model_cfg: DictConfig, manifest: dict | None) -> TokenizerLi
 
 
 def build_datamodule(cfg: DictConfig, manifest: dict, tokenizer: TokenizerLike) -> MixtureDataModule:
+    from minimath.data.datamodule import MixtureDataModule
+    from minimath.data.mixture import StagePlan
+
     plan = StagePlan(directory=str(cfg.data.dir), sources=manifest["sources"],
                      stages=OmegaConf.to_container(cfg.data.stages, resolve=True), stage=str(cfg.stage.id),
                      seq_len=int(cfg.model.max_seq_len), seed=int(cfg.seed))
@@ -90,17 +93,32 @@ def stage_budget(cfg: DictConfig) -> int:
     if spec is None:
         raise UserError(f"stage {cfg.stage.id} is not defined in data={cfg.data.name} (it has "
                         f"{', '.join(map(str, cfg.data.stages))})")
-    return int(float(spec.tokens)) * int(spec.epochs)
+    return token_count(spec.tokens, f"data.stages.{cfg.stage.id}.tokens") * int(spec.epochs)
+
+
+def token_count(value, key: str) -> int:
+    """A positive whole number of tokens (`20480`, `2e4`, `100_000`); anything else is an error naming `key`."""
+    try:
+        tokens = float(str(value).replace("_", ""))
+    except ValueError:
+        tokens = math.nan
+    if not (tokens >= 1 and tokens == int(tokens)):
+        raise UserError(f"{key}={value} is not a positive whole number of tokens (e.g. {key}=20480)")
+    return int(tokens)
 
 
 def training_tokens(cfg: DictConfig) -> int:
     """A decay branch's scheduler.decay_tokens, else train.max_tokens, else the stage's budget from the data config."""
     if cfg.scheduler.get("decay_from"):
-        return int(cfg.scheduler.decay_tokens)
-    return int(cfg.train.max_tokens) if cfg.train.max_tokens is not None else stage_budget(cfg)
+        return token_count(cfg.scheduler.decay_tokens, "scheduler.decay_tokens")
+    if cfg.train.max_tokens is not None:
+        return token_count(cfg.train.max_tokens, "train.max_tokens")
+    return stage_budget(cfg)
 
 
 def build_model_config(model_cfg: DictConfig, tokenizer: TokenizerLike) -> ModelConfig:
+    from minimath.model import ModelConfig
+
     rows = model_cfg.vocab_size
     if rows is None:
         rows = padded_vocab_size(tokenizer.vocab_size, int(model_cfg.vocab_pad_multiple))
@@ -115,6 +133,10 @@ def build_model_config(model_cfg: DictConfig, tokenizer: TokenizerLike) -> Model
 
 def report_params(model_config: ModelConfig) -> dict[str, int]:
     """Instantiate on the meta device (no memory) and count; the closed form must agree."""
+    import torch
+
+    from minimath.model import Transformer, count_params
+
     with torch.device("meta"):
         model = Transformer(model_config)
     counted = sum(p.numel() for p in model.parameters())
@@ -152,6 +174,8 @@ def build_callbacks(cfg: DictConfig, source_names: list[str]) -> list[L.Callback
 
 def build_trainer(cfg: DictConfig, precision: str, accumulate: int, max_steps: int, source_names: list[str],
                   checkpoint_io: AtomicCheckpointIO) -> L.Trainer:
+    import lightning as L
+
     hw = cfg.hardware
     return L.Trainer(**trainer_arguments(cfg, dict(
         accelerator=hw.accelerator, devices=hw.devices, num_nodes=hw.num_nodes, strategy=hw.strategy,
@@ -162,6 +186,8 @@ def build_trainer(cfg: DictConfig, precision: str, accumulate: int, max_steps: i
 
 def check_device(hardware: DictConfig) -> None:
     """A GPU preset on a machine without one fails here, before anything is built."""
+    import torch
+
     if str(hardware.accelerator) in ("gpu", "cuda") and not torch.cuda.is_available():
         raise UserError("hardware.accelerator=gpu, but torch sees no CUDA GPU on this machine: use hardware=cpu")
 
@@ -181,7 +207,6 @@ class RunPlan:
     logged as the run's resolved hyper-parameters."""
 
     stage: int
-    start: str
     precision: str
     precision_reason: str
     device: str
@@ -195,9 +220,9 @@ class RunPlan:
     stage_tokens: int
     output_dir: str
 
-    def block(self) -> str:
+    def block(self, start: str) -> str:
         return "\n".join([
-            f"stage {self.stage}: {self.start}",
+            f"stage {self.stage}: {start}",
             f"  precision {self.precision} ({self.precision_reason}); device {self.device} x {self.world_size}",
             f"  {self.tokens_per_step:,} tokens/step = {self.micro_batch} sequences x {self.seq_len} tokens x "
             f"{self.accumulate} accumulation x {self.world_size} rank(s)",
@@ -205,17 +230,9 @@ class RunPlan:
             f"  output {self.output_dir}"])
 
 
-def stage_config(cfg: DictConfig, key: str) -> DictConfig:
-    """The config as `stage=<key>` would compose it (a curriculum's dry run shows every stage)."""
-    staged = cfg.copy()
-    with open_dict(staged):
-        staged.stage.id = int(key)
-        staged.paths.output_dir = str(run_dir(cfg.paths.runs, cfg.run_name) / stage_dir_name(key, staged.batch.name))
-    return staged
-
-
-def plan_run(cfg: DictConfig, start: StageStart) -> RunPlan:
-    """From the config alone (no data, no model): the batch accounting, steps, precision and device."""
+def plan_run(cfg: DictConfig) -> RunPlan:
+    """From the config alone (no data, no model): the batch accounting, steps, precision and device; every value
+    it reads is checked here, before any work."""
     tokens_per_step = int(cfg.batch.tokens_per_step)
     budget = training_tokens(cfg)
     if tokens_per_step > budget:
@@ -228,7 +245,7 @@ def plan_run(cfg: DictConfig, start: StageStart) -> RunPlan:
     steps = math.ceil(budget / tokens_per_step)
     setting, accelerator = str(cfg.hardware.precision), str(cfg.hardware.accelerator)
     precision = resolve_precision(setting, accelerator)
-    return RunPlan(stage=int(cfg.stage.id), start=start.describe(tokens_per_step), precision=precision,
+    return RunPlan(stage=int(cfg.stage.id), precision=precision,
                    precision_reason=precision_reason(setting, precision, accelerator), device=accelerator,
                    world_size=n_ranks, micro_batch=micro_batch, accumulate=accumulate, seq_len=seq_len,
                    tokens_per_step=tokens_per_step, steps=steps, tokens=steps * tokens_per_step,
@@ -237,35 +254,54 @@ def plan_run(cfg: DictConfig, start: StageStart) -> RunPlan:
 
 def run(cfg: DictConfig) -> None:
     """Train the selected stage (cfg.stage.id) from where `minimath.runs.stage_start` says it starts; dry_run:
-    print the parameter counts and, given prepared data, the plan, without allocating the model."""
-    check_device(cfg.hardware)
+    print the parameter counts and, given prepared data, the plan, without allocating the model. The stage
+    directory is held (`stage_lock`) and checked against this config's fingerprint before anything else."""
     trainer_arguments(cfg, {})  # a clash with what the run sets is an error before any work
-    needs_data = not cfg.dry_run or bool(cfg.model.compact_vocab)  # a compact vocabulary is the data's ids
-    manifest = prepare(cfg.data, log=log.info) if needs_data else None
+    if cfg.dry_run:
+        return dry_run(cfg)
+    check_device(cfg.hardware)
+    plan = plan_run(cfg)
+    with stage_lock(cfg.paths.output_dir):
+        train(cfg, plan, Path(cfg.paths.output_dir))
+
+
+def dry_run(cfg: DictConfig) -> None:
+    """Print the parameter counts (on the meta device) and each stage's plan, or the error it would stop with."""
+    manifest = prepare(cfg.data, log=log.info) if cfg.model.compact_vocab else None  # its ids are the data's
+    counts = report_params(build_model_config(cfg.model, build_tokenizer(cfg.model, manifest)))
+    print(f"params total={counts['total']} non_embedding={counts['non_embedding']} embedding={counts['embedding']}")
+    stages = [str(k) for k in cfg.data.stages] if str(cfg.stage.id) == ALL_STAGES else [str(cfg.stage.id)]
+    for key in stages:  # each stage's plan, or the error that stage would stop with
+        staged = cfg if len(stages) == 1 else stage_config(cfg, key, command_line_overrides())
+        try:
+            print(plan_run(staged).block("dry run: nothing is allocated"))
+        except UserError as err:
+            print(f"stage {key}: would stop with: error: {err}")
+
+
+def train(cfg: DictConfig, plan: RunPlan, stage_dir: Path) -> None:
+    """Check the stage directory's fingerprint, decide where the stage starts, build the data, model and trainer,
+    and fit (the caller holds the directory's lock)."""
+    import lightning as L
+
+    from minimath.callbacks import Checkpointing
+    from minimath.checkpoint import AtomicCheckpointIO, check_architecture, load_weights, model_state
+    from minimath.lit_module import MiniMathModule, module_hparams
+    from minimath.model import count_params
+
+    overrides = command_line_overrides()
+    check_fingerprint(stage_dir, Fingerprint.of(cfg), overrides)
+    previous = (Fingerprint.of(stage_config(cfg, str(plan.stage - 1), overrides))
+                if plan.stage > 1 and str(cfg.init_from) == "auto" else None)  # what init_from=auto looks for
+    start = stage_start(stage_dir, plan.stage, cfg.init_from, str(cfg.resume), cfg.scheduler.get("decay_from"),
+                        previous)
+    if start.kind == "finished":
+        log.info(f"stage {plan.stage} (batch {cfg.batch.name}) {start.describe(0)}: trained with these settings "
+                 f"({plan.tokens:,} tokens)")
+        return
+    manifest = prepare(cfg.data, log=log.info)
     tokenizer = build_tokenizer(cfg.model, manifest)
     model_config = build_model_config(cfg.model, tokenizer)
-    stage_dir = Path(cfg.paths.output_dir)
-    if cfg.dry_run:
-        counts = report_params(model_config)
-        print(f"params total={counts['total']} non_embedding={counts['non_embedding']} "
-              f"embedding={counts['embedding']}")
-        stages = [str(k) for k in cfg.data.stages] if str(cfg.stage.id) == ALL_STAGES else [str(cfg.stage.id)]
-        for key in stages:  # each stage's plan, or the error that stage would stop with
-            staged = cfg if len(stages) == 1 else stage_config(cfg, key)
-            try:
-                print(plan_run(staged, StageStart("dry run: nothing is allocated")).block())
-            except UserError as err:
-                print(f"stage {key}: would stop with: error: {err}")
-        return
-
-    decay_from = cfg.scheduler.get("decay_from")
-    start = stage_start(stage_dir, int(cfg.stage.id), str(cfg.batch.name), cfg.init_from, str(cfg.resume),
-                        decay_from)
-    if start.kind == "finished":
-        log.info(f"stage {cfg.stage.id} (batch {cfg.batch.name}) {start.describe(0)}; "
-                 f"remove {stage_dir} to train it again")
-        return
-    plan = plan_run(cfg, start)
     datamodule = build_datamodule(cfg, manifest, tokenizer)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     optim = OmegaConf.to_container(cfg.optim, resolve=True)
@@ -290,7 +326,7 @@ def run(cfg: DictConfig) -> None:
     resume = start.path if start.kind == "resume" else None
     trainer = build_trainer(cfg, plan.precision, plan.accumulate, plan.steps, datamodule.source_names,
                             AtomicCheckpointIO(preloaded={resume: start.checkpoint} if resume else None))
-    log.info(plan.block())
+    log.info(plan.block(start.describe(plan.tokens_per_step)))
     log.info(f"  model {cfg.model.name}: {count_params(model_config)['non_embedding']:,} non-embedding params, "
              f"vocab {tokenizer.vocab_size} -> {model_config.vocab_size} rows")
     for logger in trainer.loggers:
