@@ -295,3 +295,45 @@ def test_resume_is_bit_identical_with_every_training_dynamics_feature_on(tmp_pat
     a, b = (load_checkpoint(d / "checkpoints" / "final.ckpt") for d in (ref, resumed))
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
     assert a["MixtureDataModule"]["decay_start"] == b["MixtureDataModule"]["decay_start"] == 40  # 10 steps × 4 seqs
+
+
+@pytest.mark.parametrize("overrides,same", [
+    ([], True), (["logger=tensorboard", "callbacks.progress.every_seconds=1", "trainer.log_every_n_steps=5",
+                  "run_name=x", "stage=3", "batch=256", "resume=never", "paths.runs=/tmp/o",
+                  "curriculum_eval_items=9"], True),
+    (["seed=7"], False), (["optim.lr=1e-3"], False), (["train.max_tokens=20480"], False),
+    (["model.mup=true", "model.qk_norm=true", "train.z_loss=1e-4", "callbacks=monitored"], False),
+    (["hardware=cpu_bf16"], False), (["callbacks=monitored"], False)])  # its spike detector may skip steps
+def test_only_result_changing_overrides_name_another_stage_directory(overrides, same):
+    from minimath.runs import variant_suffix
+
+    assert (variant_suffix(overrides) == "") is same
+
+
+def test_a_stage_directory_trained_with_other_settings_is_never_reused(tmp_path, data_root):
+    """seed=, optim.lr= or a short max_tokens in the same directory: one line naming the keys, nothing trained."""
+    short = stage_config(tmp_path, data_root, 1, 128, ["train.max_tokens=256"])
+    run(short)
+    final = tmp_path / "run" / "stage1-bs128" / "checkpoints" / "final.ckpt"
+    for extra, named in ((["train.max_tokens=512"], "train.max_tokens=512 here, 256 there"),
+                         (["train.max_tokens=256", "seed=7"], "seed=7 here, 1234 there; data.sources"),
+                         (["train.max_tokens=256", "optim.lr=1e-3"], "optim.lr=0.001 here, 0.003 there")):
+        with pytest.raises(UserError, match=f"stage1-bs128 was trained with other settings \\({named}.*\\): "
+                                            "pass run_name=NEW for a separate run, or remove"):
+            run(stage_config(tmp_path, data_root, 1, 128, extra))
+    assert load_checkpoint(final)["tokens_seen"] == 256
+
+
+def test_a_second_run_on_the_same_directory_stops_at_once_while_the_first_finishes(tmp_path, data_root):
+    extra = ["train.max_tokens=3840"]  # 30 steps
+    first = train_cli(tmp_path / "same", data_root, *extra)
+    deadline = time.time() + 120
+    while not (tmp_path / "same" / "fingerprint.json").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    second = train_cli(tmp_path / "same", data_root, *extra)
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == 2 and err.strip() == (f"error: {tmp_path / 'same'} is in use by another run "
+                                                      f"(pid {first.pid}): wait for it to end, or pass run_name=NEW "
+                                                      f"for a separate run")
+    assert first.wait(timeout=300) == 0, first.stderr.read()[-2000:]
+    assert load_checkpoint(tmp_path / "same" / "checkpoints" / "final.ckpt")["global_step"] == 30

@@ -46,9 +46,9 @@ BOOKKEEPING = (".hydra", "train.log", LOCK, FINGERPRINT)
 ALL_STAGES = "all"   # stage=all: the whole curriculum
 HF_PREFIX = "hf:"    # init_from=hf:DIR: a transformers model directory
 
-# The settings that determine a stage's checkpoints (dotted config keys; a key covers everything under it), and the
-# keys under them that do not (where the data lives, how many tokenizer processes, a compile or a memory
-# knob). Everything else — logging, measuring callbacks, paths, run_name, resume, dry_run, the curriculum's eval — does not.
+# The settings that determine a stage's checkpoints (dotted config keys; a key covers everything under it), and
+# the keys under them that do not (where the data lives, how many tokenizer processes, a compile or a memory
+# knob). Nothing else does: logging, measuring callbacks, paths, run_name, resume, dry_run, the curriculum's eval.
 RESULT_KEYS = ("stage.id", "seed", "model", "data", "batch.tokens_per_step", "optim", "scheduler", "train",
                "hardware.precision", "trainer", "init_from", "init_optimizer", "callbacks.stability.spike_action")
 NOT_RESULT_KEYS = ("data.dir", "data.workers", "train.compile", "train.loss_chunk_bytes",
@@ -96,7 +96,9 @@ class Fingerprint:
         return hashlib.sha256(json.dumps(self.values, sort_keys=True).encode()).hexdigest()[:16]
 
     def differences(self, other: "Fingerprint") -> list[str]:
-        return sorted(k for k in set(self.values) | set(other.values) if self.values.get(k) != other.values.get(k))
+        """The keys whose values differ, the shallowest first (`seed` before the `data.sources.*.seed` it sets)."""
+        return sorted((k for k in set(self.values) | set(other.values) if self.values.get(k) != other.values.get(k)),
+                      key=lambda k: (k.count("."), k))
 
     def describe_differences(self, other: "Fingerprint", here: str, there: str, limit: int = 3) -> str:
         keys = self.differences(other)
