@@ -117,3 +117,37 @@ def test_edited_input_files_are_prepared_again_and_force_prepares_everything(tmp
     assert again["documents"] == 65
     prepare(cfg, log=lines.append, force=True)
     assert "mine: preparing again (force=true)" in lines
+
+
+def _prepare_after(barrier, cfg) -> None:
+    barrier.wait()
+    prepare(cfg, log=lambda *_: None)
+
+
+def test_two_seeds_prepared_at_once_into_one_directory_give_the_shards_of_each_alone(tmp_path):
+    """Files are named by content (the generator's seed included): neither run overwrites or reads the other's."""
+    import multiprocessing as mp
+
+    def config(root, seed):
+        cfg = data_config(root, {"general": synthetic(GENERAL, 300), "words": synthetic(WORDS, 200)})
+        for source in cfg.sources.values():
+            source.seed = seed
+        return cfg
+
+    alone = {seed: prepare(config(tmp_path / f"alone{seed}", seed), log=lambda *_: None)["sources"] for seed in (1, 7)}
+    context = mp.get_context("fork")
+    barrier = context.Barrier(2)
+    workers = [context.Process(target=_prepare_after, args=(barrier, config(tmp_path / "shared", seed)))
+               for seed in (1, 7)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)
+        assert worker.exitcode == 0
+    for seed in (1, 7):
+        logs = []
+        shared = prepare(config(tmp_path / "shared", seed), log=logs.append)["sources"]
+        assert all("up to date" in line for line in logs)  # each finds its own files, whole
+        assert {n: [s["sha256"] for s in e["shards"]] for n, e in shared.items()} == {
+            n: [s["sha256"] for s in e["shards"]] for n, e in alone[seed].items()}
+    assert alone[1]["general"]["shards"][0]["sha256"] != alone[7]["general"]["shards"][0]["sha256"]

@@ -2,9 +2,11 @@
 
     python -m minimath.data.prepare data=<config>
 
-Each source of `conf/data/<config>.yaml` becomes `<dir>/<source>_NNNNN.bin` shards. The manifest records per
-source its documents, tokens, shard hashes, skip counts, the token ids it uses (for compact vocabularies) and a
-fingerprint of everything that produced it; a re-run skips every source whose fingerprint and shards match.
+Each source of `conf/data/<config>.yaml` becomes `<dir>/<source>-<fingerprint>_NNNNN.bin` shards and an entry
+`<dir>/<source>-<fingerprint>.json`: its documents, tokens, shard hashes, skip counts, the token ids it uses (for
+compact vocabularies) and the fingerprint of everything that produced it (its generator's seed included). Files are
+named by content, so runs with other settings (`seed=7`) never share or overwrite each other's files, even at once;
+a re-run reuses every source whose entry and shards exist. `manifest.json` lists the entries of the latest prepare.
 Finally it writes the per-stage composition report (`composition.md` and one PNG chart per stage).
 """
 
@@ -130,7 +132,8 @@ def build_decontaminator(cfg: DictConfig) -> Decontaminator:
     return decon
 
 
-def prepare_source(name: str, source, data_cfg: DictConfig, directory: Path, decon: Decontaminator) -> dict:
+def prepare_source(name: str, source, data_cfg: DictConfig, directory: Path, decon: Decontaminator,
+                   prefix: str) -> dict:
     stats = SourceStats(name)
     cleaner = Cleaner(**OmegaConf.to_container(data_cfg.clean, resolve=True))
     pairs = isinstance(source, PairSource)
@@ -149,7 +152,7 @@ def prepare_source(name: str, source, data_cfg: DictConfig, directory: Path, dec
             yield document
 
     tokenizer = get_tokenizer(str(data_cfg.tokenizer))
-    writer = ShardWriter(directory, name, tokenizer.eot_id, int(data_cfg.shard_tokens))
+    writer = ShardWriter(directory, prefix, tokenizer.eot_id, int(data_cfg.shard_tokens))
     used = np.zeros(tokenizer.vocab_size, dtype=bool)
     tokenize_args = (kept_documents(), str(data_cfg.tokenizer), int(data_cfg.workers))
     for ids in tokenize_pairs(*tokenize_args, source.mask_prompt) if pairs else tokenize_stream(*tokenize_args):
@@ -166,8 +169,16 @@ def prepare_source(name: str, source, data_cfg: DictConfig, directory: Path, dec
     }
 
 
+def _entry(directory: Path, prefix: str) -> dict | None:
+    path = directory / f"{prefix}.json"
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except json.JSONDecodeError:
+        return None  # an entry that is not whole is prepared again (entries are written atomically)
+
+
 def prepare(data_cfg: DictConfig, log=print, force: bool = False) -> dict:
-    """Prepare every source of `data_cfg` under `data_cfg.dir` whose settings or input files changed (`force`:
+    """Prepare every source of `data_cfg` under `data_cfg.dir` that has no entry for its fingerprint yet (`force`:
     every source); returns the manifest."""
     directory = Path(data_cfg.dir)
     directory.mkdir(parents=True, exist_ok=True)
@@ -175,36 +186,38 @@ def prepare(data_cfg: DictConfig, log=print, force: bool = False) -> dict:
     old = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     manifest = {"version": MANIFEST_VERSION, "name": str(data_cfg.name), "tokenizer": str(data_cfg.tokenizer),
                 "sources": {}}
-    decon, changed = None, not manifest_path.is_file()
+    decon, changed = None, False
     eval_hashes = eval_set_hashes(data_cfg)
     for name, source_cfg in data_cfg.sources.items():
-        previous = old.get("sources", {}).get(name) if old.get("tokenizer") == manifest["tokenizer"] else None
+        recorded = old.get("sources", {}).get(name) or {}  # the last prepare's input-file stats, not to hash again
         source = hydra.utils.instantiate(source_cfg, name=name)
         files = source.input_files() if hasattr(source, "input_files") else []
-        inputs = describe_inputs(files, (previous or {}).get("inputs", {}))
+        inputs = describe_inputs(files, recorded.get("inputs", {}))
         fingerprint = source_fingerprint(source_cfg, data_cfg, inputs, eval_hashes)
+        prefix = f"{name}-{fingerprint}"
+        previous = _entry(directory, prefix)
         if not force and _finished(previous, fingerprint, directory):
             manifest["sources"][name] = previous
             log(f"{name}: up to date ({previous['tokens']:,} tokens)")
             continue
         if force:
             log(f"{name}: preparing again (force=true)")
-        elif previous and inputs != previous.get("inputs", {}):
-            edited = sorted(set(inputs) ^ set(previous.get("inputs", {})) | {
-                p for p in inputs if previous.get("inputs", {}).get(p, {}).get("sha256") != inputs[p]["sha256"]})
+        elif recorded and inputs != recorded.get("inputs", {}):
+            edited = sorted(set(inputs) ^ set(recorded.get("inputs", {})) | {
+                p for p in inputs if recorded.get("inputs", {}).get(p, {}).get("sha256") != inputs[p]["sha256"]})
             log(f"{name}: input changed ({', '.join(Path(p).name for p in edited[:3])}): preparing again")
         decon, changed = decon or build_decontaminator(data_cfg.decontaminate), True
         start = time.perf_counter()
-        entry = prepare_source(name, source, data_cfg, directory, decon)
+        entry = prepare_source(name, source, data_cfg, directory, decon, prefix)
         entry["fingerprint"], entry["inputs"] = fingerprint, inputs
+        atomic_write_json(directory / f"{prefix}.json", entry)  # progress survives a crash in a later source
         manifest["sources"][name] = entry
-        atomic_write_json(manifest_path, manifest)  # progress survives a crash in a later source
         stats = SourceStats(name, entry["stats"]["read"], entry["stats"]["kept"])
         stats.skipped.update(entry["stats"]["skipped"])
         stats.first_offender.update(entry["stats"]["first_offender"])
         log(f"{stats.summary()}; {entry['tokens']:,} tokens in {len(entry['shards'])} shard(s), "
             f"{time.perf_counter() - start:.1f}s")
-    if not changed and set(old.get("sources", {})) == set(manifest["sources"]):
+    if not changed and old.get("sources") == manifest["sources"] and old.get("tokenizer") == manifest["tokenizer"]:
         return old  # nothing to do: leave the files alone (other DDP ranks may be reading them)
     manifest["decontamination"] = dict(decon.removed) if decon is not None else old.get("decontamination", {})
     atomic_write_json(manifest_path, manifest)
