@@ -77,10 +77,16 @@ def _cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
     return (text[: min(cuts)], True) if cuts else (text, False)
 
 
-@torch.no_grad()
 def generate(model: Transformer, tokenizer: TokenizerLike, prompts: Sequence[list[int]],
              cfg: GenerationConfig) -> list[str]:
     """Continuations of a batch of prompts, decoded with a KV cache (prefill once, then one token per step)."""
+    return [text for text, _ in generate_counted(model, tokenizer, prompts, cfg)]
+
+
+@torch.no_grad()
+def generate_counted(model: Transformer, tokenizer: TokenizerLike, prompts: Sequence[list[int]],
+                     cfg: GenerationConfig) -> list[tuple[str, int]]:
+    """`generate`, with the number of new tokens each continuation took (a synthesis teacher reports it)."""
     max_new = new_token_budget(model.cfg.max_seq_len, cfg.max_new_tokens)
     prompts = _fit_prompts(prompts, model.cfg.max_seq_len, max_new)
     device = model.output_weight.device
@@ -116,7 +122,7 @@ def generate(model: Transformer, tokenizer: TokenizerLike, prompts: Sequence[lis
         last_pos = last_pos + 1
         step_mask = valid[:, None, None, : width + step + 1]
         logits = _vocab_logits(model(token[:, None], last_pos[:, None], cache, step_mask)[:, -1], tokenizer.vocab_size)
-    return [texts[i] if cfg.stop else tokenizer.decode(new[i]) for i in range(b)]
+    return [(texts[i] if cfg.stop else tokenizer.decode(new[i]), len(new[i])) for i in range(b)]
 
 
 @torch.no_grad()
