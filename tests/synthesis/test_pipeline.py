@@ -205,3 +205,16 @@ def test_a_checkpoint_directory_is_a_one_line_error(tmp_path):
 def test_vllm_without_vllm_or_a_gpu_stops_in_one_line(tmp_path, teacher):
     result = synthesize(*common(tmp_path, "v", 2), f"teacher={teacher}", "teacher.client.path=/nonexistent")
     assert result.returncode == 2 and result.stderr.strip().startswith("error: teacher=vllm needs")
+
+
+def test_the_hf_teacher_writes_through_the_same_pipeline(tmp_path):
+    from minimath.export import export
+
+    model_dir = export(tiny_synthesis_checkpoint(tmp_path / "tiny.ckpt"), tmp_path / "hf_model")
+    args = [*common(tmp_path, "hf", 4), "teacher=hf", f"teacher.client.path={model_dir}",
+            "teacher.client.batch_size=2", "sampling.max_tokens=6", "seeds.max_chars=200"]
+    result = synthesize(*args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    manifest = json.loads((tmp_path / "hf" / "manifest.json").read_text())
+    assert manifest["teacher"]["backend"] == "hf" and manifest["answered"] == 4
+    assert 0 < manifest["tokens_total"]["out"] <= 4 * 6

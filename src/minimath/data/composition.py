@@ -28,6 +28,17 @@ def stage_rows(data_cfg: DictConfig, manifest: dict, stage: str) -> list[dict]:
     return rows
 
 
+def provenance_lines(manifest: dict, spec: DictConfig) -> list[str]:
+    """Under a stage's table: where each synthesized source of the stage came from (its synthesis manifest)."""
+    lines = []
+    for entry in spec.mix:
+        for p in manifest["sources"].get(str(entry.get("source")), {}).get("provenance", []):
+            stand_in = " (a programmatic stand-in for a teacher model)" if p["stand_in"] else ""
+            lines.append(f"- `{entry.source}`: synthesized by {p['teacher']}{stand_in}, prompts `{p['prompts']}`, "
+                         f"{p['examples']:,} verified examples of {p['requests']:,} requests ({p['manifest']})")
+    return [""] + lines if lines else []
+
+
 def _human(n: float) -> str:
     for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
         if n >= size:
@@ -50,6 +61,7 @@ def write_composition_report(data_cfg: DictConfig, manifest: dict, directory: Pa
                   "|---|---|---|---|---|"]
         lines += [f"| {r['label']} | {r['share']:.1%} | {_human(r['planned'])} | {_human(r['available'])} | "
                   f"{r['passes']:.2f} |" for r in rows]
+        lines += provenance_lines(manifest, spec)
         lines += ["", f"![stage {stage}](stage-{stage}-data.png)", ""]
         fig, ax = plt.subplots(figsize=(7.5, 4.5))
         wedges, _ = ax.pie([r["share"] for r in rows], startangle=90, counterclock=False,

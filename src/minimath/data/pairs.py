@@ -22,6 +22,8 @@ the same prompt is always on the same side, so held-out pairs are unseen problem
 
 from __future__ import annotations
 
+import json
+
 import hashlib
 from dataclasses import dataclass
 from typing import Any, Iterator, NamedTuple
@@ -99,6 +101,22 @@ class PairSource:
 
     def input_files(self):
         return self._files().files()
+
+    def provenance(self) -> list[dict]:
+        """What made these pairs, for the composition report: the synthesis manifest that `python -m
+        minimath.synthesize` writes beside its `data/` and `kd/` shards (teacher, whether it is a stand-in, prompt
+        set, examples kept of requests sent), one per directory the inputs come from; empty for other pairs."""
+        found = []
+        for directory in sorted({f.parent for f in self.input_files()}):
+            manifest = directory.parent / "manifest.json"
+            try:
+                m = json.loads(manifest.read_text(encoding="utf-8"))
+                found.append({"manifest": str(manifest), "teacher": f"{m['teacher']['backend']}: "
+                              f"{m['teacher']['model']}", "stand_in": bool(m["teacher"]["stand_in"]),
+                              "prompts": m["prompts"], "requests": m["requests"], "examples": m["examples"]})
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        return found
 
     def _pair(self, record: Any) -> Pair:
         if not isinstance(record, dict):

@@ -162,11 +162,14 @@ def prepare_source(name: str, source, data_cfg: DictConfig, directory: Path, dec
     if stats.kept == 0:
         raise UserError(f"source {name} produced no usable documents ({stats.summary()})")
     used[tokenizer.eot_id] = True
-    return {
+    entry = {
         "documents": stats.kept, "tokens": sum(s.tokens for s in writer.shards),
         "shards": [vars(s) for s in writer.shards], "stats": stats.to_dict(),
         "used_ids": np.flatnonzero(used).tolist(),
     }
+    if pairs:  # synthesized pairs carry what made them (teacher, prompts) into the composition report
+        entry["provenance"] = source.provenance()
+    return entry
 
 
 def _entry(directory: Path, prefix: str) -> dict | None:
