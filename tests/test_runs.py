@@ -220,6 +220,7 @@ def test_sigint_saves_the_interrupted_step_and_the_rerun_continues_identically(t
     last = load_checkpoint(tmp_path / "stopped" / "checkpoints" / "last.ckpt")
     stopped_at = last["global_step"]
     assert 12 <= stopped_at < 60 and f"stopped at step {stopped_at} of 60" in err
+    assert f"interrupted: stage 1 stopped at step {stopped_at} of 60" in (tmp_path / "stopped" / "train.log").read_text()
     assert not (tmp_path / "stopped" / "checkpoints" / "final.ckpt").exists()
 
     rerun = train_cli(tmp_path / "stopped", data_root, *extra)

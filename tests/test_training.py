@@ -75,7 +75,7 @@ def test_tiny_run_writes_checkpoint_and_events_and_init_from(tmp_path, data_root
         run(compose_config(wider + [f"init_from={out / 'checkpoints' / 'last.ckpt'}"], tmp_path / "third"))
 
 
-def test_truncated_and_foreign_checkpoints(tmp_path):
+def test_truncated_foreign_missing_and_directory_checkpoints_are_one_line_errors(tmp_path):
     (tmp_path / "trunc.ckpt").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(UserError, match="truncated or not a MiniMATH checkpoint"):
         load_checkpoint(tmp_path / "trunc.ckpt")
@@ -84,6 +84,9 @@ def test_truncated_and_foreign_checkpoints(tmp_path):
         load_checkpoint(tmp_path / "foreign.ckpt")
     with pytest.raises(UserError, match="does not exist"):
         load_checkpoint(tmp_path / "absent.ckpt")
+    (tmp_path / "stage1-bs256" / "checkpoints").mkdir(parents=True)
+    with pytest.raises(UserError, match=f"stage1-bs256 is a directory: pass {tmp_path}/stage1-bs256/checkpoints/final"):
+        load_checkpoint(tmp_path / "stage1-bs256")
 
 
 def run_cli(script: str, *args: str, cwd=REPO) -> subprocess.CompletedProcess:

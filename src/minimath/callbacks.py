@@ -4,6 +4,7 @@ progress. The LightningModule trains; these measure, save and report."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -16,6 +17,7 @@ from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.strategies import FSDPStrategy, ModelParallelStrategy
 
 from minimath import log
+from minimath.errors import INTERRUPTED_STATUS
 from minimath.flops import flops_per_token, mfu, peak_flops
 from minimath.io import atomic_publish
 from minimath.runs import LAST
@@ -155,9 +157,14 @@ class Checkpointing(StepBoundary, Checkpoint):
         self._previous_handlers: dict = {}
 
     def _on_signal(self, signum, frame) -> None:
-        if self._signal is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # the second Ctrl-C: abort now
+        if self._signal is not None and signum == signal.SIGINT:  # the second Ctrl-C: abort now, in one line
+            message = f"interrupted: aborted at once (second Ctrl-C); {LAST} is the last step checkpoint saved"
+            log.to_files(message)
+            print(message, file=sys.stderr, flush=True)
+            os._exit(INTERRUPTED_STATUS)  # Lightning would catch a KeyboardInterrupt and exit 1 without a word
         self._signal = signum
+        if sys.stdout.isatty():
+            sys.stdout.write("\n")  # off the in-place progress line
         log.info(f"{signal.Signals(signum).name}: finishing this optimizer step, then saving last.ckpt "
                  f"(Ctrl-C again aborts without saving)")
 

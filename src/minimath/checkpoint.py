@@ -67,6 +67,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 def load_checkpoint(path: str | Path) -> dict:
     """A Lightning checkpoint as plain tensors and containers; a missing or unreadable file is a UserError."""
     path = Path(path)
+    if path.is_dir():
+        inside = next((p for p in (path / "checkpoints" / "final.ckpt", path / "final.ckpt", path / "last.ckpt")
+                       if p.is_file()), path / "checkpoints" / "final.ckpt")
+        raise UserError(f"checkpoint {path} is a directory: pass {inside}")
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
     try:

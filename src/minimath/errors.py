@@ -45,6 +45,9 @@ def exit_on_user_error(fn: F) -> F:
             print(f"error: config{f' key {key}' if key else ''}: {first_line(err)}", file=sys.stderr)
             sys.exit(USER_ERROR_STATUS)
         except Interrupted as err:
+            from minimath.log import to_files
+
+            to_files(f"interrupted: {err}")  # the stage's train.log says how it ended, as the terminal does
             print(f"interrupted: {err}", file=sys.stderr)
             sys.exit(INTERRUPTED_STATUS)
         except KeyboardInterrupt:

@@ -32,6 +32,14 @@ QUIET_WARNINGS = (r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",)
 QUIET_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning_fabric", "pytorch_lightning")
 
 
+def to_files(message: str) -> None:
+    """Write a line into the run's log files only (`train.log`): for a line the entry point prints to stderr."""
+    record = logger.makeRecord(logger.name, logging.INFO, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
 def _not_quieted(record: logging.LogRecord) -> bool:
     return record.levelno >= logging.WARNING or not record.name.startswith(QUIET_LOGGERS)
 

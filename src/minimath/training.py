@@ -186,9 +186,11 @@ def build_trainer(cfg: DictConfig, precision: str, accumulate: int, max_steps: i
 
 def check_device(hardware: DictConfig) -> None:
     """A GPU preset on a machine without one fails here, before anything is built."""
+    if str(hardware.accelerator) not in ("gpu", "cuda"):
+        return
     import torch
 
-    if str(hardware.accelerator) in ("gpu", "cuda") and not torch.cuda.is_available():
+    if not torch.cuda.is_available():
         raise UserError("hardware.accelerator=gpu, but torch sees no CUDA GPU on this machine: use hardware=cpu")
 
 
@@ -199,6 +201,9 @@ def precision_reason(setting: str, resolved: str, accelerator: str) -> str:
         return "auto: the GPU's bf16 support"
     return ("auto: this CPU multiplies bf16 natively (AMX/AVX512-BF16)" if resolved.startswith("bf16")
             else "auto: no native bf16 on this CPU (bf16 would be emulated, slower than fp32)")
+
+
+HP_METRIC = "hparams/final_loss"  # the stage's last training loss: the metric of TensorBoard's HParams view
 
 
 @dataclass(frozen=True)
@@ -329,8 +334,9 @@ def train(cfg: DictConfig, plan: RunPlan, stage_dir: Path) -> None:
     log.info(plan.block(start.describe(plan.tokens_per_step)))
     log.info(f"  model {cfg.model.name}: {count_params(model_config)['non_embedding']:,} non-embedding params, "
              f"vocab {tokenizer.vocab_size} -> {model_config.vocab_size} rows")
-    for logger in trainer.loggers:
-        logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "resolved": asdict(plan)})
+    for logger in trainer.loggers:  # with a metric, or TensorBoard's HParams view is empty (its value: at the end)
+        logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "resolved": asdict(plan)},
+                               metrics={HP_METRIC: math.nan})
     del start  # the checkpoint dict is Lightning's now: it is let go once restored
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
     saver = next((c for c in trainer.callbacks if isinstance(c, Checkpointing)), None)
@@ -340,4 +346,7 @@ def train(cfg: DictConfig, plan: RunPlan, stage_dir: Path) -> None:
                           f"rerun the same command to continue")
     if trainer.global_step >= plan.steps and not trainer.interrupted:
         trainer.save_checkpoint(checkpoint_dir(stage_dir) / LAST, weights_only=False)  # full state
+        for logger in trainer.loggers:
+            logger.log_metrics({HP_METRIC: module.last_loss}, step=module.tokens_seen)
+            logger.save()
         log.info(f"stage {plan.stage} finished: {mark_final(stage_dir)}")
