@@ -62,11 +62,12 @@ class AnswerCache:
         return self._answers.get(key)
 
     def _open(self) -> IO[bytes]:
-        if self._file is None:
-            n = len(list(self.directory.glob("answers-*.jsonl")))
-            while (path := self.directory / f"answers-{n:05d}.jsonl").exists():
+        n = len(list(self.directory.glob("answers-*.jsonl")))
+        while self._file is None:
+            try:  # exclusive creation: two runs starting at once never share a file
+                self._file = open(self.directory / f"answers-{n:05d}.jsonl", "xb")
+            except FileExistsError:
                 n += 1
-            self._file = open(path, "xb")
         return self._file
 
     def put(self, key: str, completion: Completion) -> dict:
