@@ -7,6 +7,7 @@ from omegaconf import OmegaConf
 
 from conftest import CONF_DIR, SMALL_DATA_OVERRIDES, compose_config
 from minimath.config import batch_tokens, quote_numeric_choices
+from minimath.runs import variant_suffix
 from minimath.training import accumulation_steps, build_model_config, build_tokenizer, micro_batch_size, world_size
 
 GROUPS = ["model", "stage", "batch", "hardware", "data", "scheduler", "logger", "callbacks"]
@@ -143,4 +144,5 @@ def test_run_directories_come_from_the_run_layout(tmp_path):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         branch = compose(config_name="config", overrides=quote_numeric_choices(
             ["stage=4", "scheduler=wsd", "scheduler.decay_from=/x/step0000400.ckpt"]), return_hydra_config=True)
-    assert branch.hydra.run.dir == "outputs/nano-embedded/stage4-bs2.5K-decay-step0000400"
+    wsd = variant_suffix(["scheduler=wsd"])  # the settings differ from the default run's; the branch is named
+    assert wsd and branch.hydra.run.dir == f"outputs/nano-embedded/stage4-bs2.5K{wsd}-decay-step0000400"

@@ -190,8 +190,6 @@ def test_a_resumed_checkpoint_is_read_once(tmp_path, monkeypatch):
     reads = []
     real = checkpoint.load_checkpoint
     monkeypatch.setattr(checkpoint, "load_checkpoint", lambda p: reads.append(p) or real(p))
-    import minimath.runs
-    monkeypatch.setattr(minimath.runs, "load_checkpoint", checkpoint.load_checkpoint)
     start = stage_start(tmp_path, 2, "auto", "auto")
     assert start.kind == "resume" and start.meta.global_step == 3 and start.meta.tokens_seen == 96
     io = AtomicCheckpointIO(preloaded={start.path: start.checkpoint})

@@ -53,8 +53,9 @@ RESULT_KEYS = ("stage.id", "seed", "model", "data", "batch.tokens_per_step", "op
                "hardware.precision", "trainer", "init_from", "init_optimizer", "callbacks.stability.spike_action")
 NOT_RESULT_KEYS = ("data.dir", "data.workers", "train.compile", "train.loss_chunk_bytes",
                    "trainer.log_every_n_steps", "trainer.enable_progress_bar", "trainer.enable_model_summary")
-# Group choices the directory names already say (run_name: model and data; the stage directory: stage and batch).
-NAMED_GROUPS = ("model", "data", "stage", "batch")
+# What the directory names already say (run_name: the model and data choices; the stage directory: the stage and
+# batch choices, and a decay branch's checkpoint).
+NAMED_IN_PATH = ("model", "data", "stage", "batch", "scheduler.decay_from")
 
 
 def _covered(key: str, keys: tuple[str, ...]) -> bool:
@@ -131,7 +132,7 @@ def result_overrides(overrides: list[str]) -> list[str]:
     kept = []
     for override in overrides:
         key = override.lstrip("+~").split("=", 1)[0]
-        if key not in NAMED_GROUPS and determines_result(key):
+        if key not in NAMED_IN_PATH and determines_result(key):
             kept.append(override)
     return sorted(kept)
 
