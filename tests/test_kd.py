@@ -176,3 +176,20 @@ def test_pairs_join_another_data_configs_stage_as_text(tmp_path):
     run(cfg)
     assert set(scalars(tmp_path / "run" / "tb", "train_source/kd_text")) <= {128, 256}
     assert scalars(tmp_path / "run" / "tb", "train_source/kd_text")
+
+
+def test_a_stage_initialised_from_a_checkpoint_of_other_data_keeps_its_vocabulary(tmp_path):
+    write_pairs(tmp_path / "pairs.jsonl", 120)
+    first = tmp_path / "first"
+    run(compose_config(kd_overrides(tmp_path, tmp_path / "pairs.jsonl", "train.max_tokens=128"), first))
+    final = load_checkpoint(first / "checkpoints" / "final.ckpt")
+    other = tmp_path / "other.jsonl"  # new words: ids the first run's compact vocabulary does not hold
+    other.write_text("".join(json.dumps({"input": f"## Question\nHow many apples are {a} crates of twelve?\n"
+                                                  f"## Solution\n", "output": f"12 × {a} = {12 * a}. The answer is "
+                                                                             f"{12 * a}."}) + "\n" for a in range(2, 60)))
+    second = tmp_path / "second"
+    run(compose_config(kd_overrides(tmp_path, other, f"init_from={first / 'checkpoints' / 'final.ckpt'}",
+                                    "train.max_tokens=128"), second))
+    trained = load_checkpoint(second / "checkpoints" / "final.ckpt")
+    assert trained["hyper_parameters"]["tokenizer"] == final["hyper_parameters"]["tokenizer"]
+    assert "apples" not in get_tokenizer("qwen").decode(final["hyper_parameters"]["tokenizer"]["kept_ids"])

@@ -8,15 +8,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import hydra
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from minimath import log
 from minimath.data.prepare import prepare
 from minimath.errors import Interrupted, UserError
 from minimath.hardware import resolve_precision
-from minimath.runs import (ALL_STAGES, LAST, Fingerprint, check_fingerprint, checkpoint_dir, command_line_overrides,
-                           mark_final, stage_config, stage_lock, stage_start)
-from minimath.tokenizer import CompactTokenizer, TokenizerLike, get_tokenizer, padded_vocab_size
+from minimath.runs import (ALL_STAGES, LAST, Fingerprint, StageStart, check_fingerprint, checkpoint_dir,
+                           command_line_overrides, mark_final, stage_config, stage_lock, stage_start)
+from minimath.tokenizer import CompactTokenizer, TokenizerLike, get_tokenizer, padded_vocab_size, tokenizer_from_state
 
 if TYPE_CHECKING:  # torch and Lightning are imported where a run builds with them: `--help` and errors stay fast
     import lightning as L
@@ -72,6 +73,24 @@ def build_tokenizer(model_cfg: DictConfig, manifest: dict | None) -> TokenizerLi
         raise UserError(f"the prepared data was tokenized with {manifest.get('tokenizer')}, the model uses "
                         f"{base.name}: set data.tokenizer to the model's tokenizer and prepare again")
     return CompactTokenizer.keeping(base, used_token_ids(manifest))
+
+
+def start_tokenizer(model_cfg: DictConfig, manifest: dict, start: StageStart) -> TokenizerLike:
+    """The run's vocabulary. A stage that starts from a checkpoint (init, resume, branch) keeps that checkpoint's
+    compact vocabulary, because its embedding rows mean those ids: a stage-4 run on data with new text (synthesized
+    problems) starts from the default stage-3 model as it is, and tokens outside its vocabulary read as the unknown
+    id, counted here."""
+    built = build_tokenizer(model_cfg, manifest)
+    state = start.checkpoint["hyper_parameters"].get("tokenizer") if start.checkpoint is not None else None
+    if not isinstance(built, CompactTokenizer) or not isinstance(state, dict) or "kept_ids" not in state:
+        return built
+    inherited = tokenizer_from_state(state)
+    if np.array_equal(inherited.kept_ids, built.kept_ids):
+        return built
+    outside = used_token_ids(manifest) - set(inherited.kept_ids.tolist())
+    log.info(f"  vocabulary: {start.path}'s ({inherited.vocab_size:,} ids); {len(outside):,} token ids of the "
+             f"prepared data are outside it and read as its unknown id")
+    return inherited
 
 
 def build_datamodule(cfg: DictConfig, manifest: dict, tokenizer: TokenizerLike) -> MixtureDataModule:
@@ -305,7 +324,7 @@ def train(cfg: DictConfig, plan: RunPlan, stage_dir: Path) -> None:
                  f"({plan.tokens:,} tokens)")
         return
     manifest = prepare(cfg.data, log=log.info)
-    tokenizer = build_tokenizer(cfg.model, manifest)
+    tokenizer = start_tokenizer(cfg.model, manifest, start)
     model_config = build_model_config(cfg.model, tokenizer)
     datamodule = build_datamodule(cfg, manifest, tokenizer)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
