@@ -15,7 +15,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from minimath.config import CONF_DIR
+from minimath.config import CONF_DIR, run_entry_point
 from minimath.errors import UserError, exit_on_user_error
 
 
@@ -134,4 +134,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_entry_point(main, "synthesize")
