@@ -33,7 +33,7 @@ def provenance_lines(manifest: dict, spec: DictConfig) -> list[str]:
     lines = []
     for entry in spec.mix:
         for p in manifest["sources"].get(str(entry.get("source")), {}).get("provenance", []):
-            stand_in = " (a programmatic stand-in for a teacher model)" if p["stand_in"] else ""
+            stand_in = " [stand-in teacher]" if p["stand_in"] else ""
             lines.append(f"- `{entry.source}`: synthesized by {p['teacher']}{stand_in}, prompts `{p['prompts']}`, "
                          f"{p['examples']:,} verified examples of {p['requests']:,} requests ({p['manifest']})")
     return [""] + lines if lines else []
