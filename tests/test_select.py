@@ -71,6 +71,7 @@ def test_select_writes_a_ranking_a_selection_synthesize_reads_a_histogram_and_a_
     assert all(a["score_mean"] >= b["score_mean"] for a, b in zip(rows, rows[1:]))
     assert all(-1 <= r["score_mean"] <= r["score_max"] <= 1 for r in rows)
     assert (out / "histogram.png").read_bytes()[:4] == b"\x89PNG"
+    assert manifest["seed"] == 1234 and manifest["projection_seed"] == 0 and manifest["d"] == 32
     assert manifest["subset"] == "lora:2" and manifest["subset_parameters"] == 2 * 2 * (32 + 16 + 16 + 32 + 64 + 32 + 64)
     assert manifest["checkpoint"]["sha256"] and manifest["candidates"]["texts"] == 12 and manifest["selected"] == 3
     assert 0 < manifest["unknown_token_rate"] < 1 and manifest["features"] == {

@@ -271,7 +271,11 @@ class FeatureExtractor:
     def features(self, examples: Sequence[Sequence[int]]) -> torch.Tensor:
         """(len(examples), d) unit-norm features of token sequences (as `encode_examples` returns them)."""
         ids, targets = batch_tensors(examples, self.spec.max_len)
-        grads = self.gradients(ids, targets)
+        return self.project(self.gradients(ids, targets), len(examples))
+
+    def project(self, grads: dict[str, torch.Tensor], batch: int) -> torch.Tensor:
+        """(batch, d) unit-norm features of per-example gradients {name: (batch, *shape)} (consumed: each is freed
+        once projected)."""
 
         def pieces():
             for name in self.subset.names:
@@ -280,7 +284,7 @@ class FeatureExtractor:
                     g = g / self.denominators[name]
                 yield self.subset.view(name, g)
 
-        projected = self.projection.project(pieces(), len(examples))
+        projected = self.projection.project(pieces(), batch)
         return projected / projected.norm(dim=1, keepdim=True).clamp(min=1e-12)
 
 

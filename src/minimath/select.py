@@ -146,7 +146,8 @@ def influence_scores(cfg: DictConfig, candidates: list[str], reference: list[str
         raise Interrupted(f"{len(cache):,} features are cached in {cache.dir}: rerun the same command to compute "
                           f"only the rest") from None
     mean, best = cosine_scores(features[len(reference):], features[:len(reference)])
-    info = {"checkpoint": {"path": str(path), "sha256": sha}, **vars(spec), "subset_parameters": extractor.subset.dim,
+    settings = {("projection_seed" if k == "seed" else k): v for k, v in vars(spec).items()}  # as conf/select.yaml
+    info = {"checkpoint": {"path": str(path), "sha256": sha}, **settings, "subset_parameters": extractor.subset.dim,
             "model_parameters": sum(p.numel() for p in model.parameters()),
             "features": {"computed": computed, "cached": len(set(hashes)) - computed, "cache": str(cache.dir)},
             "tokens": tokens, "unknown_tokens": unknown, "unknown_token_rate": unknown / max(tokens, 1),
