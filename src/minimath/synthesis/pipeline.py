@@ -74,7 +74,8 @@ def read_seed_texts(source, max_texts: int | None, max_chars: int, selection: se
         if not text:
             skipped.add("empty text", where)
             continue
-        if selection is not None and where not in selection and text_hash(text) not in selection:
+        named = {where, text_hash(text), text_hash(text[:max_chars])}  # by id, or the text's hash (as read or cut)
+        if selection is not None and not named & selection:
             continue
         truncated = len(text) > max_chars
         if truncated and on_truncate == "skip":
