@@ -95,3 +95,14 @@ def make_teacher():
     from minimath.synthesis.teachers.openai_teacher import OpenAITeacher
 
     return lambda base_url, **settings: OpenAITeacher(base_url=base_url, **{**FAST_TEACHER, **settings})
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models gain nothing from a second thread, and on a shared 2-core machine its spin-waits cost 100×."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

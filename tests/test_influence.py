@@ -16,13 +16,7 @@ from minimath.influence import (ChunkedProjection, FeatureCache, FeatureExtracto
 from minimath.model import Transformer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a shared 2-core machine its spin-waits cost 100×."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread (see tests/conftest.py)
 
 
 @pytest.fixture

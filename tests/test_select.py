@@ -24,13 +24,7 @@ from minimath.synthesize import build
 from minimath.tokenizer import CompactTokenizer, get_tokenizer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a shared 2-core machine its spin-waits cost 100×."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread (see tests/conftest.py)
 
 
 @pytest.fixture
