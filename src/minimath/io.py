@@ -36,6 +36,11 @@ def atomic_write_json(path: Path, obj) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
+def jsonl_bytes(rows) -> bytes:
+    """Records as JSON lines (keys sorted, UTF-8 kept as is): the bytes depend on the records alone."""
+    return "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows).encode("utf-8")
+
+
 def atomic_publish(source: Path, target: Path) -> Path:
     """Make `target` hold `source`'s content under a new name (a hard link, or a copy where links are not allowed),
     appearing at once through an atomic rename; `source` stays."""

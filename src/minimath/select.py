@@ -177,7 +177,7 @@ def write_histogram(path: Path, scores: np.ndarray, cut: float, label: str) -> N
 def select(cfg: DictConfig) -> dict:
     """Score, rank and select; writes the outputs and returns the manifest."""
     from minimath.io import atomic_write_bytes, atomic_write_json
-    from minimath.synthesis.pipeline import _jsonl
+    from minimath.io import jsonl_bytes
     from minimath.synthesis.records import text_hash
 
     start = time.perf_counter()
@@ -202,8 +202,8 @@ def select(cfg: DictConfig) -> dict:
              "score_mean": round(float(mean[i]), 6), "score_max": round(float(best[i]), 6), "rank": r + 1,
              "source": source} for r, i in enumerate(order)]
     out = Path(str(cfg.out))
-    atomic_write_bytes(out / "ranking.jsonl", _jsonl(rows))
-    atomic_write_bytes(out / "selected.jsonl", _jsonl({"id": r["id"], "text_hash": r["text_hash"], "rank": r["rank"],
+    atomic_write_bytes(out / "ranking.jsonl", jsonl_bytes(rows))
+    atomic_write_bytes(out / "selected.jsonl", jsonl_bytes({"id": r["id"], "text_hash": r["text_hash"], "rank": r["rank"],
                                                        f"score_{rank_by}": r[f"score_{rank_by}"]} for r in rows[:k]))
     write_histogram(out / "histogram.png", key, float(key[order[k - 1]]),
                     f"{method} score ({rank_by} over {len(reference)} reference texts)")

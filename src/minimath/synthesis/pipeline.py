@@ -21,12 +21,12 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
 from minimath.errors import Interrupted, UserError
-from minimath.io import atomic_write, atomic_write_json
+from minimath.io import atomic_write, jsonl_bytes
 from minimath.synthesis.progress import SynthesisProgress
-from minimath.synthesis.records import Completion, Example, Request, Sampling, Teacher, text_hash
+from minimath.synthesis.records import Example, Request, Sampling, Teacher, text_hash
 from minimath.synthesis.store import AnswerCache
 
 MANIFEST_VERSION = 1
@@ -175,17 +175,13 @@ def ask_teacher(teacher: Teacher, requests: list[Request], cache: AnswerCache, u
     return dict(cost)
 
 
-def _jsonl(rows: Iterable[dict]) -> bytes:
-    return "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows).encode("utf-8")
-
-
 def write_shards(directory: Path, rows: list[dict], shard_size: int) -> list[dict]:
     """Rows as `part-<n>.jsonl` shards (each written atomically), described by file, rows and sha256; shards of an
     earlier run that this one does not write are removed."""
     directory.mkdir(parents=True, exist_ok=True)
     described, names = [], set()
     for n, start in enumerate(range(0, max(len(rows), 1), shard_size)):
-        data = _jsonl(rows[start:start + shard_size])
+        data = jsonl_bytes(rows[start:start + shard_size])
         name = f"part-{n:05d}.jsonl"
         atomic_write(directory / name, lambda f, d=data: f.write(d))
         names.add(name)

@@ -21,14 +21,13 @@ import random
 import re
 import time
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Callable, Iterable, Iterator, Mapping
 
 from omegaconf import DictConfig
 
 from minimath.data.synth.arithmetic import ArithmeticSource
 from minimath.data.synth.base import draw_in_split
-from minimath.data.synth.expression import BinOp, Expr, Neg, Num, parse_equation, parse_expression, render, worked_steps
+from minimath.data.synth.expression import Expr, Neg, Num, parse_equation, parse_expression, render, worked_steps
 from minimath.data.synth.word_problems import WordProblemSource
 from minimath.numbers import format_number
 from minimath.synthesis.prompts import PromptSet, PromptTemplate, seed_text
