@@ -63,6 +63,14 @@ def cpu_name() -> str:
                 platform.processor())
 
 
+def git_commit() -> str:
+    """The commit the experiment ran at, `+dirty` when the working tree had uncommitted changes."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                           text=True).stdout.strip()
+    return head + ("+dirty" if dirty else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", required=True)
@@ -80,7 +88,7 @@ def main() -> None:
     planted = draw(equations, args.half, "planted")
     related = np.array([1] * args.half + [0] * args.half)
     results = {"question": "precision@k (k = half) of planted target-task texts among candidates",
-               "checkpoint": args.ckpt, "cpu": cpu_name(), "precision": "fp32", "threads": torch.get_num_threads(),
+               "checkpoint": args.ckpt, "commit": git_commit(), "cpu": cpu_name(), "precision": "fp32", "threads": torch.get_num_threads(),
                "settings": {"half": args.half, "reference": args.reference, "d": args.d, "max_len": args.max_len,
                             "subset": "all", "projection": "rademacher"}, "runs": []}
     for seed in args.seeds:
