@@ -68,8 +68,8 @@ def synthesize(cfg: DictConfig) -> dict:
     progress = SynthesisProgress(len(requests), sum(k in cache for k in keys), float(cfg.progress_every_seconds))
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
-        cost = pipeline.ask_teacher(teacher, requests, cache, int(cfg.teacher.unit), bool(cfg.teacher.resend_unit),
-                                    progress)
+        cost = pipeline.ask_teacher(teacher, requests, keys, cache, int(cfg.teacher.unit),
+                                    bool(cfg.teacher.resend_unit), progress)
     finally:
         signal.signal(signal.SIGTERM, previous)
         cache.close()

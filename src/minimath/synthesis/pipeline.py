@@ -127,7 +127,7 @@ def build_requests(texts: list[SeedText], prompt_set, choose, render: Callable, 
     return requests
 
 
-def units(requests: list[Request], size: int) -> list[list[Request]]:
+def units(requests: list, size: int) -> list[list]:
     """Fixed groups of consecutive requests: a local teacher answers a unit as one batch, and a resumed run sends
     the same unit again, so batch composition (and with it every answer) is the same as in an uninterrupted run."""
     return [requests[i:i + size] for i in range(0, len(requests), size)]
@@ -138,18 +138,19 @@ def to_send(group: list[Request], keys: list[str], cache: AnswerCache, resend_un
     return (group if resend_unit else missing) if missing else []
 
 
-def ask_teacher(teacher: Teacher, requests: list[Request], cache: AnswerCache, unit_size: int, resend_unit: bool,
-                progress: SynthesisProgress) -> dict:
-    """Send every request without a cached answer; answers are cached as they arrive. Returns this run's cost."""
+def ask_teacher(teacher: Teacher, requests: list[Request], keys: list[str], cache: AnswerCache, unit_size: int,
+                resend_unit: bool, progress: SynthesisProgress) -> dict:
+    """Send every request without a cached answer (`keys`: each request's cache key); answers are cached as they
+    arrive. Returns this run's cost."""
     cost = Counter()
-    keyed = {id(r): r.cache_key(teacher.backend, teacher.model) for r in requests}
+    key_of = dict(zip(requests, keys))
     try:
-        for group in units(requests, unit_size):
-            send = to_send(group, [keyed[id(r)] for r in group], cache, resend_unit)
+        for group, group_keys in zip(units(requests, unit_size), units(keys, unit_size)):
+            send = to_send(group, group_keys, cache, resend_unit)
             if not send:
                 continue
             for completion in teacher.complete(send):
-                key = completion.request.cache_key(teacher.backend, teacher.model)
+                key = key_of[completion.request]
                 cost["calls"] += 1
                 if not completion.ok:
                     cost[f"failed: {completion.failure}"] += 1
