@@ -32,6 +32,12 @@ QUIET_WARNINGS = (r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",)
 QUIET_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning_fabric", "pytorch_lightning")
 
 
+def to_loggers(loggers, metrics: dict[str, float], step: int) -> None:
+    """Metrics to every logger of a run (`trainer.loggers`), at `step`: tokens seen, the axis every curve shares."""
+    for sink in loggers:
+        sink.log_metrics(metrics, step=step)
+
+
 def to_files(message: str) -> None:
     """Write a line into the run's log files only (`train.log`): for a line the entry point prints to stderr."""
     record = logger.makeRecord(logger.name, logging.INFO, __file__, 0, message, None, None)
