@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from minimath.data.formatters import SkipRecord, get_formatter
-from minimath.errors import UserError
+from minimath.errors import UserError, first_line
 from minimath.jsonio import JsonRecordError, json_records
 
 
@@ -89,9 +89,8 @@ class HubSource:
             dataset = datasets.load_dataset(self.path, name=self.config_name, split=self.split,
                                             data_files=self.data_files, streaming=self.streaming)
         except Exception as err:  # datasets raises many types (network, missing files, bad config)
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise UserError(f"source {self.name}: cannot load {self.path!r} ({first}); prepare offline sources "
-                            f"from local files (path=json, data_files=...)") from None
+            raise UserError(f"source {self.name}: cannot load {self.path!r} ({first_line(err)}); prepare offline "
+                            f"sources from local files (path=json, data_files=...)") from None
         for i, record in enumerate(dataset):
             if self.max_documents is not None and stats.kept >= self.max_documents:
                 return
