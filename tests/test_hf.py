@@ -17,7 +17,7 @@ from minimath.config import CONF_DIR
 from minimath.errors import UserError
 from minimath.eval.generation import GenerationConfig, generate, load_for_inference
 from minimath.export import export
-from minimath.hf import from_hf, hf_checkpoint, hf_tokenizer_json, to_halves, to_pairs
+from minimath.hf import from_hf, hf_checkpoint, hf_tokenizer_json, permute_rotary
 from minimath.lit_module import module_hparams
 from minimath.model import ModelConfig, Transformer
 from minimath.tokenizer import CompactTokenizer, get_tokenizer
@@ -108,8 +108,10 @@ def test_compact_tokenizer_keeps_our_ids(qwen, corpus):
 
 def test_rotary_permutation_round_trips_and_preserves_scores():
     w = torch.randn(4 * 8, 5)
-    assert torch.equal(to_pairs(to_halves(w, 4), 4), w)
-    assert not torch.equal(to_halves(w, 4), w)
+    assert torch.equal(permute_rotary(permute_rotary(w, 4, to_hf=True), 4, to_hf=False), w)
+    assert not torch.equal(permute_rotary(w, 4, to_hf=True), w)
+    gains = torch.randn(8)  # a QK-norm weight: one head's dimensions
+    assert torch.equal(permute_rotary(permute_rotary(gains, 1, to_hf=True), 1, to_hf=False), gains)
 
 
 def random_checkpoint(tmp_path, tokenizer, name="m", **kw):

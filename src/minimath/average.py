@@ -17,11 +17,8 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from minimath.checkpoint import AtomicCheckpointIO, load_checkpoint
+from minimath.checkpoint import AtomicCheckpointIO, load_checkpoint, without_training_state
 from minimath.errors import UserError, exit_on_user_error
-
-KEPT = ("state_dict", "hyper_parameters", "stage", "tokens_seen", "tokens_per_step", "last_loss", "global_step",
-        "epoch", "pytorch-lightning_version")
 
 
 def average_weights(count: int, ema: float | None) -> list[float]:
@@ -49,7 +46,7 @@ def average_checkpoints(paths: list[Path], ema: float | None = None) -> dict:
             raise UserError(f"average: {path} has another architecture than {paths[-1]} (keys or shapes differ)")
         for k, v in state.items():
             sums[k].add_(v.float(), alpha=weight)
-    out = {k: newest[k] for k in KEPT if k in newest}
+    out = without_training_state(newest)
     out["state_dict"] = {k: sums[k].to(reference[k].dtype) for k in reference}
     out["averaged_from"] = {"checkpoints": [str(p) for p in paths], "weights": weights, "ema": ema}
     return out

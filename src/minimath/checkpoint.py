@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import pickle
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -15,12 +15,14 @@ from torch import nn
 
 from minimath.errors import UserError, first_line
 from minimath.io import atomic_write
+from minimath.model import ModelConfig
 
 
 @dataclass(frozen=True)
 class CheckpointMeta:
     """What a checkpoint says about the run that wrote it, beside its weights and optimizer state. The only place
-    that knows the keys: `MiniMathModule` writes them through `into`, everything else reads them through `of`."""
+    that knows the keys: `MiniMathModule` writes them through `into`, everything else reads them through `of`
+    (`KEYS`: every top-level key `of` reads; `global_step` is Lightning's own)."""
 
     stage: int | None = None
     tokens_seen: int = 0         # input positions consumed by optimizer steps, all ranks, carried across stages
@@ -31,6 +33,7 @@ class CheckpointMeta:
     heldout: dict = field(default_factory=dict)  # the data's held-out generator configs (hyper-parameters)
 
     WRITTEN = ("stage", "tokens_seen", "tokens_per_step", "last_loss", "stage_start_tokens")
+    KEYS = WRITTEN + ("global_step",)
 
     @classmethod
     def of(cls, ckpt: dict) -> "CheckpointMeta":
@@ -44,6 +47,24 @@ class CheckpointMeta:
 
     def into(self, checkpoint: dict) -> None:
         checkpoint.update({key: getattr(self, key) for key in self.WRITTEN})
+
+
+MODEL_KEYS = ("state_dict", "hyper_parameters")  # the weights, and the arguments that rebuild the model
+LIGHTNING_KEYS = ("epoch", "pytorch-lightning_version")  # Lightning's stamp, beside its global_step
+# a checkpoint without its training state (optimizer moments, loops, callbacks): weights to evaluate or start from
+WEIGHTS_KEYS = MODEL_KEYS + CheckpointMeta.KEYS + LIGHTNING_KEYS
+
+
+def without_training_state(ckpt: dict) -> dict:
+    return {key: ckpt[key] for key in WEIGHTS_KEYS if key in ckpt}
+
+
+def weights_checkpoint(cfg: ModelConfig, state: dict[str, torch.Tensor]) -> dict:
+    """A checkpoint dict of weights alone (our model's state dict, the inverse of `model_state`), as a stage starts
+    from it: no training state, the metadata of a run that has not begun."""
+    ckpt = {"state_dict": {f"model.{k}": v for k, v in state.items()}, "hyper_parameters": {"model": asdict(cfg)}}
+    CheckpointMeta().into(ckpt)
+    return ckpt
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -79,7 +100,7 @@ def load_checkpoint(path: str | Path) -> dict:
         # torch's own message goes on to suggest weights_only=False, which would run arbitrary code: not passed on
         reason = "not a zip archive" if "zip" in first_line(err).lower() else type(err).__name__
         raise UserError(f"checkpoint {path} is truncated or not a MiniMATH checkpoint ({reason})") from None
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
+    if not isinstance(ckpt, dict) or any(key not in ckpt for key in MODEL_KEYS):
         raise UserError(f"{path} is not a MiniMATH Lightning checkpoint (no state_dict/hyper_parameters)")
     return ckpt
 
@@ -106,16 +127,21 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) 
     model.load_state_dict(state)
 
 
-ARCHITECTURE_FIELDS = ("n_layer", "n_head", "n_kv_head", "n_embd", "ffn_hidden", "rope_theta", "norm_eps", "qk_norm",
-                       "vocab_size")
+# ModelConfig fields that may differ between a checkpoint and the model it initialises (init_from): the init's, as the
+# weights are loaded over it, and max_seq_len, as RoPE extends. Every other field is architecture.
+MAY_DIFFER = frozenset({"init_std", "init_residual", "max_seq_len"})
+ARCHITECTURE_FIELDS = tuple(f.name for f in fields(ModelConfig) if f.name not in MAY_DIFFER)
+# µP's constants change what the weights compute only under µP (`mup`, checked before them, must agree)
+MUP_CONSTANTS = frozenset({"mup_base_width", "mup_scale_emb", "mup_scale_depth"})
 
 
-def check_architecture(ours, checkpoint: dict, source: str) -> None:
-    """A checkpoint whose model differs from ours (`ours`: a ModelConfig) in an architecture field — one that changes
-    what the weights compute — is a one-line UserError naming the field; max_seq_len may differ (RoPE extends), and
-    shapes are `load_weights`'s to check."""
+def check_architecture(ours: ModelConfig, checkpoint: dict, source: str) -> None:
+    """A checkpoint whose model differs from ours in an architecture field — one that changes what the weights
+    compute — is a one-line UserError naming the field; shapes are `load_weights`'s to check."""
     theirs = checkpoint.get("hyper_parameters", {}).get("model", {})
     for name in ARCHITECTURE_FIELDS:
+        if name in MUP_CONSTANTS and not ours.mup:
+            continue
         if name in theirs and theirs[name] != getattr(ours, name):
             raise UserError(f"{source} was trained with a different architecture ({name} is {theirs[name]} there, "
                             f"{getattr(ours, name)} here): select the model= preset (and vocabulary) it was trained "

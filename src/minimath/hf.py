@@ -5,7 +5,7 @@ weights to start a stage from (`init_from=hf:DIR`).
 **Weights.** Our blocks are Llama's: RMSNorm pre-norm, SwiGLU (`w1` = gate_proj, `w3` = up_proj, `w2` =
 down_proj), no biases, tied embeddings. One difference is the rotary layout: we rotate interleaved pairs
 (x[2i], x[2i+1]) as llama2.c and Meta's release do, transformers rotates the two halves of each head; the q/k rows
-of every head are permuted between the two (`to_halves` / `to_pairs`), which leaves q·k, and so the logits,
+of every head are permuted between the two (`permute_rotary`), which leaves q·k, and so the logits,
 unchanged (QK-norm gains are permuted with them). µP's multipliers are folded into weights: the embedding scale
 into `embed_tokens`, the residual multiplier into `o_proj` and `down_proj`, the logit multiplier 1/m into
 `lm_head`; a µP model is therefore exported untied (embed_tokens = E·scale_emb, lm_head = E/m), and only a model
@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from minimath.checkpoint import weights_checkpoint
 from minimath.errors import UserError
 from minimath.model import ModelConfig, Transformer
 from minimath.tokenizer import UNK_TEXT, CompactTokenizer, Tokenizer, TokenizerLike
@@ -45,18 +46,19 @@ CHAT_TEMPLATE = ("{% for message in messages %}<|im_start|>{{ message['role'] }}
 
 # ---------------------------------------------------------------------------------------------------- weights
 
-def to_halves(w: torch.Tensor, n_heads: int) -> torch.Tensor:
-    """Rows of q/k projections (n_heads·d, …) from interleaved-pair rotary order to transformers' half order."""
-    rows = w.shape[0]
-    d = rows // n_heads
-    return w.reshape(n_heads, d // 2, 2, *w.shape[1:]).transpose(1, 2).reshape(rows, *w.shape[1:])
+def permute_rotary(w: torch.Tensor, n_heads: int, to_hf: bool) -> torch.Tensor:
+    """Rows of a q/k projection (n_heads·d, …) from our interleaved-pair rotary order to transformers' half order
+    (`to_hf`), or back: each head's rows viewed as a (d/2, 2) grid, or a (2, d/2) one, and transposed."""
+    d = w.shape[0] // n_heads
+    grid = (d // 2, 2) if to_hf else (2, d // 2)
+    return w.reshape(n_heads, *grid, *w.shape[1:]).transpose(1, 2).reshape(w.shape)
 
 
-def to_pairs(w: torch.Tensor, n_heads: int) -> torch.Tensor:
-    """The inverse of `to_halves`."""
-    rows = w.shape[0]
-    d = rows // n_heads
-    return w.reshape(n_heads, 2, d // 2, *w.shape[1:]).transpose(1, 2).reshape(rows, *w.shape[1:])
+def rotary_heads(cfg: ModelConfig, name: str) -> int | None:
+    """How many heads' rows weight `name` (of a layer) holds in rotary order; None for a weight RoPE does not touch
+    (the QK-norm gains act on one head's dimensions, so they are permuted with the rows)."""
+    return {"attention.wq.weight": cfg.n_head, "attention.wk.weight": cfg.n_kv_head,
+            "attention.q_norm.weight": 1, "attention.k_norm.weight": 1}.get(name)
 
 
 LAYER_NAMES = {  # ours -> transformers, within layer i
@@ -107,10 +109,8 @@ def to_hf_state(model: Transformer, extra_rows: int = 0, unk_row: int | None = N
             if key not in ours:
                 continue
             w = ours[key]
-            if name in ("attention.wq.weight", "attention.wk.weight"):
-                w = to_halves(w, cfg.n_head if "wq" in name else cfg.n_kv_head)
-            elif name in ("attention.q_norm.weight", "attention.k_norm.weight"):
-                w = to_halves(w, 1)
+            if n_heads := rotary_heads(cfg, name):
+                w = permute_rotary(w, n_heads, to_hf=True)
             elif name in RESIDUAL_OUTPUTS and cfg.mup:
                 w = w * cfg.residual_scale
             out[f"model.layers.{i}.{hf_name}"] = w
@@ -170,10 +170,8 @@ def from_hf(directory: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
             raise UserError(f"init_from=hf:{directory}: weight {key} has no place in our architecture")
         name = inverse[".".join(parts[3:])]
         w = hf_state.pop(key)
-        if name in ("attention.wq.weight", "attention.wk.weight"):
-            w = to_pairs(w, heads if "wq" in name else kv)
-        elif name in ("attention.q_norm.weight", "attention.k_norm.weight"):
-            w = to_pairs(w, 1)
+        if n_heads := rotary_heads(cfg, name):
+            w = permute_rotary(w, n_heads, to_hf=False)
         state[f"layers.{parts[2]}.{name}"] = w
     return cfg, state
 
@@ -289,6 +287,4 @@ def save_hf_tokenizer(tokenizer: TokenizerLike, rows: int, out: Path, max_len: i
 def hf_checkpoint(directory: Path) -> dict:
     """A transformers directory as the checkpoint dict a stage starts from (`init_from=hf:DIR`): its weights under
     `model.`, the architecture it describes, no training state."""
-    cfg, state = from_hf(directory)
-    return {"state_dict": {f"model.{k}": v for k, v in state.items()}, "hyper_parameters": {"model": asdict(cfg)},
-            "tokens_seen": 0, "global_step": 0}
+    return weights_checkpoint(*from_hf(directory))
