@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from minimath.errors import UserError
+from minimath.eval.prompts import protocol_texts
 from minimath.tokenizer import (
-    PROTOCOL_TEXTS, QWEN_NUM_RANKS, QWEN_PADDED_VOCAB, QWEN_SPECIAL_TOKENS, CompactTokenizer, get_tokenizer, padded_vocab_size,
+    QWEN_NUM_RANKS, QWEN_PADDED_VOCAB, QWEN_SPECIAL_TOKENS, CompactTokenizer, get_tokenizer, padded_vocab_size,
     tokenizer_from_state,
 )
 
@@ -105,7 +106,7 @@ def test_compact_round_trip_and_density(qwen):
         ids = tok.encode(text)
         assert tok.decode(ids) == text
         assert max(ids) < tok.unk_id
-    used = {i for text in CORPUS + list(PROTOCOL_TEXTS) for i in qwen.encode(text)}
+    used = {i for text in CORPUS + list(protocol_texts()) for i in qwen.encode(text)}
     assert tok.vocab_size == len(used | set(qwen.special_ids)) + 1  # the corpus, the protocols' tokens, specials, unk
     assert tok.decode([tok.eot_id]) == "<|endoftext|>"
 

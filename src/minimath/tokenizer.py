@@ -30,15 +30,6 @@ QWEN_SHA256 = "b2b1b8dfb5cc5f024bafc373121c6aba3f66f9a5a0269e243470a1de16a33186"
 # Qwen pads its embedding matrix to this many rows (a multiple of 128); MiniMATH's 1.5B model does the same.
 QWEN_PADDED_VOCAB = 151_936
 UNK_TEXT = "\N{REPLACEMENT CHARACTER}"
-# What the evaluation protocols write or score, so a compact vocabulary can always express it: the answer letters
-# with and without a leading space (multiple choice is scored by their log-likelihood), digits and arithmetic signs,
-# the answer markers and the prompt scaffolding of both protocols (see `eval/prompts.py`).
-PROTOCOL_TEXTS = (
-    "A", "B", "C", "D", " A", " B", " C", " D", "0123456789", " 0 1 2 3 4 5 6 7 8 9", " ", "\n", "\n\n", ".", ".\n", ".\n\n", ",", "%",
-    "/", "(", ")", "=", "+", "-", "×", "÷", "$", "####", "The answer is", " The answer is", "Answer:", "Question:",
-    "Problem:", "Solution:", "Final Answer:", "\\boxed{", "}", "答：", "答案：", "题目：", "解答：", "。",
-    "<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n",
-)
 
 
 class TokenizerLike(Protocol):
@@ -167,8 +158,11 @@ class CompactTokenizer:
 
     @classmethod
     def keeping(cls, base: Tokenizer, corpus_ids: Iterable[int]) -> "CompactTokenizer":
-        """The vocabulary of a corpus plus every token the evaluation protocols need (`PROTOCOL_TEXTS`)."""
-        return cls(base, set(corpus_ids).union(*(base.encode(text) for text in PROTOCOL_TEXTS)))
+        """The vocabulary of a corpus plus every token the evaluation protocols write or score (the answer letters,
+        digits and signs, answer markers, prompt scaffolding: `eval.prompts.protocol_texts`)."""
+        from minimath.eval.prompts import protocol_texts  # the evaluation builds on this module: imported on use
+
+        return cls(base, set(corpus_ids).union(*(base.encode(text) for text in protocol_texts())))
 
     @classmethod
     def from_corpus(cls, base: Tokenizer, texts: Iterable[str]) -> "CompactTokenizer":

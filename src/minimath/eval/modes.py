@@ -60,7 +60,7 @@ def task_config(cfg: DictConfig, name: str) -> DictConfig:
     is this task."""
     if name == cfg.task.name:
         return cfg.task
-    """conf/task/<name>.yaml, resolved against this run's config (for `${paths.eval_root}`)."""
+    # else conf/task/<name>.yaml, resolved against this run's config (for `${paths.eval_root}`)
     path = CONF_DIR / "task" / f"{name}.yaml"
     if not path.is_file():
         options = sorted(p.stem for p in path.parent.glob("*.yaml"))

@@ -15,16 +15,16 @@ from typing import Sequence
 from minimath.io import atomic_write_bytes, atomic_write_json
 from minimath.errors import UserError
 from minimath.eval.answers import answer_value, extract_answer, extract_choice, math_equal, numbers_equal
+from minimath.eval.benchmarks import BENCHMARKS
+from minimath.eval.documents import LETTERS, Doc, Task
 from minimath.eval.generation import GenerationConfig, generate, loglikelihoods, new_token_budget
 from minimath.eval.prompts import Prompt, build_prompt
-from minimath.eval.tasks import LETTERS, Doc, Task
 from minimath.model import Transformer
 from minimath.tokenizer import TokenizerLike
 
-# The report's table: C-Eval, CMMLU, MMLU, GSM8K, MATH, MATH23K, and the average of the three math columns.
-REPORT_COLUMNS = [("ceval", "C-Eval"), ("cmmlu", "CMMLU"), ("mmlu", "MMLU"), ("gsm8k", "GSM8K"), ("math", "MATH"),
-                  ("math23k", "MATH23K")]
-MATH_COLUMNS = ("gsm8k", "math", "math23k")
+# The report's table (the benchmarks' `column`s, in the registry's order), and the average of its math columns.
+REPORT_COLUMNS = [(b.format, b.column) for b in BENCHMARKS.values() if b.column]
+MATH_COLUMNS = tuple(b.format for b in BENCHMARKS.values() if b.in_math_average)
 
 
 @dataclass

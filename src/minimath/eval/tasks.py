@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import glob
 import json
 import os
 import random
 import socket
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,30 +19,9 @@ from minimath.data.synth.base import DocumentGenerator
 from minimath.data.synth.equations import LinearEquationSource
 from minimath.data.synth.word_problems import WordProblemSource
 from minimath.errors import UserError
+from minimath.eval.benchmarks import BENCHMARKS
+from minimath.eval.documents import Doc, Task
 from minimath.jsonio import JsonRecordError, json_records
-
-LETTERS = ("A", "B", "C", "D")
-
-
-@dataclass
-class Doc:
-    question: str
-    gold: str
-    choices: list[str] = field(default_factory=list)  # multiple choice: the four options, gold is a letter
-    subject: str = ""
-    solution: str = ""  # a worked solution (few-shot exemplars)
-    category: str = ""  # a breakdown of the accuracy (held-out arithmetic: the operator)
-    context: str = ""  # what a training document writes before the problem (held-out arithmetic: its heading)
-
-
-@dataclass
-class Task:
-    name: str
-    kind: str  # numeric | math | choice
-    docs: list[Doc]
-    fewshot: list[Doc] = field(default_factory=list)
-    prompt_style: str = "qa"  # how the standard protocol writes prompts (see prompts.py)
-    fewshot_source: str = "none"  # where the exemplars came from: a path, a hub id, or the project's fixed file
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -97,22 +76,22 @@ def read_records(path: str | Path) -> list[dict]:
     return reader(path)
 
 
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hugging Face hub can be reached (HF_HUB_OFFLINE=1: no), checked once with a short connect, so
-    a missing local file fails at once offline instead of after the hub client's retries."""
-    global _HUB_REACHABLE
+def hub_reachable() -> bool:
+    """Whether the Hugging Face hub can be reached (HF_HUB_OFFLINE=1: no), so a missing local file fails at once
+    offline instead of after the hub client's retries."""
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         return False
-    if _HUB_REACHABLE is None:
-        try:
-            socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
-            _HUB_REACHABLE = True
-        except OSError:
-            _HUB_REACHABLE = False
-    return _HUB_REACHABLE
+    return _hub_connects()
 
 
-_HUB_REACHABLE: bool | None = None
+@functools.cache
+def _hub_connects(timeout: float = 3.0) -> bool:
+    """One short connect to the hub, made once per process."""
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def load_hub(hub: str, config: str | None, split: str) -> list[dict]:
@@ -125,72 +104,9 @@ def load_hub(hub: str, config: str | None, split: str) -> list[dict]:
         raise UserError(f"cannot load {hub} ({first}): set the task's path to a local file") from None
 
 
-def _field(record: dict, name: str, where: str) -> Any:
-    if name not in record:
-        raise UserError(f"{where}: missing field {name!r}")
-    return record[name]
-
-
-def gsm8k_doc(record: dict, where: str) -> Doc:
-    answer = str(_field(record, "answer", where))
-    if "####" not in answer:
-        raise UserError(f"{where}: GSM8K answer has no '#### N'")
-    steps, _, gold = answer.rpartition("####")
-    return Doc(str(_field(record, "question", where)), gold.strip().replace(",", ""), solution=steps.strip())
-
-
-def math23k_doc(record: dict, where: str) -> Doc:
-    from minimath.data.synth.cot import CotError, record_to_cot
-
-    doc = Doc(str(_field(record, "original_text", where)), str(_field(record, "ans", where)))
-    try:
-        doc.solution = record_to_cot(record).split("\n", 1)[1] if record.get("equation") else ""
-    except CotError:
-        doc.solution = ""
-    return doc
-
-
-def math_doc(record: dict, where: str) -> Doc:
-    from minimath.eval.answers import last_boxed
-
-    solution = str(_field(record, "solution", where))
-    gold = record.get("answer") or last_boxed(solution)
-    if gold is None:
-        raise UserError(f"{where}: MATH solution has no \\boxed{{}} answer")
-    return Doc(str(_field(record, "problem", where)), str(gold), solution=solution)
-
-
-def choice_doc(record: dict, where: str) -> Doc:
-    """MMLU/C-Eval/CMMLU rows: question + A–D (columns, or HF `choices` list) + answer letter or index."""
-    rec = {k.lower(): v for k, v in record.items()}
-    if "choices" in rec:
-        choices = list(rec["choices"])
-    else:
-        choices = [str(_field(rec, letter.lower(), where)) for letter in LETTERS]
-    if len(choices) != 4:
-        raise UserError(f"{where}: expected 4 choices, found {len(choices)}")
-    answer = rec.get("answer")
-    gold = LETTERS[int(answer)] if isinstance(answer, int) or str(answer).isdigit() else str(answer).strip().upper()
-    if gold not in LETTERS:
-        raise UserError(f"{where}: answer {answer!r} is not one of A-D")
-    return Doc(str(_field(rec, "question", where)), gold, choices=[str(c) for c in choices],
-               subject=str(rec.get("subject", "")))
-
-
-LOADERS = {"gsm8k": (gsm8k_doc, "numeric", "gsm8k"), "math23k": (math23k_doc, "numeric", "math23k"),
-           "ape210k": (math23k_doc, "numeric", "math23k"), "math": (math_doc, "math", "minerva"),
-           "mmlu": (choice_doc, "choice", "mmlu"), "ceval": (choice_doc, "choice", "ceval"),
-           "cmmlu": (choice_doc, "choice", "cmmlu")}
-RESOURCES = Path(__file__).parent / "resources"
-# The project's own exemplars, written in each dataset's format (as lm-evaluation-harness ships fixed chain-of-thought
-# exemplars): used when a task's few-shot split is not available. Multiple choice has none (its shots are per subject).
-FIXED_FEWSHOT = {"gsm8k": RESOURCES / "fewshot_gsm8k.jsonl", "math23k": RESOURCES / "fewshot_math23k.json",
-                 "ape210k": RESOURCES / "fewshot_math23k.json", "math": RESOURCES / "fewshot_math.jsonl"}
-
-
 def _docs(fmt: str, records: list[dict], source: str, subject: str = "") -> list[Doc]:
-    loader = LOADERS[fmt][0]
-    docs = [loader(r, f"{source}:{r.get('_line', i + 1)}") for i, r in enumerate(records)]
+    load_doc = BENCHMARKS[fmt].load_doc
+    docs = [load_doc(r, f"{source}:{r.get('_line', i + 1)}") for i, r in enumerate(records)]
     for doc in docs:
         doc.subject = doc.subject or subject
     return docs
@@ -215,8 +131,9 @@ def load_public_task(name: str, fmt: str, path: str | None = None, hub: str | No
                      hub_config: str | None = None, split: str = "test", fewshot_path: str | None = None,
                      fewshot_split: str = "train") -> Task:
     """Local files when `path` matches (a glob gives one subject per file), else the hub id (online)."""
-    if fmt not in LOADERS:
-        raise UserError(f"task {name}: unknown format {fmt!r}; choose one of {sorted(LOADERS)}")
+    if fmt not in BENCHMARKS:
+        raise UserError(f"task {name}: unknown format {fmt!r}; choose one of {sorted(BENCHMARKS)}")
+    benchmark = BENCHMARKS[fmt]
     local = bool(path) and bool(glob.glob(path))
     if not local and not hub:
         raise UserError(f"task {name}: evaluation file {path} does not exist (and no hub id is set): put it there, "
@@ -229,12 +146,11 @@ def load_public_task(name: str, fmt: str, path: str | None = None, hub: str | No
         fewshot, source = _local_docs(fmt, fewshot_path), fewshot_path
     elif hub and not local:
         fewshot, source = _docs(fmt, load_hub(hub, hub_config, fewshot_split), hub), f"{hub}:{fewshot_split}"
-    elif fmt in FIXED_FEWSHOT:
-        fewshot, source = _local_docs(fmt, str(FIXED_FEWSHOT[fmt])), f"fixed:{FIXED_FEWSHOT[fmt].name}"
+    elif benchmark.fixed_fewshot is not None:
+        fewshot, source = _local_docs(fmt, str(benchmark.fixed_fewshot)), f"fixed:{benchmark.fixed_fewshot.name}"
     else:
         fewshot, source = [], "none"
-    _, kind, style = LOADERS[fmt]
-    return Task(name, kind, docs, fewshot, prompt_style=style, fewshot_source=source)
+    return Task(name, benchmark.kind, docs, fewshot, prompt_style=benchmark.prompt_style, fewshot_source=source)
 
 
 def heldout_generators(data_cfg: Any) -> dict[str, DocumentGenerator]:
@@ -267,26 +183,27 @@ def heldout_task(name: str, n: int, generator: DocumentGenerator, seed: int = 0)
     source = dataclasses.replace(generator, split="heldout")
     rng = random.Random(f"heldout-{name}-{seed}")
     if name == "arithmetic":
-        def draw(_: int) -> Doc:
+        def arithmetic_line(_: int) -> Doc:
             lang = rng.choice(source.languages)
             question, answer, _, kind, op = source.problem(rng)
             return Doc(f"{question} =", source.answer_text(answer, kind), category=op, context=source.heading(lang))
-        return Task(name, "numeric", _distinct(name, n, draw), prompt_style="line")
+        return Task(name, "numeric", _distinct(name, n, arithmetic_line), prompt_style="line")
     if name == "equations":  # one unknown per item (a system's answer is two numbers)
         single = tuple(f for f in source.forms if f != "system")
         if not single:
             raise UserError("held-out equations: the equations source writes only systems; add a one-unknown form")
         source = dataclasses.replace(source, forms=single)
 
-        def draw(_: int) -> Doc:
+        def one_unknown_equation(_: int) -> Doc:
             solved = source.problem(rng, rng.choice(source.languages))
             return Doc(solved.question, str(solved.answer["x"]))
-        return Task(name, "numeric", _distinct(name, n, draw), prompt_style="equation")
+        return Task(name, "numeric", _distinct(name, n, one_unknown_equation),
+                    prompt_style="equation")
 
-    def draw(i: int) -> Doc:
+    def word_problem(i: int) -> Doc:
         record = source.record(rng, i)
         return Doc(record["original_text"], record["ans"])
-    return Task(name, "numeric", _distinct(name, n, draw), prompt_style="math23k")
+    return Task(name, "numeric", _distinct(name, n, word_problem), prompt_style="math23k")
 
 
 def _distinct(name: str, n: int, draw: Callable[[int], Doc]) -> list[Doc]:

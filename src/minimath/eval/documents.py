@@ -1,0 +1,29 @@
+"""What an evaluation is made of: items with their gold answers (`Doc`), and a set of them with how it is prompted
+and scored (`Task`). Kept apart from the loaders so the benchmark registry and the loaders can both build them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+LETTERS = ("A", "B", "C", "D")
+
+
+@dataclass
+class Doc:
+    question: str
+    gold: str
+    choices: list[str] = field(default_factory=list)  # multiple choice: the four options, gold is a letter
+    subject: str = ""
+    solution: str = ""  # a worked solution (few-shot exemplars)
+    category: str = ""  # a breakdown of the accuracy (held-out arithmetic: the operator)
+    context: str = ""  # what a training document writes before the problem (held-out arithmetic: its heading)
+
+
+@dataclass
+class Task:
+    name: str
+    kind: str  # numeric | math | choice
+    docs: list[Doc]
+    fewshot: list[Doc] = field(default_factory=list)
+    prompt_style: str = "qa"  # how the standard protocol writes prompts (a key of prompts.PROMPT_STYLES)
+    fewshot_source: str = "none"  # where the exemplars came from: a path, a hub id, or the project's fixed file
