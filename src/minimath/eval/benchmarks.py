@@ -66,6 +66,17 @@ def choice_doc(record: dict, where: str) -> Doc:
                subject=str(rec.get("subject", "")))
 
 
+def svamp_doc(record: dict, where: str) -> Doc:
+    """SVAMP (a JSON list, or the hub's rows): the body, then the question, make the problem (a body without a
+    closing period gets one); the equation is an exemplar's solution. The answer is a JSON number (`3.0` is 3)."""
+    body = str(_field(record, "Body", where)).strip()
+    answer = _field(record, "Answer", where)
+    gold = str(int(answer)) if isinstance(answer, float) and answer.is_integer() else str(answer)
+    equation = str(record.get("Equation") or "").strip()
+    return Doc(f"{body if body.endswith('.') else body + '.'} {str(_field(record, 'Question', where)).strip()}",
+               gold, solution=f"{equation} = {gold}" if equation else "")
+
+
 @dataclass(frozen=True)
 class Benchmark:
     format: str  # `format:` in conf/task/<name>.yaml
@@ -89,4 +100,5 @@ BENCHMARKS = {b.format: b for b in (
     Benchmark("math", math_doc, "math", "minerva", RESOURCES / "fewshot_math.jsonl", "MATH", True),
     Benchmark("math23k", math23k_doc, "numeric", "math23k", RESOURCES / "fewshot_math23k.json", "MATH23K", True),
     Benchmark("ape210k", math23k_doc, "numeric", "math23k", RESOURCES / "fewshot_math23k.json"),
+    Benchmark("svamp", svamp_doc, "numeric", "gsm8k"),
 )}
