@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from minimath.callbacks import TrainingMetrics
-from test_lit_module import RecordingLogger, fit, fixed_batches, make_module
+from test_lit_module import RecordingLogger, fixed_batches, make_module
 
 
 class LabelledData(L.LightningDataModule):
@@ -40,7 +40,7 @@ def test_per_source_loss_is_logged_for_each_source(tiny_model_config):
 def test_grad_norm_is_global_when_gradients_are_sharded():
     from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy
 
-    from minimath.callbacks import global_grad_norm, grads_are_sharded
+    from minimath.callbacks.shared import grad_norm, grads_are_sharded
 
     assert grads_are_sharded(FSDPStrategy()) and not grads_are_sharded(DDPStrategy())
     params = [torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(1))]
@@ -51,8 +51,8 @@ def test_grad_norm_is_global_when_gradients_are_sharded():
             assert reduce_op == "sum"
             return tensor + 16.0
 
-    assert global_grad_norm(params[:1], TwoShards()).item() == 5.0
-    assert global_grad_norm(params, DDPStrategy()).item() == 5.0  # a replica already holds every gradient
+    assert grad_norm(params[:1], TwoShards()).item() == 5.0
+    assert grad_norm(params, DDPStrategy()).item() == 5.0  # a replica already holds every gradient
 
 
 def test_mfu_is_logged_with_a_peak_and_skipped_steps_are_not_logged(tiny_model_config):
@@ -97,12 +97,13 @@ def test_progress_counts_optimizer_steps_and_prints_a_plain_line_off_a_terminal(
 def spiking_run(cfg, action: str):
     """30 steps of one batch (the loss falls fast at LR 1e-2), except step 25, a batch never seen: a real spike."""
     from minimath.callbacks import StabilityMonitor
+    from minimath.guards import LossSpikeGuard
 
     torch.manual_seed(0)
-    module = make_module(cfg, lr=1e-2)
+    module = make_module(cfg, lr=1e-2, loss_guard=LossSpikeGuard(k=4.0, window=20, action=action))
     seen, other = fixed_batches(cfg, 1, seed=0), fixed_batches(cfg, 1, seed=7)
     batches = seen * 25 + other + seen * 4
-    monitor = StabilityMonitor(every_n_steps=10, spike_k=4.0, spike_window=20, spike_action=action)
+    monitor = StabilityMonitor(every_n_steps=10)
     weights = {}
 
     class Around25(L.Callback):
@@ -120,11 +121,11 @@ def spiking_run(cfg, action: str):
                         callbacks=[TrainingMetrics(), monitor, Around25()])
     trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
     unchanged = all(torch.equal(a, b) for a, b in zip(weights["before"], weights["after"]))
-    return module, monitor, logger, unchanged
+    return module, module.loss_guard, logger, unchanged
 
 
 def test_stability_monitors_log_their_tags_and_a_spike_is_detected(tiny_model_config):
-    module, monitor, logger, unchanged = spiking_run(tiny_model_config, "report")
+    module, guard, logger, unchanged = spiking_run(tiny_model_config, "report")
     stability = [m for _, m in logger.records if any(k.startswith("stability/layer") for k in m)]
     assert len(stability) == 3  # steps 0, 10, 20
     expected = {f"stability/layer{i}/{k}" for i in range(tiny_model_config.n_layer)
@@ -132,15 +133,15 @@ def test_stability_monitors_log_their_tags_and_a_spike_is_detected(tiny_model_co
                           "update_ratio")} | {"stability/logit_rms"}
     assert set(stability[0]) == expected
     assert all(v > 0 for v in stability[0].values()) and stability[0]["stability/layer0/attn_norm_rms"] < 2
-    assert [step for step, _ in monitor.spikes] == [25]
+    assert [step for step, _ in guard.spikes] == [25]
     spike = next(m for _, m in logger.records if "stability/loss_spike" in m)
     assert spike["stability/spike_loss"] > 3.0 and spike["stability/loss_spike"] > 4.0
     assert not unchanged and module.tokens_seen == 30 * 2 * 16
 
 
 def test_spike_action_skip_drops_the_step(tiny_model_config):
-    module, monitor, logger, unchanged = spiking_run(tiny_model_config, "skip")
-    assert [step for step, _ in monitor.spikes] == [25]
+    module, guard, logger, unchanged = spiking_run(tiny_model_config, "skip")
+    assert [step for step, _ in guard.spikes] == [25]
     assert unchanged  # weights (and so AdamW's view of them) exactly as before the spiking step
     assert module.tokens_seen == 29 * 2 * 16  # the skipped step's tokens are not counted
     train_steps = [m["train/step"] for _, m in logger.records if "train/step" in m]
@@ -148,7 +149,7 @@ def test_spike_action_skip_drops_the_step(tiny_model_config):
 
 
 def test_spike_action_is_validated():
-    from minimath.callbacks import StabilityMonitor
+    from minimath.guards import LossSpikeGuard
 
-    with pytest.raises(ValueError, match="spike_action"):
-        StabilityMonitor(spike_action="rollback")
+    with pytest.raises(ValueError, match="loss_guard.action"):
+        LossSpikeGuard(action="rollback")

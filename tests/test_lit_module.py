@@ -34,8 +34,8 @@ class RecordingLogger(Logger):
         pass
 
 
-def make_module(cfg: ModelConfig, lr=3e-3) -> MiniMathModule:
-    return MiniMathModule(**module_hparams(cfg, {**OPTIM, "lr": lr}, {"name": "qwen"}))
+def make_module(cfg: ModelConfig, lr=3e-3, **kwargs) -> MiniMathModule:
+    return MiniMathModule(**module_hparams(cfg, {**OPTIM, "lr": lr}, {"name": "qwen"}), **kwargs)
 
 
 def fixed_batches(cfg, n_batches, batch=2, seq=16, seed=0):

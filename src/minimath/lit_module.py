@@ -1,4 +1,5 @@
-"""The LightningModule: next-token loss, AdamW with the LR schedule, the NaN guard, and the state checkpoints carry."""
+"""The LightningModule: next-token loss, AdamW with the LR schedule, the NaN and loss-spike guards, and the state
+checkpoints carry."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from lightning.pytorch.utilities import rank_zero_warn
 from minimath.checkpoint import CheckpointMeta, load_weights, model_state
 from minimath.errors import UserError
 from minimath.loss import IGNORE_INDEX, lm_loss
-from minimath.model import ModelConfig, Transformer, document_attention
+from minimath.guards import LossSpikeGuard, Spike
+from minimath.model import ModelConfig, Probe, Transformer, document_attention
 from minimath.schedules import Constant
 
 
@@ -20,10 +22,14 @@ class NonFiniteLossError(UserError):
     """Too many optimizer steps in a row had a NaN/Inf loss."""
 
 
+LOSS_GUARD_KEY = "loss_guard"  # the checkpoint's key for the loss guard's window and spikes (training state)
+
+
 class MiniMathModule(L.LightningModule):
-    """Wraps `Transformer`: the next-token loss, AdamW with its LR schedule, and the NaN guard. What is logged
-    (loss, LR, throughput, MFU, per-source loss, all against tokens seen) is `minimath.callbacks.TrainingMetrics`'s
-    job; this module keeps only the state the training needs and the checkpoints carry.
+    """Wraps `Transformer`: the next-token loss, AdamW with its LR schedule, the NaN guard and the loss-spike guard
+    (`loss_guard`, `minimath.guards`; None: off). What is logged (loss, LR, throughput, MFU, per-source loss, all
+    against tokens seen) is `minimath.callbacks.TrainingMetrics`'s job; this module keeps only the state the training
+    needs and the checkpoints carry, and callbacks read it through `minimath.callbacks.TrainingState`.
 
     `tokens_seen` counts every input position consumed by an optimizer step across all ranks. It is saved in
     checkpoints and carried across stages, so curves from consecutive runs line up on one axis. `last_loss` is
@@ -34,11 +40,12 @@ class MiniMathModule(L.LightningModule):
                  lr_schedule: Callable[[int], float] | None = None,  # tokens into the stage -> LR multiplier
                  max_nonfinite_steps: int = 5, stage: int = 0, tokens_per_step: int = 0,
                  loss_chunk_bytes: int | None = None, initial_optimizer_state: dict | None = None,
-                 z_loss: float = 0.0):
+                 z_loss: float = 0.0, loss_guard: LossSpikeGuard | None = None):
         super().__init__()
         # The run logs its whole composed config to the loggers itself; this only fills checkpoints.
         self.save_hyperparameters(ignore=["lr_schedule", "max_nonfinite_steps", "stage", "tokens_per_step",
-                                          "loss_chunk_bytes", "initial_optimizer_state", "z_loss"], logger=False)
+                                          "loss_chunk_bytes", "initial_optimizer_state", "z_loss", "loss_guard"],
+                                  logger=False)
         self.model_config = ModelConfig(**model)
         self.model = Transformer(self.model_config)
         self.lr_schedule = lr_schedule or Constant()
@@ -51,11 +58,10 @@ class MiniMathModule(L.LightningModule):
         self.tokens_seen = 0
         self.stage_start_tokens = 0  # tokens_seen when this stage began (the schedule's origin)
         self.last_loss = float("nan")
-        self.last_step_skipped = False  # the last optimizer step had a NaN/Inf loss and changed nothing
+        self.last_step_skipped = False  # the last optimizer step changed nothing (a NaN/Inf loss, or a spike skipped)
+        self.loss_guard = loss_guard  # asked with every step's loss before the step is taken
+        self.last_spike: Spike | None = None  # what the guard found in the last optimizer step
         self._nonfinite_in_a_row = 0
-        # callables (optimizer step, its loss over all ranks) -> True to skip the step, asked before the step is
-        # taken (StabilityMonitor's loss-spike skip); every guard sees every step
-        self.loss_guards: list[Callable[[int, float], bool]] = []
         self._reset_step_stats()
 
     def start_from(self, checkpoint: dict, source: str, load_optimizer: bool) -> None:
@@ -77,6 +83,14 @@ class MiniMathModule(L.LightningModule):
         self._loss_sum = torch.zeros((), dtype=torch.float64)
         self._valid_tokens = 0
         self._input_tokens = 0
+
+    def probes(self, logit_positions: int) -> list[Probe]:
+        """What the stability monitors may hook in the model's forward pass (`Transformer.probes`)."""
+        return self.model.probes(logit_positions)
+
+    def layer_parameters(self) -> list[list[torch.nn.Parameter]]:
+        """Each transformer block's parameters, in order."""
+        return [list(block.parameters()) for block in self.model.layers]
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         return self.model(idx)
@@ -138,8 +152,9 @@ class MiniMathModule(L.LightningModule):
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Runs once per optimizer step, after the last micro-batch's backward and before clipping: the NaN guard,
-        then the step's loss and tokens over all ranks (one all-reduce), then the loss guards. A skipped step
+        then the step's loss and tokens over all ranks (one all-reduce), then the loss-spike guard. A skipped step
         changes nothing and its tokens are not counted (the data position still moves past them)."""
+        self.last_spike = None
         self.last_step_skipped = self._skip_nonfinite_step()
         if self.last_step_skipped:
             return
@@ -149,7 +164,9 @@ class MiniMathModule(L.LightningModule):
         stats = self.trainer.strategy.reduce(stats, reduce_op="sum")
         self.last_loss = float(stats[0] / stats[1].clamp(min=1))
         self._reset_step_stats()
-        if any([guard(self.trainer.global_step, self.last_loss) for guard in self.loss_guards]):
+        if self.loss_guard is not None:
+            self.last_spike = self.loss_guard.check(self.trainer.global_step, self.last_loss)
+        if self.last_spike is not None and self.last_spike.skip:
             self._drop_gradients()
             self.last_step_skipped = True
             return
@@ -177,11 +194,15 @@ class MiniMathModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         CheckpointMeta(stage=self.stage, tokens_seen=self.tokens_seen, tokens_per_step=self.tokens_per_step,
                        last_loss=self.last_loss, stage_start_tokens=self.stage_start_tokens).into(checkpoint)
+        if self.loss_guard is not None:
+            checkpoint[LOSS_GUARD_KEY] = self.loss_guard.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         meta = CheckpointMeta.of(checkpoint)
         self.tokens_seen, self.last_loss = meta.tokens_seen, meta.last_loss
         self.stage_start_tokens = meta.stage_start_tokens
+        if self.loss_guard is not None:
+            self.loss_guard.load_state_dict(checkpoint.get(LOSS_GUARD_KEY, {}))
 
 
 def module_hparams(model_config: ModelConfig, optim: dict, tokenizer_state: dict, heldout: dict | None = None) -> dict:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import MISSING, dataclass, fields
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -187,6 +188,12 @@ class Attention(nn.Module):
             q, k = self.q_norm(q), self.k_norm(k)
         return apply_rope(q, cos, sin), apply_rope(k, cos, sin)
 
+    def max_logit(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """max |q·k|/√d over heads and positions: what grows before attention entropy collapses (QK-norm bounds it)."""
+        q, k = self.queries_keys(x, cos, sin)
+        k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
+        return (q.float() @ k.float().transpose(-1, -2)).abs().amax() / self.head_dim ** 0.5
+
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: KVCache | None = None,
                 layer: int = 0, mask: torch.Tensor | None = None) -> torch.Tensor:
         b, t, _ = x.shape
@@ -232,6 +239,18 @@ class Block(nn.Module):
         return x + (f if self.residual_scale == 1.0 else f * self.residual_scale)
 
 
+@dataclass(frozen=True)
+class Probe:
+    """A quantity a monitor reads off the forward pass: `measure(inputs, output)` of `module`'s forward, a scalar."""
+    name: str
+    module: nn.Module
+    measure: Callable[[tuple, torch.Tensor], torch.Tensor]
+
+
+def _rms(x: torch.Tensor) -> torch.Tensor:
+    return x.float().pow(2).mean().sqrt()
+
+
 class Transformer(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -248,6 +267,26 @@ class Transformer(nn.Module):
     def output_weight(self) -> torch.Tensor:
         """The output layer is the token embedding (tied): logits = h · Eᵀ."""
         return self.tok_embeddings.weight
+
+    def probes(self, logit_positions: int = 256) -> list[Probe]:
+        """What the stability monitors read (YuLan-Mini's), per block i: `layer<i>/hidden_rms` (the residual stream
+        after it), `layer<i>/{attn_norm,ffn_norm}_rms` (its norms' outputs) and `layer<i>/max_attn_logit`; and
+        `logit_rms`, the output logits' RMS over at most `logit_positions` positions."""
+        def output_rms(inputs, output):
+            return _rms(output)
+
+        def logit_rms(inputs, normed):
+            return _rms(self.output_hidden(normed.flatten(0, -2)[:logit_positions]).float()
+                        @ self.output_weight.float().T)
+
+        probes = []
+        for i, block in enumerate(self.layers):
+            probes += [Probe(f"layer{i}/hidden_rms", block, output_rms),
+                       Probe(f"layer{i}/attn_norm_rms", block.attention_norm, output_rms),
+                       Probe(f"layer{i}/ffn_norm_rms", block.ffn_norm, output_rms),
+                       Probe(f"layer{i}/max_attn_logit", block.attention,
+                             lambda inputs, output, attention=block.attention: attention.max_logit(*inputs[:3]))]
+        return probes + [Probe("logit_rms", self.norm, logit_rms)]
 
     def residual_projection_names(self) -> tuple[str, ...]:
         return ("attention.wo", "feed_forward.w2") if self.cfg.init_residual == "gpt2" else (

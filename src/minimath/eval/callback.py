@@ -9,6 +9,7 @@ from typing import Mapping, Protocol as TypingProtocol
 import lightning as L
 import torch
 
+from minimath import log
 from minimath.eval.runner import Protocol, run_task
 from minimath.loss import IGNORE_INDEX, lm_loss
 from minimath.data.synth.base import DocumentGenerator
@@ -35,8 +36,7 @@ class HeldoutEval(L.Callback):
         metrics = {f"eval/{task.name}": run_task(module.model, self._tokenizer, task, self.protocol)[0]["accuracy"]
                    for task in self.tasks}
         module.model.train(was_training)
-        for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=module.tokens_seen)
+        log.to_loggers(trainer.loggers, metrics, step=module.tokens_seen)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
@@ -88,8 +88,7 @@ class HeldoutLoss(L.Callback):
         module.model.eval()
         metrics = {f"eval/{name}_loss": self._loss(module, *rows) for name, rows in self._rows.items()}
         module.model.train(was_training)
-        for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=module.tokens_seen)
+        log.to_loggers(trainer.loggers, metrics, step=module.tokens_seen)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
