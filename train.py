@@ -4,13 +4,12 @@
     python train.py stage=3 batch=1.63M      one stage, from the previous stage's final checkpoint
 """
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
-from minimath.config import quote_numeric_choices, run_entry_point
+from minimath.config import run_entry_point, warn_deprecated_choices
 from minimath.errors import exit_on_user_error
+from minimath.schema import register_configs
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
@@ -23,6 +22,7 @@ def main(cfg: DictConfig) -> None:
     from minimath.training import run
 
     quiet_third_party()
+    warn_deprecated_choices()
     try:
         if wants_curriculum(cfg) and not cfg.dry_run:
             run_curriculum(cfg, __file__)
@@ -33,5 +33,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    sys.argv = quote_numeric_choices(sys.argv)
+    register_configs()
     run_entry_point(main, "config")

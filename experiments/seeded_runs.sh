@@ -10,7 +10,7 @@ seeded_stage() {
   for source in "${SOURCES[@]}"; do fixed+=("data.sources.$source.seed=1234"); done
   OMP_NUM_THREADS=1 python train.py stage="$stage" init_from="$init" run_name="$name" seed="$seed" "${fixed[@]}" \
     trainer.enable_progress_bar=false callbacks.heldout_eval.every_n_steps=100000 \
-    callbacks.checkpoint.every_n_train_steps=100000 "$@" > "outputs/$name.log" 2>&1
+    checkpoint.every_n_train_steps=100000 "$@" > "outputs/$name.log" 2>&1
   OMP_NUM_THREADS=1 python eval.py ckpt="$(ls outputs/"$name"/stage"$stage"-*/checkpoints/final.ckpt)" \
     "tasks=[arithmetic,equations,word_problems]" hydra.run.dir="outputs/$name/eval" >> "outputs/$name.log" 2>&1
 }

@@ -8,8 +8,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
-from minimath.config import CONF_DIR, quote_numeric_choices
+from minimath.config import CONF_DIR
 from minimath.model import ModelConfig
+from minimath.schema import register_configs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,8 +26,9 @@ def embedded_heldout() -> dict:
 
 def compose_config(overrides: list[str], output_dir: Path, config_name: str = "config") -> DictConfig:
     """The config an entry point would see for these command-line overrides, writing under `output_dir`."""
+    register_configs()  # as the entry points do before composing
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=quote_numeric_choices(overrides))
+        cfg = compose(config_name=config_name, overrides=overrides)
     if config_name != "config":
         return cfg
     with open_dict(cfg):
@@ -41,7 +43,7 @@ SMALL_DATA_OVERRIDES = [f"data.sources.{name}.documents_count=150" for name in
 # Small enough that a CPU training step takes milliseconds.
 TINY_TRAIN_OVERRIDES = [
     "model.n_layer=2", "model.n_embd=32", "model.n_head=2", "model.n_kv_head=2", "model.ffn_hidden=64",
-    "model.max_seq_len=32", "hardware.micro_batch=4", "batch.tokens_per_step=128", "train.max_tokens=512",
+    "model.max_seq_len=32", "hardware.micro_batch=4", "batch=128", "train.max_tokens=512",
     "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "stage=1", *SMALL_DATA_OVERRIDES,
 ]
 

@@ -1,16 +1,19 @@
 """Every option of every config group composes, resolves, and instantiates what it names."""
 
 
+from pathlib import Path
+
 import hydra
 import pytest
 from omegaconf import OmegaConf
 
 from conftest import CONF_DIR, SMALL_DATA_OVERRIDES, compose_config
-from minimath.config import batch_tokens, quote_numeric_choices
+from minimath.config import StepBatch, batch_tokens, step_batch
+from minimath.errors import UserError
 from minimath.runs import variant_suffix
 from minimath.training import accumulation_steps, build_model_config, build_tokenizer, micro_batch_size, world_size
 
-GROUPS = ["model", "stage", "batch", "hardware", "data", "scheduler", "logger", "callbacks"]
+GROUPS = ["model", "hardware", "data", "scheduler", "logger", "callbacks"]
 
 
 def options(group: str) -> list[str]:
@@ -35,15 +38,14 @@ def test_every_option_composes(group, option, tmp_path):
 
 def test_groups_have_options():
     assert all(options(g) for g in GROUPS)
-    assert options("stage") == ["1", "2", "3", "4", "all"]
-    assert {"163K", "1.63M", "stage"} <= set(options("batch"))
+    assert {"163K", "1.63M"} <= set(compose_config([], Path(".")).batch_sizes)
     assert {"nano", "small", "minimath_1p5b"} <= set(options("model"))
 
 
 def test_stage_three_with_the_report_batch(tmp_path):
     cfg = compose_config(["stage=3", "batch=1.63M"], tmp_path)
-    assert cfg.stage.id == 3 and cfg.batch.tokens_per_step == 1_638_400
-    assert compose_config(["batch=163K"], tmp_path).batch.tokens_per_step == 163_840
+    assert cfg.stage == "3" and step_batch(cfg).tokens_per_step == 1_638_400
+    assert step_batch(compose_config(["batch=163K"], tmp_path)).tokens_per_step == 163_840
 
 
 @pytest.mark.parametrize("data,stage,name,tokens", [
@@ -51,7 +53,7 @@ def test_stage_three_with_the_report_batch(tmp_path):
     ("report", 4, "1.63M", 1_638_400), ("embedded", 2, "256", 256), ("embedded", 3, "2.5K", 2560)])
 def test_each_stage_brings_its_batch_with_a_10x_step_at_stage_3(data, stage, name, tokens, tmp_path):
     cfg = compose_config([f"data={data}", f"stage={stage}"], tmp_path)
-    assert (cfg.batch.name, cfg.batch.tokens_per_step) == (name, tokens)
+    assert step_batch(cfg) == StepBatch(name, tokens)
 
 
 def test_report_data_matches_the_report_charts(tmp_path):
@@ -73,8 +75,8 @@ def test_shipped_batches_divide(model, batch, hardware, tmp_path):
     """The report's batches split into whole micro-batches on every hardware preset; the nano ones on one device."""
     cfg = compose_config([f"batch={batch}", f"hardware={hardware}", f"model={model}"], tmp_path)
     micro = micro_batch_size(cfg)
-    steps = accumulation_steps(cfg.batch.tokens_per_step, micro, cfg.model.max_seq_len, world_size(cfg.hardware))
-    assert steps * micro * cfg.model.max_seq_len * world_size(cfg.hardware) == cfg.batch.tokens_per_step
+    steps = accumulation_steps(step_batch(cfg).tokens_per_step, micro, cfg.model.max_seq_len, world_size(cfg.hardware))
+    assert steps * micro * cfg.model.max_seq_len * world_size(cfg.hardware) == step_batch(cfg).tokens_per_step
 
 
 # Closed-form non-embedding counts: L·(4d² + 3·d·ffn + 2d) + d.
@@ -116,33 +118,65 @@ def test_every_eval_option_composes(group, option, tmp_path):
     assert resolved.get("heldout") or str(resolved.path).startswith(str(tmp_path))
 
 
-def test_numeric_stage_choices_are_quoted():
-    assert quote_numeric_choices(["train.py", "stage=3", "batch=1.63M"]) == ["train.py", "stage='3'", "batch=1.63M"]
-    assert quote_numeric_choices(["stage=1,2,3"]) == ["stage='1','2','3'"]
-    assert quote_numeric_choices(["batch=512,5K", "batch=1.63M"]) == ["batch='512',5K", "batch=1.63M"]
+def test_numeric_stage_and_batch_values_compose_as_plain_keys(tmp_path):
+    """`stage=3` and `batch=512` need no quoting: they are plain keys (the schema makes them strings)."""
+    cfg = compose_config(["stage=3", "batch=512"], tmp_path)
+    assert cfg.stage == "3" and step_batch(cfg) == StepBatch("512", 512)
 
 
-def test_other_arguments_are_untouched():
-    args = ["seed=3", "stage.id=3", "model=nano", "stage='3'", "train.max_tokens=100"]
-    assert quote_numeric_choices(args) == args
+def test_a_batch_name_gets_its_tokens_from_the_batch_sizes_table():
+    sizes = {"2.5K": 2560, "1.63M": 1_638_400}
+    assert batch_tokens("2.5K", sizes) == 2560 and batch_tokens("1.63M", sizes) == 1_638_400
+    assert batch_tokens("3000", sizes) == 3000
+    with pytest.raises(UserError, match="neither one of"):
+        batch_tokens("huge", sizes)
 
 
-def test_a_batch_name_gets_its_tokens_from_its_option_file():
-    assert batch_tokens("2.5K") == 2560 and batch_tokens("1.63M") == 1_638_400 and batch_tokens("3000") == 3000
-    with pytest.raises(ValueError, match="neither one of"):
-        batch_tokens("huge")
+@pytest.mark.parametrize("override,message", [
+    ("train.max_tokens=abc", "train.max_tokens=abc: Value 'abc'"), ("resume=maybe", "expected one of [auto, never]"),
+    ("seed=x", "seed=x: Value 'x'"), ("checkpoint.keep_last=some", "checkpoint.keep_last=some: Value 'some'")])
+def test_the_schema_refuses_a_wrong_type_or_value_at_composition(override, message):
+    from hydra.errors import ConfigCompositionException
+
+    from minimath.config import composition_error
+
+    with pytest.raises(ConfigCompositionException) as caught:
+        compose_config([override], Path("."))
+    assert message in composition_error(caught.value, "config")
+    assert "\n" not in composition_error(caught.value, "config")
+
+
+def test_a_wrong_stage_or_batch_is_one_line_naming_the_choices(tmp_path):
+    with pytest.raises(UserError, match="stage=9 is not a stage of data=embedded .it has 1, 2, 3, 4"):
+        step_batch(compose_config(["stage=9"], tmp_path))
+    with pytest.raises(UserError, match="batch=huge is neither one of 163K, 1.63M"):
+        step_batch(compose_config(["stage=3", "batch=huge"], tmp_path))
+
+
+def test_a_renamed_key_points_to_its_new_name():
+    from hydra.errors import ConfigCompositionException
+
+    from minimath.config import composition_error
+
+    with pytest.raises(ConfigCompositionException) as caught:
+        compose_config(["scheduler.decay_from=/x.ckpt"], Path("."))
+    assert composition_error(caught.value, "config") == ("scheduler.decay_from was renamed: use branch_from=PATH "
+                                                          "(and scheduler.decay_tokens=N)")
 
 
 def test_run_directories_come_from_the_run_layout(tmp_path):
     from hydra import compose, initialize_config_dir
 
+    from minimath.schema import register_configs
+
+    register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        one = compose(config_name="config", overrides=quote_numeric_choices(["stage=3"]), return_hydra_config=True)
+        one = compose(config_name="config", overrides=["stage=3"], return_hydra_config=True)
         whole = compose(config_name="config", overrides=[], return_hydra_config=True)
     assert one.hydra.run.dir == "outputs/nano-embedded/stage3-bs2.5K" and one.hydra.sweep.subdir == "stage3-bs2.5K"
-    assert whole.hydra.run.dir == "outputs/nano-embedded" and whole.stage.id == "all" and whole.batch.name is None
+    assert whole.hydra.run.dir == "outputs/nano-embedded" and whole.stage == "all" and whole.batch == "stage"
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        branch = compose(config_name="config", overrides=quote_numeric_choices(
-            ["stage=4", "scheduler=wsd", "scheduler.decay_from=/x/step0000400.ckpt"]), return_hydra_config=True)
+        branch = compose(config_name="config", overrides=["stage=4", "scheduler=wsd",
+                                                          "branch_from=/x/step0000400.ckpt"], return_hydra_config=True)
     wsd = variant_suffix(["scheduler=wsd"])  # the settings differ from the default run's; the branch is named
     assert wsd and branch.hydra.run.dir == f"outputs/nano-embedded/stage4-bs2.5K{wsd}-decay-step0000400"

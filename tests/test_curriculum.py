@@ -58,14 +58,14 @@ def test_a_curriculum_from_a_user_config_dir_then_other_settings_train_their_own
 
     first = curriculum()
     run, v1, v2 = tmp_path / "runs" / "nano-mine", variant_suffix(overrides), variant_suffix(overrides + dynamics)
-    assert sorted(p.name for p in run.glob("stage*")) == [f"stage1-bs256{v1}", f"stage2-bs256{v1}"]
-    assert (run / f"curriculum{v1}.md").is_file() and "| 2 | 256 |" in first.stdout
+    assert sorted(p.name for p in run.glob("stage*")) == [f"stage1-bs128{v1}", f"stage2-bs128{v1}"]
+    assert (run / f"curriculum{v1}.md").is_file() and "| 2 | 128 |" in first.stdout
     assert first.stdout.strip().splitlines()[-1].startswith(f"written to {run / f'curriculum{v1}.md'}")
 
     second = curriculum(*dynamics)
-    assert sorted(p.name for p in run.glob(f"stage*{v2}")) == [f"stage1-bs256{v2}", f"stage2-bs256{v2}"]
+    assert sorted(p.name for p in run.glob(f"stage*{v2}")) == [f"stage1-bs128{v2}", f"stage2-bs128{v2}"]
     assert "already finished" not in second.stdout
-    assert second.stdout.count("| 1 | 256 |") == 1 and second.stdout.count("| 2 | 256 |") == 1  # its own stages
+    assert second.stdout.count("| 1 | 128 |") == 1 and second.stdout.count("| 2 | 128 |") == 1  # its own stages
     assert f"curriculum{v2}.md" in second.stdout.strip().splitlines()[-1]
 
     again = curriculum()

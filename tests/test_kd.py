@@ -112,8 +112,8 @@ def test_a_pair_never_attends_to_the_previous_pair_in_a_packed_window(tiny_model
 def kd_overrides(tmp_path, pairs, *extra):
     return ["data=jiuzhang_kd", f"data.pairs={pairs}", f"paths.data_root={tmp_path / 'prepared'}", "data.workers=1",
             "stage=1", "model.n_layer=2", "model.n_embd=32", "model.n_head=2", "model.n_kv_head=2",
-            "model.ffn_hidden=64", f"model.max_seq_len={SEQ}", "hardware.micro_batch=4", "batch.tokens_per_step=128",
-            "batch.name=128", "train.max_tokens=1280", "data.sources.kd_pairs.heldout_fraction=0.1",
+            "model.ffn_hidden=64", f"model.max_seq_len={SEQ}", "hardware.micro_batch=4", "batch=128",
+            "train.max_tokens=1280", "data.sources.kd_pairs.heldout_fraction=0.1",
             "callbacks.heldout_loss.every_n_steps=4", "callbacks.heldout_loss.documents=8", *extra]
 
 
@@ -147,7 +147,7 @@ def test_a_kd_stage_trains_from_scratch_a_checkpoint_and_hf_and_logs_the_heldout
 
 def test_a_resumed_kd_stage_logs_the_same_losses(tmp_path):
     write_pairs(tmp_path / "pairs.jsonl", 120)
-    extra = ["callbacks.checkpoint.every_n_train_steps=5", "callbacks.checkpoint.keep_last=null"]
+    extra = ["checkpoint.every_n_train_steps=5", "checkpoint.keep_last=null"]
     ref = tmp_path / "ref"
     run(compose_config(kd_overrides(tmp_path, tmp_path / "pairs.jsonl", *extra), ref))
     resumed = tmp_path / "resumed"
@@ -171,7 +171,7 @@ def test_pairs_join_another_data_configs_stage_as_text(tmp_path):
                             ("general_en", "general_zh", "math_text", "word_problems_cot", "basic_math", "equations")],
                           "model.n_layer=2", "model.n_embd=32", "model.n_head=2", "model.n_kv_head=2",
                           "model.ffn_hidden=64", f"model.max_seq_len={SEQ}", "hardware.micro_batch=4",
-                          "batch.tokens_per_step=128", "train.max_tokens=256", "callbacks.heldout_eval.n=1",
+                          "batch=128", "train.max_tokens=256", "callbacks.heldout_eval.n=1",
                           "callbacks.heldout_eval.max_new_tokens=1"], tmp_path / "run")
     run(cfg)
     assert set(scalars(tmp_path / "run" / "tb", "train_source/kd_text")) <= {128, 256}

@@ -24,7 +24,7 @@ from minimath.training import run
 
 def stage_config(tmp_path, data_root, stage, batch_tokens, extra=()):
     cfg = compose_config(NO_STAGE + [f"paths.data_root={data_root}", f"stage={stage}",
-                                                 f"batch.tokens_per_step={batch_tokens}", f"batch.name={batch_tokens}",
+                                                 f"batch={batch_tokens}",
                                                  "callbacks.heldout_eval.n=2", "callbacks.heldout_eval.max_new_tokens=2",
                                                  *extra], tmp_path)
     with open_dict(cfg):
@@ -120,7 +120,7 @@ def test_nan_guard_skips_steps_then_stops(tmp_path, data_root, monkeypatch):
 
     monkeypatch.setattr(lm, "lm_loss", sometimes_nan)
     cfg = stage_config(tmp_path, data_root, 1, 128, ["train.max_tokens=1280", "train.max_nonfinite_steps=3",
-                                                     "callbacks.checkpoint.every_n_train_steps=1"])
+                                                     "checkpoint.every_n_train_steps=1"])
     with pytest.warns(UserWarning, match="non-finite loss"):
         with pytest.raises(lm.NonFiniteLossError, match="3 optimizer steps in a row"):
             run(cfg)
@@ -140,7 +140,7 @@ def train_cli(run_dir, data_root, *extra, env=None):
 
 
 def test_sigkill_then_rerun_reproduces_the_uninterrupted_losses(tmp_path, data_root):
-    extra = ["train.max_tokens=7680", "callbacks.checkpoint.every_n_train_steps=5"]  # 60 steps
+    extra = ["train.max_tokens=7680", "checkpoint.every_n_train_steps=5"]  # 60 steps
     reference = train_cli(tmp_path / "ref", data_root, *extra)
     assert reference.wait(timeout=300) == 0, reference.stderr.read()[-2000:]
 
@@ -165,7 +165,7 @@ def test_sigkill_then_rerun_reproduces_the_uninterrupted_losses(tmp_path, data_r
 def test_two_process_cpu_ddp_sees_different_data_and_the_same_weights(tmp_path, data_root):
     probe = tmp_path / "probe"
     proc = train_cli(tmp_path / "ddp", data_root, "hardware.devices=2", "hardware.strategy=ddp",
-                     "batch.tokens_per_step=256", "train.max_tokens=1024",
+                     "batch=256", "train.max_tokens=1024",
                      "+callbacks.probe._target_=helpers.RankProbe", f"+callbacks.probe.out_dir={probe}",
                      env={"PYTHONPATH": str(REPO / "tests")})
     out, err = proc.communicate(timeout=300)
@@ -182,7 +182,7 @@ def test_two_process_cpu_ddp_sees_different_data_and_the_same_weights(tmp_path, 
 def test_a_resumed_checkpoint_is_read_once(tmp_path, monkeypatch):
     """The run reads last.ckpt to decide and check; Lightning then gets the same dict, not a second read."""
     from minimath import checkpoint
-    from minimath.runs import stage_start
+    from minimath.start import StartKind, decide
 
     (tmp_path / "checkpoints").mkdir()
     AtomicCheckpointIO().save_checkpoint({"state_dict": {}, "hyper_parameters": {}, "global_step": 3,
@@ -190,8 +190,8 @@ def test_a_resumed_checkpoint_is_read_once(tmp_path, monkeypatch):
     reads = []
     real = checkpoint.load_checkpoint
     monkeypatch.setattr(checkpoint, "load_checkpoint", lambda p: reads.append(p) or real(p))
-    start = stage_start(tmp_path, 2, "auto", "auto")
-    assert start.kind == "resume" and start.meta.global_step == 3 and start.meta.tokens_seen == 96
+    start = decide(tmp_path, 2, "auto", "auto")
+    assert start.kind is StartKind.RESUME and start.meta.global_step == 3 and start.meta.tokens_seen == 96
     io = AtomicCheckpointIO(preloaded={start.path: start.checkpoint})
     assert io.load_checkpoint(start.path) is start.checkpoint
     assert len(reads) == 1
@@ -200,7 +200,7 @@ def test_a_resumed_checkpoint_is_read_once(tmp_path, monkeypatch):
 
 
 def test_sigint_saves_the_interrupted_step_and_the_rerun_continues_identically(tmp_path, data_root):
-    extra = ["train.max_tokens=7680", "callbacks.checkpoint.every_n_train_steps=1000",
+    extra = ["train.max_tokens=7680", "checkpoint.every_n_train_steps=1000",
              "callbacks.progress.every_seconds=0"]  # 60 steps; no step checkpoint but the interrupt's
     reference = train_cli(tmp_path / "ref", data_root, *extra)
     assert reference.wait(timeout=300) == 0, reference.stderr.read()[-2000:]
@@ -231,9 +231,9 @@ def test_sigint_saves_the_interrupted_step_and_the_rerun_continues_identically(t
 
 def test_time_based_checkpoints_fire_and_only_the_newest_are_kept(tmp_path, data_root):
     cfg = stage_config(tmp_path, data_root, 1, 128, ["train.max_tokens=1280",
-                                                     "callbacks.checkpoint.every_n_train_steps=null",
-                                                     "callbacks.checkpoint.every_minutes=1e-9",
-                                                     "callbacks.checkpoint.keep_last=2"])
+                                                     "checkpoint.every_n_train_steps=null",
+                                                     "checkpoint.every_minutes=1e-9",
+                                                     "checkpoint.keep_last=2"])
     run(cfg)
     ckpts = tmp_path / "run" / "stage1-bs128" / "checkpoints"
     assert sorted(p.name for p in ckpts.glob("step*.ckpt")) == ["step0000009.ckpt", "step0000010.ckpt"]
@@ -243,12 +243,12 @@ def test_time_based_checkpoints_fire_and_only_the_newest_are_kept(tmp_path, data
 def test_a_wsd_decay_branch_continues_the_stable_run_and_decays_alone(tmp_path, data_root):
     stable = stage_config(tmp_path, data_root, 1, 128, ["train.max_tokens=1024", "scheduler=wsd",
                                                         "scheduler.decay_fraction=0", "scheduler.warmup_steps=0",
-                                                        "callbacks.checkpoint.every_n_train_steps=2",
-                                                        "callbacks.checkpoint.keep_last=null", "optim.lr=1e-3"])
+                                                        "checkpoint.every_n_train_steps=2",
+                                                        "checkpoint.keep_last=null", "optim.lr=1e-3"])
     run(stable)
     stable_dir = tmp_path / "run" / "stage1-bs128"
     point = stable_dir / "checkpoints" / "step0000004.ckpt"
-    branch = stage_config(tmp_path, data_root, 1, 128, ["scheduler=wsd", f"scheduler.decay_from={point}",
+    branch = stage_config(tmp_path, data_root, 1, 128, ["scheduler=wsd", f"branch_from={point}",
                                                         "scheduler.decay_tokens=512", "scheduler.shape=linear",
                                                         "scheduler.final_ratio=0.1", "optim.lr=1e-3"])
     with open_dict(branch):
@@ -267,10 +267,10 @@ def test_a_wsd_decay_branch_continues_the_stable_run_and_decays_alone(tmp_path, 
 
 ALL_DYNAMICS = ["model.mup=true", "model.mup_base_width=16", "model.qk_norm=true", "train.z_loss=1e-4",
                 "scheduler=wsd", "scheduler.warmup_steps=2", "scheduler.decay_fraction=0.5", "scheduler.shape=sqrt",
-                "callbacks=monitored", "callbacks.stability.every_n_steps=3", "callbacks.stability.spike_action=skip",
-                "callbacks.stability.spike_window=2", "callbacks.stability.spike_k=0.5",
+                "callbacks=monitored", "callbacks.stability.every_n_steps=3", "train.loss_guard.action=skip",
+                "train.loss_guard.window=2", "train.loss_guard.k=0.5",
                 "+data.stages.1.decay_mix=[{source: general_en, share: 1.0}]",
-                "callbacks.checkpoint.every_n_train_steps=5", "callbacks.checkpoint.keep_last=null",
+                "checkpoint.every_n_train_steps=5", "checkpoint.keep_last=null",
                 "train.max_tokens=2560"]  # 20 steps; a low spike threshold so that some steps are skipped
 
 

@@ -28,7 +28,7 @@ def test_auto_micro_batch_is_the_largest_divisor_of_the_steps_sequences(tmp_path
     assert micro_batch_size(cfg) == expected
     assert micro_batch_size(compose_config([f"batch={batch}", "hardware.micro_batch=2"], tmp_path)) == 2
     with pytest.raises(UserError, match="not a whole number of 128-token sequences"):
-        micro_batch_size(compose_config(["batch.tokens_per_step=200"], tmp_path))
+        micro_batch_size(compose_config(["batch=200"], tmp_path))
 
 
 def test_vocab_smaller_than_tokenizer_is_a_user_error(tmp_path):
@@ -61,7 +61,7 @@ def test_dry_run_prints_counts(tmp_path, capsys):
 def test_tiny_run_writes_checkpoint_and_events_and_init_from(tmp_path, data_root):
     tiny = TINY_TRAIN_OVERRIDES + [f"paths.data_root={data_root}"]
     out = tmp_path / "first"
-    run(compose_config(tiny + ["callbacks.checkpoint.every_n_train_steps=2"], out))
+    run(compose_config(tiny + ["checkpoint.every_n_train_steps=2"], out))
     ckpt = load_checkpoint(out / "checkpoints" / "last.ckpt")
     assert ckpt["global_step"] == 4 and ckpt["tokens_seen"] == 512
     assert list((out / "tb").glob("events.out.tfevents.*"))
@@ -116,11 +116,12 @@ def test_user_errors_are_one_line(args, message, tmp_path, data_root):
 
 @pytest.mark.parametrize("args,message", [
     (["model=nanoo"], "error: model=nanoo: no such option (one of gpt4l256, minimath_1p5b, nano, small)"),
-    (["stage=5"], "error: stage=5: no such option (one of 1, 2, 3, 4, all)"),
-    (["batch=2M"], "error: batch=2M: no such option (one of 1.63M, 163K, 2.5K, 256, 40K, 4K, 512, 5K, stage)"),
+    (["stage=5"], "error: stage=5 is not a stage of data=embedded (it has 1, 2, 3, 4; or stage=all)"),
+    (["stage=3", "batch=2M"], "error: batch=2M is neither one of 163K, 1.63M, 256, 2.5K, 512, 4K, 5K, 40K nor a number"),
     (["train.lr=1e-3"], "error: train.lr is not a config key: did you mean optim.lr"),
     (["no_such_key=1"], "error: no_such_key is not a config key (to add a new key: +no_such_key=...)"),
-    (["stage=1", "train.max_tokens=abc"], "error: train.max_tokens=abc is not a positive whole number of tokens"),
+    (["stage=1", "train.max_tokens=abc"], "error: train.max_tokens=abc: Value 'abc' of type 'str' is incompatible"),
+    (["stage=1", "train.max_tokens=1.5"], "error: train.max_tokens=1.5 is not a positive whole number of tokens"),
     (["stage=1", "train.max_tokens=-5"], "error: train.max_tokens=-5 is not a positive whole number of tokens"),
 ])
 def test_composition_and_value_errors_are_one_line_exit_2_and_leave_no_directory(args, message, tmp_path):
@@ -155,7 +156,7 @@ BAD_INPUTS = [
     (["+trainer.max_steps=5"], "error: trainer.max_steps is set by the run: use train.max_tokens", True),
     (["batch=163K", "train.max_tokens=null"], "error: batch 163K is 163,840 tokens/step, more than the", True),
     (["~data.clean"], "error: config", False),
-    (["model.max_seq_len=4096", "hardware.micro_batch=1", "batch.tokens_per_step=4096"],
+    (["model.max_seq_len=4096", "hardware.micro_batch=1", "batch=4096"],
      "error: source general_en has no shard of 4097 tokens", False),
 ]
 

@@ -15,7 +15,7 @@ seeds=("${@:-1 2 3}")
 averaged_run() {  # averaged_run SEED
   local seed=$1 name="avg-s$1"
   seeded_stage "$name" "$seed" 4 "$init" train.max_tokens=1536000 scheduler=wsd scheduler.warmup_steps=20 \
-    scheduler.decay_fraction=0 callbacks.checkpoint.every_n_train_steps=25 callbacks.checkpoint.keep_last=null
+    scheduler.decay_fraction=0 checkpoint.every_n_train_steps=25 checkpoint.keep_last=null
   local dir ckpts
   dir=$(ls -d outputs/"$name"/stage4-*)
   mapfile -t ckpts < <(ls "$dir"/checkpoints/step*.ckpt | sort | tail -8)
@@ -39,7 +39,7 @@ averaged_run() {  # averaged_run SEED
 
 decay_arm() {  # decay_arm SEED STABLE_DIR: the alternative to merging, a WSD decay of the last 50 steps (128,000
   # tokens, exp to 10%) branched from the same run's step-550 checkpoint: it ends at the same step and data position
-  seeded_stage "avgdecay-s$1" "$1" 4 "$init" scheduler=wsd scheduler.decay_from="$2/checkpoints/step0000550.ckpt" \
+  seeded_stage "avgdecay-s$1" "$1" 4 "$init" scheduler=wsd branch_from="$2/checkpoints/step0000550.ckpt" \
     scheduler.decay_tokens=128000 scheduler.shape=exp scheduler.final_ratio=0.1
 }
 

@@ -21,7 +21,7 @@ tunnel_run() {  # tunnel_run PARAM WIDTH LR SEED
     model.ffn_hidden=$((4 * width)) model.mup=$([ "$param" = mup ] && echo true || echo false) \
     model.mup_base_width=64 optim.lr="$lr" scheduler=wsd scheduler.warmup_steps=10 scheduler.decay_fraction=0 \
     train.max_tokens=256000 callbacks.heldout_eval.every_n_steps=100000 \
-    callbacks.checkpoint.every_n_train_steps=100000 > "outputs/$name.log" 2>&1
+    checkpoint.every_n_train_steps=100000 > "outputs/$name.log" 2>&1
 }
 
 jobs_list=()

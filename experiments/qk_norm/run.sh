@@ -19,7 +19,7 @@ stability_run() {  # stability_run ARM LR SEED
   OMP_NUM_THREADS=1 python train.py stage=3 init_from=none run_name="$name" seed="$seed" "${fixed[@]}" \
     optim.lr="$lr" scheduler=wsd scheduler.warmup_steps=10 scheduler.decay_fraction=0 train.max_tokens=256000 \
     callbacks=monitored callbacks.stability.every_n_steps=5 callbacks.heldout_eval.every_n_steps=100000 \
-    callbacks.checkpoint.every_n_train_steps=100000 ${ARMS[$arm]} > "outputs/$name.log" 2>&1
+    checkpoint.every_n_train_steps=100000 ${ARMS[$arm]} > "outputs/$name.log" 2>&1
 }
 
 for seed in ${seeds[*]}; do

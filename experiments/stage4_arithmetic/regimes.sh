@@ -23,13 +23,13 @@ regime() {  # regime NAME SEED
   local name=$1 seed=$2 args
   case $name in
     p3) args=("data.dir=data/prepared/s4a-4op" "data.sources.basic_math.generator.operators=${OPS[4op]}"
-              batch.name=1280 batch.tokens_per_step=1280 data.stages.4.tokens=1000000) ;;
+              batch=1280 data.stages.4.tokens=1000000) ;;
     p4) args=("data.dir=data/prepared/s4a-pm" "data.sources.basic_math.generator.operators=${OPS[pm]}"
-              batch.name=2560 batch.tokens_per_step=2560 data.stages.4.tokens=1000000) ;;
+              batch=2560 data.stages.4.tokens=1000000) ;;
     p5) args=("data.dir=data/prepared/s4a-pm" "data.sources.basic_math.generator.operators=${OPS[pm]}"
-              batch.name=1280 batch.tokens_per_step=1280 data.stages.4.tokens=1500000) ;;
+              batch=1280 data.stages.4.tokens=1500000) ;;
     p6) args=("data.dir=data/prepared/s4a-pm" "data.sources.basic_math.generator.operators=${OPS[pm]}"
-              batch.name=1024 batch.tokens_per_step=1024 data.stages.4.tokens=1700000
+              batch=1024 data.stages.4.tokens=1700000
               'data.stages.4.mix=[{source:basic_math,share:1.0}]') ;;
   esac
   local start; start=$(date +%s)

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 name=$1; shift
 start=$(date +%s)
 python train.py stage=4 init_from=none run_name="$name" trainer.enable_progress_bar=false \
-  callbacks.heldout_eval.every_n_steps=100000 callbacks.checkpoint.every_n_train_steps=100000 "$@"
+  callbacks.heldout_eval.every_n_steps=100000 checkpoint.every_n_train_steps=100000 "$@"
 echo "trained in $(( $(date +%s) - start ))s"
 ckpt=$(ls outputs/"$name"/stage4-*/checkpoints/final.ckpt)
 python eval.py ckpt="$ckpt" "tasks=[arithmetic,equations]" hydra.run.dir=outputs/"$name"/eval

@@ -15,19 +15,19 @@ common=(train.max_tokens=$T scheduler=wsd scheduler.warmup_steps=20 scheduler.fi
 for seed in ${seeds[*]}; do
   # the stable run (warmup, then the base LR to the end: the constant schedule) keeps a checkpoint every 40 steps
   seeded_stage "wsd-stable-s$seed" "$seed" 4 "$init" "${common[@]}" scheduler.decay_fraction=0 \
-    callbacks.checkpoint.every_n_train_steps=40 callbacks.checkpoint.keep_last=null &
+    checkpoint.every_n_train_steps=40 checkpoint.keep_last=null &
   seeded_stage "wsd-cosine-s$seed" "$seed" 4 "$init" train.max_tokens=$T scheduler=cosine scheduler.warmup_steps=20 \
     scheduler.final_ratio=0.1 &
   wait
   seeded_stage "wsd-wsd10-s$seed" "$seed" 4 "$init" "${common[@]}" scheduler.decay_fraction=0.1 scheduler.shape=exp &
   for point in 160 240; do
     ckpt=$(ls outputs/wsd-stable-s$seed/stage4-*/checkpoints/step0000$point.ckpt)
-    seeded_stage "wsd-branch$point-s$seed" "$seed" 4 "$init" scheduler=wsd scheduler.decay_from="$ckpt" \
+    seeded_stage "wsd-branch$point-s$seed" "$seed" 4 "$init" scheduler=wsd branch_from="$ckpt" \
       scheduler.decay_tokens=$D scheduler.shape=exp scheduler.final_ratio=0.1
   done &
   wait
   ckpt=$(ls outputs/wsd-stable-s$seed/stage4-*/checkpoints/step0000360.ckpt)
-  seeded_stage "wsd-branch360-s$seed" "$seed" 4 "$init" scheduler=wsd scheduler.decay_from="$ckpt" \
+  seeded_stage "wsd-branch360-s$seed" "$seed" 4 "$init" scheduler=wsd branch_from="$ckpt" \
     scheduler.decay_tokens=$D scheduler.shape=exp scheduler.final_ratio=0.1
   echo "seed $seed done"
 done

@@ -1,5 +1,5 @@
-"""The Hydra side of the entry points: where `conf/` lives, the resolvers the configs use, and the quoting that
-lets `stage=3` name a config option."""
+"""The Hydra side of the entry points: where `conf/` lives, the resolvers the configs use, what `stage=` and
+`batch=` select, and one-line composition errors."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import difflib
 import os
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from omegaconf import OmegaConf
 
-from minimath.errors import USER_ERROR_STATUS, first_line
+from minimath.errors import USER_ERROR_STATUS, UserError, first_line
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -23,48 +24,54 @@ def _stage_dir(part: str = "path", *, _root_) -> str:
     return hydra_dir(part, _root_)
 
 
-def batch_tokens(name: str) -> int:
-    """Tokens per step of a batch option: `conf/batch/<name>.yaml`, the one place a batch name gets its value;
-    a name that is a number of tokens (`3000`) stands for itself."""
-    path = CONF_DIR / "batch" / f"{name}.yaml"
-    if path.is_file():
-        return int(OmegaConf.load(path).tokens_per_step)
-    if str(name).isdigit():
+def register_resolvers() -> None:
+    """The resolvers the training config uses (`minimath.stage_dir`: Hydra's run directory). Called by the entry
+    points before they compose; registering twice is harmless. Resolvers read the composed config only."""
+    if not OmegaConf.has_resolver("minimath.stage_dir"):
+        OmegaConf.register_new_resolver("minimath.stage_dir", _stage_dir)
+
+
+ALL_STAGES = "all"   # stage=all: the whole curriculum
+STAGE_BATCH = "stage"  # batch=stage: the batch the data config names for the stage
+
+
+@dataclass(frozen=True)
+class StepBatch:
+    """The batch a stage trains with: its name (in directory names and tables) and its tokens per optimizer step."""
+
+    name: str
+    tokens_per_step: int
+
+
+def batch_tokens(name: str, sizes) -> int:
+    """Tokens per step of a batch name: an entry of `batch_sizes` (conf/config.yaml), the one place a batch name
+    gets its value; a name that is a number of tokens (`3000`) stands for itself."""
+    if name in sizes:
+        return int(sizes[name])
+    if str(name).isdigit() and int(name) > 0:
         return int(name)
-    options = sorted(p.stem for p in path.parent.glob("*.yaml") if p.stem != "stage")
-    raise ValueError(f"batch {name!r} is neither one of {options} nor a number of tokens")
+    raise UserError(f"batch={name} is neither one of {', '.join(sizes)} nor a number of tokens per step")
 
 
-def _stage_batch(field: str, *, _root_):
-    """`batch=stage` (conf/batch/stage.yaml): the batch the data config names for the selected stage
-    (`data.stages.<N>.batch`); None for stage=all, where each stage brings its own."""
-    stage = str(_root_.stage.id)
-    if stage == "all":
-        return None
-    name = str(_root_.data.stages[stage].batch)
-    return name if field == "name" else batch_tokens(name)
+def stage_key(cfg) -> str:
+    """`stage`: `all`, or the key of a stage of the data config (`3`)."""
+    stage = str(cfg.stage)
+    if stage != ALL_STAGES and stage not in cfg.data.stages:
+        raise UserError(f"stage={stage} is not a stage of data={cfg.data.name} (it has "
+                        f"{', '.join(map(str, cfg.data.stages))}; or stage=all)")
+    return stage
 
 
-for _name, _resolver in (("minimath.stage_dir", _stage_dir), ("minimath.stage_batch", _stage_batch)):
-    if not OmegaConf.has_resolver(_name):
-        OmegaConf.register_new_resolver(_name, _resolver)
-
-# Config groups whose options may be numbers (conf/stage/1.yaml, conf/batch/512.yaml). Hydra parses `stage=3`
-# as the int 3 and rejects it as a group choice, so `stage=3` and sweeps like `stage=3,4` are quoted first.
-NUMERIC_GROUPS = ("stage", "batch")
-_GROUP_CHOICE = re.compile(rf"^(?P<key>[~+]*(?:{'|'.join(NUMERIC_GROUPS)}))=(?P<values>[\w.]+(?:,[\w.]+)*)$")
-
-
-def quote_numeric_choices(args: list[str]) -> list[str]:
-    """`stage=3` -> `stage='3'`, `batch=512,5K` -> `batch='512',5K`; every other argument is left as it is."""
-    quoted = []
-    for arg in args:
-        match = _GROUP_CHOICE.match(arg)
-        if match:
-            items = match["values"].split(",")
-            arg = f"{match['key']}=" + ",".join(f"'{v}'" if v.isdigit() else v for v in items)
-        quoted.append(arg)
-    return quoted
+def step_batch(cfg) -> StepBatch:
+    """The selected stage's batch: `batch=` a name of `batch_sizes`, a number of tokens per step, or `stage` (the
+    batch the data config names for the stage, `data.stages.<N>.batch`: the report steps it 10x from stage 3 on)."""
+    name = str(cfg.batch)
+    if name == STAGE_BATCH:
+        stage = stage_key(cfg)
+        if stage == ALL_STAGES:
+            raise UserError("batch=stage with stage=all: each stage brings its own batch (choose a stage)")
+        name = str(cfg.data.stages[stage].batch)
+    return StepBatch(name, batch_tokens(name, cfg.batch_sizes))
 
 
 def run_entry_point(main: Callable[[], None], config_name: str) -> None:
@@ -72,6 +79,7 @@ def run_entry_point(main: Callable[[], None], config_name: str) -> None:
     malformed override) is one `error:` line with status 2, as every other user error is. Hydra prints its own
     multi-line report and exits 1 unless HYDRA_FULL_ERROR=1, which makes it raise; a user who set that keeps it."""
     from hydra.errors import ConfigCompositionException, OverrideParseException
+    from omegaconf.errors import InterpolationResolutionError
 
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
         return main()
@@ -81,6 +89,49 @@ def run_entry_point(main: Callable[[], None], config_name: str) -> None:
     except (ConfigCompositionException, OverrideParseException) as err:
         print(f"error: {composition_error(err, config_name)}", file=sys.stderr)
         sys.exit(USER_ERROR_STATUS)
+    except InterpolationResolutionError as err:  # Hydra resolving its run directory: a bad stage= or batch=
+        cause = user_error_within(err)
+        if cause is None:
+            raise
+        print(f"error: {cause}", file=sys.stderr)
+        sys.exit(USER_ERROR_STATUS)
+
+
+def user_error_within(err: BaseException) -> UserError | None:
+    """The `UserError` an exception was raised from or while handling (OmegaConf wraps a resolver's errors)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, UserError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+# Options that were renamed: still accepted, with a line naming the new one.
+DEPRECATED_CHOICES = {("scheduler", "warmup"): "scheduler=wsd_linear"}
+
+
+def warn_deprecated_choices() -> None:
+    """One line for each deprecated group option this Hydra run chose (none outside a Hydra run)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from minimath import log
+
+    if not HydraConfig.initialized():
+        return
+    choices = HydraConfig.get().runtime.choices
+    for (group, old), new in DEPRECATED_CHOICES.items():
+        if choices.get(group) == old:
+            log.info(f"{group}={old} is deprecated: it is {new} (the same settings)")
+
+
+# Keys that moved: the old spelling is answered with the new one.
+RENAMED = {"scheduler.decay_from": "branch_from=PATH (and scheduler.decay_tokens=N)",
+           "stage.id": "stage=N", "batch.name": "batch=NAME", "batch.tokens_per_step": "batch=N (tokens per step)",
+           "callbacks.checkpoint.every_n_train_steps": "checkpoint.every_n_train_steps",
+           "callbacks.checkpoint.every_minutes": "checkpoint.every_minutes",
+           "callbacks.checkpoint.keep_last": "checkpoint.keep_last"}
 
 
 def composition_error(err: Exception, config_name: str) -> str:
@@ -92,7 +143,12 @@ def composition_error(err: Exception, config_name: str) -> str:
         group = re.search(r"Could not find '([^']+)/([^'/]+)'", text)
         choice = f"{group[1]}={group[2]}" if group else first_line(err)
         return f"{choice}: no such option (one of {', '.join(sorted(err.options))})"
+    merging = re.match(r"Error merging override (\S+)", text)
+    if merging and err.__cause__ is not None:  # the schema refused a value (minimath.schema)
+        return f"{merging[1]}: {first_line(err.__cause__)}"
     key = re.search(r"Could not override '([^']+)'", text)
+    if key and key[1] in RENAMED:
+        return f"{key[1]} was renamed: use {RENAMED[key[1]]}"
     if key:
         near = nearest_keys(key[1], config_name)
         hint = f": did you mean {' or '.join(near)}?" if near else f" (to add a new key: +{key[1]}=...)"

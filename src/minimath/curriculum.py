@@ -21,7 +21,8 @@ from minimath import log
 from minimath.data.shards import sha256_file
 from minimath.errors import INTERRUPTED_STATUS, Interrupted, UserError
 from minimath.io import atomic_write_bytes, atomic_write_json
-from minimath.runs import (ALL_STAGES, FINAL, Fingerprint, checkpoint_dir, command_line_overrides, result_overrides,
+from minimath.config import ALL_STAGES, step_batch
+from minimath.runs import (FINAL, Fingerprint, checkpoint_dir, command_line_overrides, result_overrides,
                            run_dir, stage_config, variant_suffix)
 
 ROW_FIELDS = ("stage", "batch", "tokens_seen", "final_loss")
@@ -32,7 +33,7 @@ EVAL_CACHE = "heldout.json"
 def wants_curriculum(cfg: DictConfig) -> bool:
     """`stage=all` (the default): decided by the composed value, so a config file, `--cfg job` and the command
     line agree."""
-    return str(cfg.stage.id) == ALL_STAGES
+    return str(cfg.stage) == ALL_STAGES
 
 
 CONFIG_FLAGS = ("--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn")
@@ -141,7 +142,7 @@ def run_curriculum(cfg: DictConfig, script: str) -> None:
     """Train the stages, evaluate this run's (not every run's in the directory) and write the table beside them:
     `curriculum.md` for the default settings, `curriculum-<variant>.md` for a run with other settings."""
     overrides = [o for o in command_line_overrides() if not o.lstrip("+~").startswith(("stage=", "hydra."))]
-    dirs = {key: (Path(staged.paths.output_dir), str(staged.batch.name))
+    dirs = {key: (Path(staged.paths.output_dir), step_batch(staged).name)
             for key, staged in run_stages(cfg, script, overrides).items()}
     missing = [str(d) for d, _ in dirs.values() if not (checkpoint_dir(d) / FINAL).is_file()]
     if missing:

@@ -1,4 +1,4 @@
-"""Where a stage trains, what it is, and where it starts from — the one home of all three.
+"""Where a stage trains and what it is (where it starts from: `minimath.start`).
 
 Layout: `<runs>/<run_name>/stage<N>-bs<batch>[-<variant>]/checkpoints/{last,final}.ckpt` (Hydra's run and sweep
 directories are this module's `hydra_dir`, through the `minimath.stage_dir` resolver). A stage directory's name
@@ -12,9 +12,8 @@ its result (`Fingerprint`); a directory whose recorded fingerprint differs from 
 (one line naming the differing keys). One run per directory: `stage_lock` holds an exclusive `flock` on its `.lock`
 for the run's life (the kernel releases it when the process dies).
 
-Start: `stage_start` decides, in this order, finished (nothing to do) / resume (this stage's `last.ckpt`) /
-init (`init_from`: the previous stage's `final.ckpt` of the same model, closest in settings; a path; or `hf:DIR`, a
-transformers model) / scratch, and reads the checkpoint it picks once.
+Previous stage: `previous_stage_checkpoint` finds, for `init_from=auto`, the previous stage's `final.ckpt` of the
+same model, closest in settings.
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ from typing import Iterator
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from minimath.config import ALL_STAGES, step_batch
 from minimath.errors import UserError
 from minimath.io import atomic_publish, atomic_write_json
 from minimath.log import rank_zero_only
@@ -43,19 +43,29 @@ LOCK = ".lock"
 # What a run writes into a stage directory before its first checkpoint: a directory holding nothing else is removed
 # when the run stops (a failed start leaves no directory behind).
 BOOKKEEPING = (".hydra", "train.log", LOCK, FINGERPRINT)
-ALL_STAGES = "all"   # stage=all: the whole curriculum
 HF_PREFIX = "hf:"    # init_from=hf:DIR: a transformers model directory
 
 # The settings that determine a stage's checkpoints (dotted config keys; a key covers everything under it), and
 # the keys under them that do not (where the data lives, how many tokenizer processes, a compile or a memory
 # knob). Nothing else does: logging, measuring callbacks, paths, run_name, resume, dry_run, the curriculum's eval.
 RESULT_KEYS = ("stage.id", "seed", "model", "data", "batch.tokens_per_step", "optim", "scheduler", "train",
-               "hardware.precision", "trainer", "init_from", "init_optimizer", "callbacks.stability.spike_action")
+               "hardware.precision", "trainer", "init_from", "init_optimizer", "branch_from",
+               "callbacks.stability.spike_action")
 NOT_RESULT_KEYS = ("data.dir", "data.workers", "train.compile", "train.loss_chunk_bytes",
                    "trainer.log_every_n_steps", "trainer.enable_progress_bar", "trainer.enable_model_summary")
+# Recorded keys whose values are derived from plain config keys (`stage=3`, `batch=1.63M`): the names they had when
+# stage and batch were config groups, so directories recorded then keep their fingerprints.
+# Likewise the loss guard's action (callbacks=monitored turns the guard on), recorded where it was when the guard
+# was a callback's setting.
+DERIVED = {"stage.id": lambda cfg: int(cfg.stage), "batch.tokens_per_step": lambda cfg: step_batch(cfg).tokens_per_step,
+           "callbacks.stability.spike_action": lambda cfg: cfg.train.loss_guard.action if cfg.train.get("loss_guard")
+           else None}
+# Recorded only when set (settings added after directories recorded their fingerprints).
+RECORDED_WHEN_SET = ("branch_from", "train.loss_guard")
+
 # What the directory names already say (run_name: the model and data choices; the stage directory: the stage and
 # batch choices, and a decay branch's checkpoint).
-NAMED_IN_PATH = ("model", "data", "stage", "batch", "scheduler.decay_from")
+NAMED_IN_PATH = ("model", "data", "stage", "batch", "branch_from")
 
 
 def _covered(key: str, keys: tuple[str, ...]) -> bool:
@@ -73,7 +83,7 @@ def _flatten(prefix: str, value, out: dict) -> dict:
     if isinstance(value, dict) and value:
         for k, v in value.items():
             _flatten(f"{prefix}.{k}", v, out)
-    elif not _covered(prefix, NOT_RESULT_KEYS):
+    elif not _covered(prefix, NOT_RESULT_KEYS) and not (value is None and prefix in RECORDED_WHEN_SET):
         out[prefix] = value
     return out
 
@@ -88,7 +98,7 @@ class Fingerprint:
     def of(cls, cfg: DictConfig) -> "Fingerprint":
         out = {}
         for key in RESULT_KEYS:
-            value = OmegaConf.select(cfg, key, default=None)
+            value = DERIVED[key](cfg) if key in DERIVED else OmegaConf.select(cfg, key, default=None)
             _flatten(key, OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value, out)
         return cls(json.loads(json.dumps(out, sort_keys=True, default=str)))  # as fingerprint.json will hold it
 
@@ -165,19 +175,18 @@ def hydra_dir(part: str, root) -> str:
     """Hydra's output directory for a composed training config (`part="path"`): the stage directory, or the run
     directory when the whole curriculum runs (`stage=all`; each stage is its own process with its own directory).
     `part="name"`: the stage directory's name alone (a multirun's subdir)."""
-    name = stage_dir_name(root.stage.id, root.batch.name) + variant_suffix(command_line_overrides(root)) + \
-        branch_suffix(root)
-    if part == "name":
-        return name
-    base = run_dir(root.paths.runs, root.run_name)
-    return str(base) if str(root.stage.id) == ALL_STAGES else str(base / name)
+    variant = variant_suffix(command_line_overrides(root))
+    if str(root.stage) == ALL_STAGES:
+        return f"stage{ALL_STAGES}{variant}" if part == "name" else str(run_dir(root.paths.runs, root.run_name))
+    name = stage_dir_name(root.stage, step_batch(root).name) + variant + branch_suffix(root)
+    return name if part == "name" else str(run_dir(root.paths.runs, root.run_name) / name)
 
 
 def branch_suffix(root) -> str:
     """A WSD decay branch trains in a sibling directory named after the checkpoint it branches from
     (`stage4-bs2.5K-decay-step0000400`), so branches from several points live side by side."""
-    decay_from = root.scheduler.get("decay_from") if "scheduler" in root else None
-    return f"-decay-{Path(str(decay_from)).stem}" if decay_from else ""
+    branch_from = root.get("branch_from")
+    return f"-decay-{Path(str(branch_from)).stem}" if branch_from else ""
 
 
 def stage_config(cfg: DictConfig, key: str, overrides: list[str]) -> DictConfig:
@@ -185,9 +194,9 @@ def stage_config(cfg: DictConfig, key: str, overrides: list[str]) -> DictConfig:
     `init_from=auto` looks for), its `paths.output_dir` that stage's directory."""
     staged = cfg.copy()
     with open_dict(staged):
-        staged.stage.id = int(key)
+        staged.stage = str(key)
         staged.paths.output_dir = str(run_dir(cfg.paths.runs, cfg.run_name) / (
-            stage_dir_name(key, staged.batch.name) + variant_suffix(overrides) + branch_suffix(staged)))
+            stage_dir_name(key, step_batch(staged).name) + variant_suffix(overrides) + branch_suffix(staged)))
     return staged
 
 
@@ -297,69 +306,3 @@ def remove_if_unused(stage_dir: Path) -> None:
             remove_if_only(stage_dir, BOOKKEEPING)
     except UserError:
         pass  # another run is using it
-
-
-@dataclass(frozen=True)
-class StageStart:
-    """Where a stage starts. kind: `finished` (its final.ckpt exists: nothing to train), `resume` (its own
-    last.ckpt: exact data position and optimizer state), `init` (another checkpoint's weights, optionally its
-    moments) or `scratch`. `checkpoint` is the file read once (None for scratch and finished); `differs`: the
-    settings in which an `init_from=auto` checkpoint's stage was trained otherwise than this run would have."""
-
-    kind: str
-    path: Path | None = None
-    checkpoint: dict | None = None
-    differs: tuple[str, ...] = ()
-
-    @property
-    def meta(self):
-        from minimath.checkpoint import CheckpointMeta
-
-        return None if self.checkpoint is None else CheckpointMeta.of(self.checkpoint)
-
-    def describe(self, tokens_per_step: int) -> str:
-        if self.kind == "finished":
-            return f"already finished: {self.path}"
-        if self.kind == "resume":
-            return f"resuming {self.path} at step {self.meta.global_step} ({self.meta.tokens_seen:,} tokens seen)"
-        if self.kind == "branch":
-            return (f"a decay branch from {self.path} (step {self.meta.global_step}, "
-                    f"{self.meta.tokens_seen:,} tokens seen): its weights, AdamW moments and data position")
-        if self.kind == "init":
-            meta = self.meta
-            step = (f"; batch {meta.tokens_per_step:,} -> {tokens_per_step:,} tokens/step"
-                    if meta.tokens_per_step != tokens_per_step else "")
-            stage = "?" if meta.stage is None else meta.stage
-            differs = f"; it was trained with other {', '.join(self.differs)}" if self.differs else ""
-            return f"starting from {self.path} (stage {stage}, {meta.tokens_seen:,} tokens seen{step}{differs})"
-        return "starting from scratch"
-
-
-def stage_start(stage_dir: Path, stage: int, init_from, resume: str, decay_from: str | None = None,
-                previous: Fingerprint | None = None) -> StageStart:
-    """Decide where the stage in `stage_dir` starts (see `init_from` and `resume` in conf/config.yaml;
-    `decay_from`: a WSD decay branch, `scheduler.decay_from`; `previous`: the fingerprint of stage N-1 as this run
-    would train it, what `init_from=auto` looks for)."""
-    from minimath.checkpoint import load_checkpoint
-
-    ckpt_dir = checkpoint_dir(stage_dir)
-    if (ckpt_dir / FINAL).is_file():
-        return StageStart("finished", ckpt_dir / FINAL)
-    if (ckpt_dir / LAST).is_file():
-        if resume != "auto":
-            raise UserError(f"{stage_dir} holds an unfinished run: set resume=auto to continue it, or remove it")
-        # a truncated or foreign file is an error here, never a silent restart
-        return StageStart("resume", ckpt_dir / LAST, load_checkpoint(ckpt_dir / LAST))
-    if decay_from:  # weights, moments and data position of a stable-phase checkpoint; the decay alone follows
-        return StageStart("branch", Path(str(decay_from)), load_checkpoint(Path(str(decay_from))))
-    if init_from is None or str(init_from).lower() == "none" or (str(init_from) == "auto" and stage == 1):
-        return StageStart("scratch")
-    if str(init_from).startswith(HF_PREFIX):  # a transformers model directory (minimath.hf)
-        from minimath.hf import hf_checkpoint
-
-        path = Path(str(init_from)[len(HF_PREFIX):])
-        return StageStart("init", path, hf_checkpoint(path))
-    if str(init_from) == "auto":
-        path, differs = previous_stage_checkpoint(Path(stage_dir).parent, stage, previous or Fingerprint())
-        return StageStart("init", path, load_checkpoint(path), tuple(differs))
-    return StageStart("init", Path(str(init_from)), load_checkpoint(Path(str(init_from))))

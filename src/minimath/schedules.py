@@ -10,9 +10,9 @@ optimizer steps the tokens took. The multiplier of the step that starts after `t
   `final_ratio`, in one of three shapes: `exp` (MiniCPM: 0.5^(t/T_half), here r^x with x the fraction of the decay
   done, i.e. T_half = decay · ln 2 / ln(1/r)), `linear`, or `sqrt` (1 − √x: YuLan-Mini). The embedded default is
   WSD with a 20-step warmup and a linear decay over the last 25% (`conf/scheduler/warmup.yaml`).
-  A **decay branch** (`scheduler.decay_from=PATH scheduler.decay_tokens=N`) starts from a stable-phase checkpoint
-  (its weights, AdamW moments and data position) and trains N tokens of decay alone: the point of WSD — one long
-  stable run, cheap decays from anywhere in it.
+  A **decay branch** (`branch_from=PATH scheduler.decay_tokens=N`, `minimath.start`) starts from a stable-phase
+  checkpoint (its weights, AdamW moments and data position) and trains N tokens of decay alone: the run gives the
+  schedule `total_tokens=N` and no warmup. The point of WSD: one long stable run, cheap decays from anywhere in it.
 - `Cosine` — warmup, then a half cosine from the base LR to `final_ratio` over the rest of the stage.
 """
 
@@ -33,6 +33,12 @@ class Schedule:
                              f"{warmup_tokens}, {tokens_per_step}")
         self.tokens_per_step, self.total_tokens = int(tokens_per_step), int(total_tokens)
         self.warmup_tokens = int(warmup_tokens) or int(warmup_steps) * self.tokens_per_step
+
+    @property
+    def decay_start_tokens(self) -> int | None:
+        """Stage tokens after which an end-of-stage decay's first step starts (None: no such decay); the stage's
+        decay-phase mixture takes over there."""
+        return None
 
     def after(self, tokens: int) -> int:
         """Tokens trained once the step that starts at `tokens` is done."""
@@ -57,11 +63,7 @@ class WSD(Schedule):
 
     def __init__(self, warmup_steps: int = 0, warmup_tokens: int = 0, decay_fraction: float = 0.1,
                  decay_tokens: int | None = None, shape: str = "exp", final_ratio: float = 0.1,
-                 total_tokens: int = 0, tokens_per_step: int = 1, decay_from: str | None = None):
-        if decay_from:  # a decay branch: the run trains decay_tokens, all of them decaying, no second warmup
-            if not decay_tokens:
-                raise ValueError("scheduler.decay_from needs scheduler.decay_tokens (the length of the decay)")
-            warmup_steps = warmup_tokens = 0
+                 total_tokens: int = 0, tokens_per_step: int = 1):
         super().__init__(warmup_steps, warmup_tokens, total_tokens, tokens_per_step)
         if not 0.0 <= decay_fraction <= 1.0 or not 0.0 <= final_ratio <= 1.0 or shape not in SHAPES:
             raise ValueError(f"decay_fraction and final_ratio in [0, 1], shape one of {SHAPES}; got "
@@ -74,7 +76,6 @@ class WSD(Schedule):
 
     @property
     def decay_start_tokens(self) -> int | None:
-        """Stage tokens after which the decay's first step starts (None: no decay)."""
         return self.total_tokens - self.decay_tokens if self.decay_tokens > 0 else None
 
     def decay(self, tokens: int) -> float:

@@ -15,8 +15,10 @@ from minimath import log
 from minimath.data.prepare import prepare
 from minimath.errors import Interrupted, UserError
 from minimath.hardware import resolve_precision
-from minimath.runs import (ALL_STAGES, LAST, Fingerprint, StageStart, check_fingerprint, checkpoint_dir,
-                           command_line_overrides, mark_final, stage_config, stage_lock, stage_start)
+from minimath.config import ALL_STAGES, step_batch
+from minimath.runs import (LAST, Fingerprint, check_fingerprint, checkpoint_dir, command_line_overrides, mark_final,
+                           stage_config, stage_lock)
+from minimath.start import StageStart, StartKind
 from minimath.tokenizer import CompactTokenizer, TokenizerLike, get_tokenizer, padded_vocab_size, tokenizer_from_state
 
 if TYPE_CHECKING:  # torch and Lightning are imported where a run builds with them: `--help` and errors stay fast
@@ -24,7 +26,9 @@ if TYPE_CHECKING:  # torch and Lightning are imported where a run builds with th
 
     from minimath.checkpoint import AtomicCheckpointIO
     from minimath.data.datamodule import MixtureDataModule
+    from minimath.lit_module import MiniMathModule
     from minimath.model import ModelConfig
+    from minimath.schedules import Schedule
 
 
 def world_size(hardware: DictConfig) -> int:
@@ -49,9 +53,10 @@ def micro_batch_size(cfg: DictConfig) -> int:
     setting = cfg.hardware.micro_batch
     if str(setting) != "auto":
         return int(setting)
-    sequences, rest = divmod(int(cfg.batch.tokens_per_step), int(cfg.model.max_seq_len) * world_size(cfg.hardware))
+    tokens_per_step = step_batch(cfg).tokens_per_step
+    sequences, rest = divmod(tokens_per_step, int(cfg.model.max_seq_len) * world_size(cfg.hardware))
     if rest or sequences < 1:
-        raise UserError(f"batch of {cfg.batch.tokens_per_step} tokens/step is not a whole number of "
+        raise UserError(f"batch of {tokens_per_step} tokens/step is not a whole number of "
                         f"{cfg.model.max_seq_len}-token sequences per rank: pick another batch=")
     largest = int(cfg.hardware.get("max_micro_batch", sequences))
     return max(m for m in range(1, min(sequences, largest) + 1) if sequences % m == 0)
@@ -98,7 +103,7 @@ def build_datamodule(cfg: DictConfig, manifest: dict, tokenizer: TokenizerLike) 
     from minimath.data.mixture import StagePlan
 
     plan = StagePlan(directory=str(cfg.data.dir), sources=manifest["sources"],
-                     stages=OmegaConf.to_container(cfg.data.stages, resolve=True), stage=str(cfg.stage.id),
+                     stages=OmegaConf.to_container(cfg.data.stages, resolve=True), stage=str(cfg.stage),
                      seq_len=int(cfg.model.max_seq_len), seed=int(cfg.seed))
     plan.build()  # checks every source of the stage yields sequences, before any model is built
     remap = tokenizer.from_base if isinstance(tokenizer, CompactTokenizer) else None
@@ -108,11 +113,11 @@ def build_datamodule(cfg: DictConfig, manifest: dict, tokenizer: TokenizerLike) 
 
 def stage_budget(cfg: DictConfig) -> int:
     """Tokens the data config gives the selected stage: tokens per epoch × epochs."""
-    spec = cfg.data.stages.get(str(cfg.stage.id))
+    spec = cfg.data.stages.get(str(cfg.stage))
     if spec is None:
-        raise UserError(f"stage {cfg.stage.id} is not defined in data={cfg.data.name} (it has "
+        raise UserError(f"stage {cfg.stage} is not defined in data={cfg.data.name} (it has "
                         f"{', '.join(map(str, cfg.data.stages))})")
-    return token_count(spec.tokens, f"data.stages.{cfg.stage.id}.tokens") * int(spec.epochs)
+    return token_count(spec.tokens, f"data.stages.{cfg.stage}.tokens") * int(spec.epochs)
 
 
 def token_count(value, key: str) -> int:
@@ -128,7 +133,9 @@ def token_count(value, key: str) -> int:
 
 def training_tokens(cfg: DictConfig) -> int:
     """A decay branch's scheduler.decay_tokens, else train.max_tokens, else the stage's budget from the data config."""
-    if cfg.scheduler.get("decay_from"):
+    if cfg.branch_from:
+        if not cfg.scheduler.get("decay_tokens"):
+            raise UserError("branch_from trains a decay alone: set its length, scheduler=wsd scheduler.decay_tokens=N")
         return token_count(cfg.scheduler.decay_tokens, "scheduler.decay_tokens")
     if cfg.train.max_tokens is not None:
         return token_count(cfg.train.max_tokens, "train.max_tokens")
@@ -167,8 +174,8 @@ def report_params(model_config: ModelConfig) -> dict[str, int]:
 TRAINER_ARGS_FROM_CONFIG = {"accelerator": "hardware.accelerator", "devices": "hardware.devices",
                             "num_nodes": "hardware.num_nodes", "strategy": "hardware.strategy",
                             "precision": "hardware.precision", "max_steps": "train.max_tokens (or the data config)",
-                            "accumulate_grad_batches": "batch.tokens_per_step and hardware.micro_batch",
-                            "logger": "logger=", "callbacks": "callbacks=", "default_root_dir": "paths.output_dir",
+                            "accumulate_grad_batches": "batch= and hardware.micro_batch",
+                            "logger": "logger=", "callbacks": "callbacks= (and checkpoint:)", "default_root_dir": "paths.output_dir",
                             "plugins": "(the run's checkpoint I/O)"}
 
 
@@ -183,8 +190,14 @@ def trainer_arguments(cfg: DictConfig, derived: dict) -> dict:
 
 
 def build_callbacks(cfg: DictConfig, source_names: list[str]) -> list[L.Callback]:
-    """`conf/callbacks`, each built from its config; a `source_names:` key is filled with the stage's sources."""
-    built = []
+    """The two callbacks correctness depends on, always: step checkpoints with the graceful interrupt (`checkpoint:`)
+    and the data position every checkpoint carries; then `conf/callbacks`, each built from its config (a
+    `source_names:` key is filled with the stage's sources)."""
+    from minimath.callbacks import Checkpointing
+    from minimath.data.datamodule import DataPositionTracker
+
+    built = [Checkpointing(dirpath=str(checkpoint_dir(cfg.paths.output_dir)), **cfg.checkpoint),
+             DataPositionTracker()]
     for c in cfg.callbacks.values():
         derived = {"source_names": list(source_names)} if "source_names" in c else {}
         built.append(hydra.utils.instantiate(c, **derived))
@@ -257,19 +270,20 @@ class RunPlan:
 def plan_run(cfg: DictConfig) -> RunPlan:
     """From the config alone (no data, no model): the batch accounting, steps, precision and device; every value
     it reads is checked here, before any work."""
-    tokens_per_step = int(cfg.batch.tokens_per_step)
+    batch = step_batch(cfg)
+    tokens_per_step = batch.tokens_per_step
     budget = training_tokens(cfg)
     if tokens_per_step > budget:
-        raise UserError(f"batch {cfg.batch.name} is {tokens_per_step:,} tokens/step, more than the "
-                        f"{budget:,} tokens stage {cfg.stage.id} trains: pick a smaller batch= (or raise "
-                        f"data.stages.{cfg.stage.id}.tokens / train.max_tokens)")
+        raise UserError(f"batch {batch.name} is {tokens_per_step:,} tokens/step, more than the "
+                        f"{budget:,} tokens stage {cfg.stage} trains: pick a smaller batch= (or raise "
+                        f"data.stages.{cfg.stage}.tokens / train.max_tokens)")
     n_ranks = world_size(cfg.hardware)
     micro_batch, seq_len = micro_batch_size(cfg), int(cfg.model.max_seq_len)
     accumulate = accumulation_steps(tokens_per_step, micro_batch, seq_len, n_ranks)
     steps = math.ceil(budget / tokens_per_step)
     setting, accelerator = str(cfg.hardware.precision), str(cfg.hardware.accelerator)
     precision = resolve_precision(setting, accelerator)
-    return RunPlan(stage=int(cfg.stage.id), precision=precision,
+    return RunPlan(stage=int(cfg.stage), precision=precision,
                    precision_reason=precision_reason(setting, precision, accelerator), device=accelerator,
                    world_size=n_ranks, micro_batch=micro_batch, accumulate=accumulate, seq_len=seq_len,
                    tokens_per_step=tokens_per_step, steps=steps, tokens=steps * tokens_per_step,
@@ -277,7 +291,7 @@ def plan_run(cfg: DictConfig) -> RunPlan:
 
 
 def run(cfg: DictConfig) -> None:
-    """Train the selected stage (cfg.stage.id) from where `minimath.runs.stage_start` says it starts; dry_run:
+    """Train the selected stage (cfg.stage) from where `minimath.start.decide` says it starts; dry_run:
     print the parameter counts and, given prepared data, the plan, without allocating the model. The stage
     directory is held (`stage_lock`) and checked against this config's fingerprint before anything else."""
     trainer_arguments(cfg, {})  # a clash with what the run sets is an error before any work
@@ -294,7 +308,7 @@ def dry_run(cfg: DictConfig) -> None:
     manifest = prepare(cfg.data, log=log.info) if cfg.model.compact_vocab else None  # its ids are the data's
     counts = report_params(build_model_config(cfg.model, build_tokenizer(cfg.model, manifest)))
     print(f"params total={counts['total']} non_embedding={counts['non_embedding']} embedding={counts['embedding']}")
-    stages = [str(k) for k in cfg.data.stages] if str(cfg.stage.id) == ALL_STAGES else [str(cfg.stage.id)]
+    stages = [str(k) for k in cfg.data.stages] if str(cfg.stage) == ALL_STAGES else [str(cfg.stage)]
     for key in stages:  # each stage's plan, or the error that stage would stop with
         staged = cfg if len(stages) == 1 else stage_config(cfg, key, command_line_overrides())
         try:
@@ -305,59 +319,87 @@ def dry_run(cfg: DictConfig) -> None:
 
 def train(cfg: DictConfig, plan: RunPlan, stage_dir: Path) -> None:
     """Check the stage directory's fingerprint, decide where the stage starts, build the data, model and trainer,
-    and fit (the caller holds the directory's lock)."""
-    import lightning as L
+    apply the start, and fit (the caller holds the directory's lock)."""
+    from minimath import start as stage_start
+    from minimath.checkpoint import AtomicCheckpointIO
 
-    from minimath.callbacks import Checkpointing
-    from minimath.checkpoint import AtomicCheckpointIO, check_architecture, load_weights, model_state
-    from minimath.lit_module import MiniMathModule, module_hparams
-    from minimath.model import count_params
+    start = decide_start(cfg, plan, stage_dir)
+    if start.kind is StartKind.FINISHED:
+        return log.info(f"stage {plan.stage} (batch {step_batch(cfg).name}) {start.describe(0)}: trained with these "
+                        f"settings ({plan.tokens:,} tokens)")
+    manifest = prepare(cfg.data, log=log.info)
+    tokenizer = start_tokenizer(cfg.model, manifest, start)
+    model_config = build_model_config(cfg.model, tokenizer)
+    datamodule = build_datamodule(cfg, manifest, tokenizer)
+    schedule = build_schedule(cfg, plan, start)
+    module = build_module(cfg, plan, model_config, tokenizer, schedule)
+    stage_start.apply(start, module, datamodule, bool(cfg.init_optimizer), schedule.decay_start_tokens)
+    resume = start.resume_path
+    trainer = build_trainer(cfg, plan.precision, plan.accumulate, plan.steps, datamodule.source_names,
+                            AtomicCheckpointIO(preloaded={resume: start.checkpoint} if resume else None))
+    log_start(cfg, plan, start, trainer, model_config, tokenizer)
+    del start  # the checkpoint dict is Lightning's now: it is let go once restored
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+    finish(trainer, module, plan, stage_dir)
+
+
+def decide_start(cfg: DictConfig, plan: RunPlan, stage_dir: Path) -> StageStart:
+    """Record (or check) the stage directory's fingerprint, then decide where the stage starts (`minimath.start`)."""
+    from minimath.start import decide
 
     overrides = command_line_overrides()
     check_fingerprint(stage_dir, Fingerprint.of(cfg), overrides)
     previous = (Fingerprint.of(stage_config(cfg, str(plan.stage - 1), overrides))
                 if plan.stage > 1 and str(cfg.init_from) == "auto" else None)  # what init_from=auto looks for
-    start = stage_start(stage_dir, plan.stage, cfg.init_from, str(cfg.resume), cfg.scheduler.get("decay_from"),
-                        previous)
-    if start.kind == "finished":
-        log.info(f"stage {plan.stage} (batch {cfg.batch.name}) {start.describe(0)}: trained with these settings "
-                 f"({plan.tokens:,} tokens)")
-        return
-    manifest = prepare(cfg.data, log=log.info)
-    tokenizer = start_tokenizer(cfg.model, manifest, start)
-    model_config = build_model_config(cfg.model, tokenizer)
-    datamodule = build_datamodule(cfg, manifest, tokenizer)
+    return decide(stage_dir, plan.stage, cfg.init_from, str(cfg.resume), cfg.branch_from, previous)
+
+
+def build_schedule(cfg: DictConfig, plan: RunPlan, start: StageStart) -> Schedule:
+    """The LR schedule over this run's tokens; a decay branch trains its decay alone (no second warmup)."""
+    branch = {"warmup_steps": 0, "warmup_tokens": 0} if start.kind is StartKind.BRANCH else {}
+    return hydra.utils.instantiate(cfg.scheduler, total_tokens=plan.tokens, tokens_per_step=plan.tokens_per_step,
+                                   **branch)
+
+
+def build_module(cfg: DictConfig, plan: RunPlan, model_config: ModelConfig, tokenizer: TokenizerLike,
+                 schedule: Schedule) -> MiniMathModule:
+    """The LightningModule, seeded: its weights are the run's seed's (a start then loads over them)."""
+    import lightning as L
+
+    from minimath.lit_module import MiniMathModule, module_hparams
+
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     optim = OmegaConf.to_container(cfg.optim, resolve=True)
     heldout = OmegaConf.to_container(cfg.data.heldout, resolve=True) if "heldout" in cfg.data else {}
-    schedule = hydra.utils.instantiate(cfg.scheduler, total_tokens=plan.tokens, tokens_per_step=plan.tokens_per_step)
     module = MiniMathModule(**module_hparams(model_config, optim, tokenizer.state_dict(), heldout),
-                            lr_schedule=schedule,
-                            max_nonfinite_steps=int(cfg.train.max_nonfinite_steps), stage=plan.stage,
-                            tokens_per_step=plan.tokens_per_step, loss_chunk_bytes=cfg.train.loss_chunk_bytes,
-                            z_loss=float(cfg.train.z_loss))
-    if start.kind == "resume":  # the weights are checked here; Lightning restores everything from the same dict
-        load_weights(module.model, model_state(start.checkpoint), str(start.path))
-    elif start.kind == "init":
-        check_architecture(model_config, start.checkpoint, f"init_from {start.path}")
-        module.start_from(start.checkpoint, str(start.path), bool(cfg.init_optimizer))
-    elif start.kind == "branch":
-        module.start_from(start.checkpoint, str(start.path), load_optimizer=True)
-        datamodule.continue_from(start.checkpoint, str(start.path))
-    datamodule.start_decay_mix(getattr(schedule, "decay_start_tokens", None))  # a resume restores its own
+                            lr_schedule=schedule, max_nonfinite_steps=int(cfg.train.max_nonfinite_steps),
+                            stage=plan.stage, tokens_per_step=plan.tokens_per_step,
+                            loss_chunk_bytes=cfg.train.loss_chunk_bytes, z_loss=float(cfg.train.z_loss),
+                            loss_guard=hydra.utils.instantiate(cfg.train.loss_guard) if cfg.train.loss_guard else None)
     if cfg.train.compile:
         module.model.compile()  # in place: parameter names (and checkpoints) stay the same
-    resume = start.path if start.kind == "resume" else None
-    trainer = build_trainer(cfg, plan.precision, plan.accumulate, plan.steps, datamodule.source_names,
-                            AtomicCheckpointIO(preloaded={resume: start.checkpoint} if resume else None))
+    return module
+
+
+def log_start(cfg: DictConfig, plan: RunPlan, start: StageStart, trainer: L.Trainer, model_config: ModelConfig,
+              tokenizer: TokenizerLike) -> None:
+    """The plan and the model on the console, and the resolved config as every logger's hyper-parameters (with a
+    metric, or TensorBoard's HParams view is empty; its value comes at the end)."""
+    from minimath.model import count_params
+
     log.info(plan.block(start.describe(plan.tokens_per_step)))
     log.info(f"  model {cfg.model.name}: {count_params(model_config)['non_embedding']:,} non-embedding params, "
              f"vocab {tokenizer.vocab_size} -> {model_config.vocab_size} rows")
-    for logger in trainer.loggers:  # with a metric, or TensorBoard's HParams view is empty (its value: at the end)
+    for logger in trainer.loggers:
         logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "resolved": asdict(plan)},
                                metrics={HP_METRIC: math.nan})
-    del start  # the checkpoint dict is Lightning's now: it is let go once restored
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+
+
+def finish(trainer: L.Trainer, module: MiniMathModule, plan: RunPlan, stage_dir: Path) -> None:
+    """After `fit`: an interrupt is an `Interrupted` naming the saved step; a stage trained to its end saves its full
+    state and publishes it as final.ckpt."""
+    from minimath.callbacks import Checkpointing
+
     saver = next((c for c in trainer.callbacks if isinstance(c, Checkpointing)), None)
     if saver is not None and saver.interrupted_at is not None:
         raise Interrupted(f"stage {plan.stage} stopped at step {saver.interrupted_at:,} of {plan.steps:,} "

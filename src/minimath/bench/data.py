@@ -58,7 +58,7 @@ def loader_wait_share(steps: int, data_root: str) -> tuple[float, float, int]:
     from minimath.training import build_datamodule, build_model_config, build_tokenizer, prepare
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["stage='3'", f"paths.data_root={data_root}"])
+        cfg = compose(config_name="config", overrides=["stage=3", f"paths.data_root={data_root}"])
     manifest = prepare(cfg.data, log=lambda *_: None)
     tokenizer = build_tokenizer(cfg.model, manifest)
     datamodule = build_datamodule(cfg, manifest, tokenizer)

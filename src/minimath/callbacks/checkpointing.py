@@ -38,7 +38,7 @@ class Checkpointing(StepBoundary, Checkpoint):
     def __init__(self, dirpath: str, every_n_train_steps: int | None = 100, every_minutes: float | None = None,
                  keep_last: int | None = 3, save_on_interrupt: bool = True):
         if keep_last is not None and keep_last < 1:
-            raise ValueError(f"callbacks.checkpoint.keep_last={keep_last}: keep at least 1, or null for all")
+            raise ValueError(f"checkpoint.keep_last={keep_last}: keep at least 1, or null for all")
         self.dirpath = Path(dirpath)
         self.every_n_train_steps, self.every_minutes = every_n_train_steps, every_minutes
         self.keep_last, self.save_on_interrupt = keep_last, save_on_interrupt

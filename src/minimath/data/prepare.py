@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing as mp
-import sys
 import time
 from itertools import islice
 from pathlib import Path
@@ -25,7 +24,6 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from minimath.config import quote_numeric_choices
 from minimath.data.clean import Cleaner, normalize
 from minimath.data.decontaminate import Decontaminator
 from minimath.data.pairs import Pair, PairSource, masked_prompt, normalize_pair
@@ -239,5 +237,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    sys.argv = quote_numeric_choices(sys.argv)
     main()
