@@ -135,7 +135,7 @@ def assert_parity(ckpt, out, n_tokens=48):
     model, tokenizer = load_for_inference(ckpt)
     hf = transformers.AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
     hf_tok = transformers.AutoTokenizer.from_pretrained(out)
-    rows = model.cfg.vocab_size
+    rows = model.config.vocab_size
     x = torch.randint(0, tokenizer.vocab_size, (3, n_tokens), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ours, theirs = model(x), hf(x).logits

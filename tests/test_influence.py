@@ -63,7 +63,7 @@ def test_chunked_projection_equals_the_unchunked_matrix_however_the_coordinates_
 
 def test_vmap_per_example_gradients_equal_a_loop_of_autograd(model):
     extractor = FeatureExtractor(model, FeatureSpec(subset="all", d=8, max_len=16))
-    examples = token_examples(5, model.cfg.vocab_size)
+    examples = token_examples(5, model.config.vocab_size)
     ids, targets = batch_tensors(examples, 16)
     assert (targets == -100).any(dim=1).sum() >= 2  # padding is part of what is checked
     grads = extractor.gradients(ids, targets)
@@ -77,13 +77,13 @@ def test_vmap_per_example_gradients_equal_a_loop_of_autograd(model):
 
 def test_padding_does_not_change_an_examples_gradient(model):
     extractor = FeatureExtractor(model, FeatureSpec(subset="last:1", d=32, max_len=16))
-    example = token_examples(1, model.cfg.vocab_size, seed=4)[0][:6]
+    example = token_examples(1, model.config.vocab_size, seed=4)[0][:6]
     short = FeatureExtractor(model, FeatureSpec(subset="last:1", d=32, max_len=5))
     assert torch.allclose(extractor.features([example]), short.features([example]), atol=1e-6)
 
 
 def test_subset_parameter_counts(model):
-    cfg = model.cfg
+    cfg = model.config
     kv = cfg.n_kv_head * cfg.head_dim
     block = 2 * cfg.n_embd * cfg.n_embd + 2 * cfg.n_embd * kv + 3 * cfg.n_embd * cfg.ffn_hidden + 2 * cfg.n_embd
     assert GradientSubset(model, "all", 0).dim == sum(p.numel() for p in model.parameters())
@@ -102,7 +102,7 @@ def test_lora_features_are_the_weight_gradient_times_the_adapter(model):
     """∂L/∂B of W + B·A at B = 0, computed by autograd on an explicit adapter, equals the view used."""
     lora = GradientSubset(model, "lora:3", seed=7)
     name = "layers.1.feed_forward.w2.weight"
-    ids, targets = batch_tensors(token_examples(1, model.cfg.vocab_size, seed=2), 16)
+    ids, targets = batch_tensors(token_examples(1, model.config.vocab_size, seed=2), 16)
     module = model.layers[1].feed_forward.w2
     b = torch.zeros(module.weight.shape[0], 3, requires_grad=True)
     handle = module.register_forward_hook(lambda m, inp, out: out + inp[0] @ (b @ lora.adapters[name]).T)
@@ -118,7 +118,7 @@ def adam_checkpoint(model: Transformer, steps: int = 3) -> dict:
     """Lightning's layout: optimizer_states[0] is AdamW.state_dict() over the module's parameter groups."""
     groups = [{"params": params, "name": name} for name, params, _, _ in model.parameter_groups()]
     optimizer = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
-    ids, targets = batch_tensors(token_examples(4, model.cfg.vocab_size, seed=9), 16)
+    ids, targets = batch_tensors(token_examples(4, model.config.vocab_size, seed=9), 16)
     for _ in range(steps):
         optimizer.zero_grad()
         _ExampleLoss(model)(ids, targets).backward()
@@ -136,7 +136,7 @@ def test_adam_denominators_map_each_parameter_to_its_own_moments(model):
         assert torch.equal(denominators[name], v_hat.sqrt() + 1e-8), name
     spec = FeatureSpec(subset="last:1", d=16, precondition="adam", max_len=16)
     plain = FeatureExtractor(model, FeatureSpec(subset="last:1", d=16, max_len=16))
-    examples = token_examples(3, model.cfg.vocab_size)
+    examples = token_examples(3, model.config.vocab_size)
     assert not torch.allclose(FeatureExtractor(model, spec, checkpoint).features(examples), plain.features(examples))
 
 
@@ -148,7 +148,7 @@ def test_adam_without_optimizer_state_is_a_one_line_error(model):
 
 def test_features_do_not_depend_on_the_batch_and_scores_are_cosines(model):
     extractor = FeatureExtractor(model, FeatureSpec(subset="all", d=64, max_len=16, chunk_size=1000))
-    examples = token_examples(6, model.cfg.vocab_size)
+    examples = token_examples(6, model.config.vocab_size)
     together = extractor.features(examples)
     apart = torch.cat([extractor.features(examples[i:i + 2]) for i in range(0, 6, 2)])
     assert torch.allclose(together, apart, atol=1e-5)
@@ -160,7 +160,7 @@ def test_features_do_not_depend_on_the_batch_and_scores_are_cosines(model):
 
 def test_the_cache_computes_each_text_once_and_survives_a_restart(model, tmp_path):
     extractor = FeatureExtractor(model, FeatureSpec(subset="last:1", d=16, max_len=16))
-    examples = token_examples(5, model.cfg.vocab_size)
+    examples = token_examples(5, model.config.vocab_size)
     hashes = ["a", "b", "c", "a", "d"]  # a repeated text is computed once
     cache = FeatureCache(tmp_path, "key", {"what": "test"})
     first, computed = cached_features(extractor, cache, hashes[:3], examples[:3], batch_size=2)

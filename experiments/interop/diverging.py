@@ -22,7 +22,7 @@ def logprob_shift(model, tok, prompts: list[str], extra_rows: int) -> dict:
     unknown id's logit): that shift over every position of the prompts."""
     shifts = []
     for text in prompts:
-        ids = torch.tensor([tok.encode(text)[-model.cfg.max_seq_len:]])
+        ids = torch.tensor([tok.encode(text)[-model.config.max_seq_len:]])
         with torch.no_grad():
             logits = model(ids)[0, :, :tok.vocab_size].float()
         p_unknown = logits.softmax(-1)[:, tok.unk_id]
@@ -43,7 +43,7 @@ def main() -> None:
         if a == b:
             continue
         k = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-        ids = torch.tensor([(tok.encode(o["prompt"]) + a[:k])[-model.cfg.max_seq_len:]])
+        ids = torch.tensor([(tok.encode(o["prompt"]) + a[:k])[-model.config.max_seq_len:]])
         with torch.no_grad():
             ours_top = model(ids)[0, -1, :tok.vocab_size].topk(2)
             hf_top = hf(ids).logits[0, -1, :tok.vocab_size].topk(2)

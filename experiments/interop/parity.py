@@ -18,9 +18,9 @@ from pair import load_pair, outputs_dir
 def main() -> None:
     outputs = outputs_dir(__doc__)
     model, tok, hf, _ = load_pair(outputs)
-    x = torch.randint(0, tok.vocab_size, (8, model.cfg.max_seq_len), generator=torch.Generator().manual_seed(0))
+    x = torch.randint(0, tok.vocab_size, (8, model.config.max_seq_len), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        diff = (model(x) - hf(x).logits[..., :model.cfg.vocab_size]).abs().max().item()
+        diff = (model(x) - hf(x).logits[..., :model.config.vocab_size]).abs().max().item()
     prompts = [json.loads(line)["prompt"] for line in (outputs / "ours" / "arithmetic.jsonl").open()]
     same = 0
     for text in prompts:

@@ -38,17 +38,17 @@ def export(ckpt: Path, out: Path, dtype: str = "fp32") -> Path:
     if out.exists():
         raise UserError(f"export: {out} already exists; remove it or choose another out=")
     model, tokenizer = load_for_inference(ckpt)
-    rows = model.cfg.vocab_size
+    rows = model.config.vocab_size
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        extra = save_hf_tokenizer(tokenizer, rows, tmp, model.cfg.max_seq_len)
+        extra = save_hf_tokenizer(tokenizer, rows, tmp, model.config.max_seq_len)
         unk = tokenizer.unk_id if isinstance(tokenizer, CompactTokenizer) else None
         state = {k: v.to(DTYPES[dtype]) for k, v in to_hf_state(model, extra, unk).items()}
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        config = hf_config(model.cfg, rows + extra, tokenizer.eot_id, DTYPES[dtype])
-        config["minimath"].update({"checkpoint": str(ckpt), "vocab_rows": rows, "extra_rows": extra})
-        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        hf = hf_config(model.config, rows + extra, tokenizer.eot_id, DTYPES[dtype])
+        hf["minimath"].update({"checkpoint": str(ckpt), "vocab_rows": rows, "extra_rows": extra})
+        (tmp / "config.json").write_text(json.dumps(hf, indent=2) + "\n")
         generation = {"eos_token_id": tokenizer.eot_id, "bos_token_id": None, "pad_token_id": tokenizer.eot_id,
                       "do_sample": False}
         (tmp / "generation_config.json").write_text(json.dumps(generation, indent=2) + "\n")

@@ -26,10 +26,10 @@ class FlopsPerToken:
         return self.transformer + self.output_layer
 
 
-def flops_per_token(cfg: ModelConfig, seq_len: int) -> FlopsPerToken:
-    n = count_params(cfg)["non_embedding"]
-    attention = 12 * cfg.n_layer * cfg.n_head * cfg.head_dim * seq_len
-    return FlopsPerToken(transformer=6 * n + attention, output_layer=6 * cfg.vocab_size * cfg.n_embd)
+def flops_per_token(config: ModelConfig, seq_len: int) -> FlopsPerToken:
+    n = count_params(config)["non_embedding"]
+    attention = 12 * config.n_layer * config.n_head * config.head_dim * seq_len
+    return FlopsPerToken(transformer=6 * n + attention, output_layer=6 * config.vocab_size * config.n_embd)
 
 
 def mfu(tokens_per_s: float, flops: FlopsPerToken, peak_flops: float) -> dict[str, float]:

@@ -54,10 +54,10 @@ def permute_rotary(w: torch.Tensor, n_heads: int, to_hf: bool) -> torch.Tensor:
     return w.reshape(n_heads, *grid, *w.shape[1:]).transpose(1, 2).reshape(w.shape)
 
 
-def rotary_heads(cfg: ModelConfig, name: str) -> int | None:
+def rotary_heads(config: ModelConfig, name: str) -> int | None:
     """How many heads' rows weight `name` (of a layer) holds in rotary order; None for a weight RoPE does not touch
     (the QK-norm gains act on one head's dimensions, so they are permuted with the rows)."""
-    return {"attention.wq.weight": cfg.n_head, "attention.wk.weight": cfg.n_kv_head,
+    return {"attention.wq.weight": config.n_head, "attention.wk.weight": config.n_kv_head,
             "attention.q_norm.weight": 1, "attention.k_norm.weight": 1}.get(name)
 
 
@@ -72,47 +72,47 @@ LAYER_NAMES = {  # ours -> transformers, within layer i
 RESIDUAL_OUTPUTS = ("attention.wo.weight", "feed_forward.w2.weight")
 
 
-def hf_config(cfg: ModelConfig, vocab_rows: int, eot_id: int, dtype: torch.dtype) -> dict:
+def hf_config(config: ModelConfig, vocab_rows: int, eot_id: int, dtype: torch.dtype) -> dict:
     """The transformers config.json of a model (Llama; Qwen3 when it has QK-norm)."""
-    arch = "qwen3" if cfg.qk_norm else "llama"
-    config = {
-        "architectures": ["Qwen3ForCausalLM" if cfg.qk_norm else "LlamaForCausalLM"], "model_type": arch,
-        "vocab_size": vocab_rows, "hidden_size": cfg.n_embd, "intermediate_size": cfg.ffn_hidden,
-        "num_hidden_layers": cfg.n_layer, "num_attention_heads": cfg.n_head, "num_key_value_heads": cfg.n_kv_head,
-        "head_dim": cfg.head_dim, "hidden_act": "silu", "max_position_embeddings": cfg.max_seq_len,
-        "rms_norm_eps": cfg.norm_eps, "rope_theta": cfg.rope_theta,
-        "rope_parameters": {"rope_type": "default", "rope_theta": cfg.rope_theta},
-        "attention_bias": False, "attention_dropout": 0.0, "mlp_bias": False, "tie_word_embeddings": not cfg.mup,
-        "initializer_range": cfg.init_std, "bos_token_id": None, "eos_token_id": eot_id, "pad_token_id": None,
+    arch = "qwen3" if config.qk_norm else "llama"
+    hf = {
+        "architectures": ["Qwen3ForCausalLM" if config.qk_norm else "LlamaForCausalLM"], "model_type": arch,
+        "vocab_size": vocab_rows, "hidden_size": config.n_embd, "intermediate_size": config.ffn_hidden,
+        "num_hidden_layers": config.n_layer, "num_attention_heads": config.n_head, "num_key_value_heads": config.n_kv_head,
+        "head_dim": config.head_dim, "hidden_act": "silu", "max_position_embeddings": config.max_seq_len,
+        "rms_norm_eps": config.norm_eps, "rope_theta": config.rope_theta,
+        "rope_parameters": {"rope_type": "default", "rope_theta": config.rope_theta},
+        "attention_bias": False, "attention_dropout": 0.0, "mlp_bias": False, "tie_word_embeddings": not config.mup,
+        "initializer_range": config.init_std, "bos_token_id": None, "eos_token_id": eot_id, "pad_token_id": None,
         "use_cache": True, "dtype": str(dtype).removeprefix("torch."),
-        "minimath": {"model": asdict(cfg)},  # what it was exported from (transformers ignores unknown keys)
+        "minimath": {"model": asdict(config)},  # what it was exported from (transformers ignores unknown keys)
     }
-    if cfg.qk_norm:
-        config.update({"use_sliding_window": False, "sliding_window": None, "max_window_layers": cfg.n_layer})
-    return config
+    if config.qk_norm:
+        hf.update({"use_sliding_window": False, "sliding_window": None, "max_window_layers": config.n_layer})
+    return hf
 
 
 def to_hf_state(model: Transformer, extra_rows: int = 0, unk_row: int | None = None) -> dict[str, torch.Tensor]:
     """transformers' state dict of our model; `extra_rows` copies of row `unk_row` appended to the embedding."""
-    cfg = model.cfg
+    config = model.config
     ours = {k: v.detach() for k, v in model.state_dict().items()}
     embedding = ours["tok_embeddings.weight"]
     if extra_rows:
         embedding = torch.cat([embedding, embedding[unk_row].expand(extra_rows, -1)])
-    out = {"model.embed_tokens.weight": embedding * cfg.embedding_scale if cfg.mup else embedding,
+    out = {"model.embed_tokens.weight": embedding * config.embedding_scale if config.mup else embedding,
            "model.norm.weight": ours["norm.weight"]}
-    if cfg.mup:
-        out["lm_head.weight"] = embedding / cfg.width_mult
-    for i in range(cfg.n_layer):
+    if config.mup:
+        out["lm_head.weight"] = embedding / config.width_mult
+    for i in range(config.n_layer):
         for name, hf_name in LAYER_NAMES.items():
             key = f"layers.{i}.{name}"
             if key not in ours:
                 continue
             w = ours[key]
-            if n_heads := rotary_heads(cfg, name):
+            if n_heads := rotary_heads(config, name):
                 w = permute_rotary(w, n_heads, to_hf=True)
-            elif name in RESIDUAL_OUTPUTS and cfg.mup:
-                w = w * cfg.residual_scale
+            elif name in RESIDUAL_OUTPUTS and config.mup:
+                w = w * config.residual_scale
             out[f"model.layers.{i}.{hf_name}"] = w
     return {k: v.contiguous() for k, v in out.items()}
 
@@ -152,14 +152,14 @@ def from_hf(directory: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
         hf_state.update(load_file(str(f)))
     heads, kv = int(hf["num_attention_heads"]), int(hf.get("num_key_value_heads", hf["num_attention_heads"]))
     hidden = int(hf["hidden_size"])
-    cfg = ModelConfig(vocab_size=int(hf["vocab_size"]), n_layer=int(hf["num_hidden_layers"]), n_head=heads,
+    config = ModelConfig(vocab_size=int(hf["vocab_size"]), n_layer=int(hf["num_hidden_layers"]), n_head=heads,
                       n_kv_head=kv, n_embd=hidden, ffn_hidden=int(hf["intermediate_size"]),
                       max_seq_len=int(hf.get("max_position_embeddings", 2048)),
                       rope_theta=float(rope.get("rope_theta", hf.get("rope_theta", 10_000.0))),
                       norm_eps=float(hf.get("rms_norm_eps", 1e-5)), qk_norm=arch == "qwen3")
-    if int(hf.get("head_dim") or hidden // heads) != cfg.head_dim:
+    if int(hf.get("head_dim") or hidden // heads) != config.head_dim:
         raise UserError(f"init_from=hf:{directory}: head_dim {hf.get('head_dim')} is not hidden_size/heads "
-                        f"= {cfg.head_dim} (ours derives it)")
+                        f"= {config.head_dim} (ours derives it)")
     inverse = {v: k for k, v in LAYER_NAMES.items()}
     state = {"tok_embeddings.weight": hf_state.pop("model.embed_tokens.weight"), "norm.weight": hf_state.pop(
         "model.norm.weight")}
@@ -170,10 +170,10 @@ def from_hf(directory: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
             raise UserError(f"init_from=hf:{directory}: weight {key} has no place in our architecture")
         name = inverse[".".join(parts[3:])]
         w = hf_state.pop(key)
-        if n_heads := rotary_heads(cfg, name):
+        if n_heads := rotary_heads(config, name):
             w = permute_rotary(w, n_heads, to_hf=False)
         state[f"layers.{parts[2]}.{name}"] = w
-    return cfg, state
+    return config, state
 
 
 # -------------------------------------------------------------------------------------------------- tokenizer

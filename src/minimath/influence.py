@@ -107,9 +107,9 @@ class GradientSubset:
         if kind == "all":
             names = list(named)
         elif kind == "last":
-            if k > model.cfg.n_layer:
-                raise UserError(f"subset={spec}: the model has only {model.cfg.n_layer} blocks")
-            blocks = tuple(f"layers.{i}." for i in range(model.cfg.n_layer - k, model.cfg.n_layer))
+            if k > model.config.n_layer:
+                raise UserError(f"subset={spec}: the model has only {model.config.n_layer} blocks")
+            blocks = tuple(f"layers.{i}." for i in range(model.config.n_layer - k, model.config.n_layer))
             names = [n for n in named if n.startswith(blocks) or n == "norm.weight"]
         else:
             names = [n for n in named if n.removesuffix(".weight").endswith(LORA_TARGETS)]
@@ -242,8 +242,8 @@ class FeatureExtractor:
     """Projected, normalised per-example gradient features of one model (`FeatureSpec`)."""
 
     def __init__(self, model: Transformer, spec: FeatureSpec, checkpoint: dict | None = None, source: str = ""):
-        if spec.max_len > model.cfg.max_seq_len:
-            raise UserError(f"max_len={spec.max_len} exceeds the model's context of {model.cfg.max_seq_len}: "
+        if spec.max_len > model.config.max_seq_len:
+            raise UserError(f"max_len={spec.max_len} exceeds the model's context of {model.config.max_seq_len}: "
                             f"lower max_len")
         self.model, self.spec = model.eval(), spec
         self.subset = GradientSubset(model, spec.subset, spec.seed)

@@ -173,13 +173,13 @@ class MiniMathModule(L.LightningModule):
         self.tokens_seen += int(stats[2])
 
     def configure_optimizers(self):
-        cfg = self.hparams.optim
-        fused = cfg.get("fused", "auto")
+        optim = self.hparams.optim
+        fused = optim.get("fused", "auto")
         fused = next(self.parameters()).is_cuda if fused == "auto" else bool(fused)  # one kernel for all params
-        groups = [{"params": params, "name": name, "lr": cfg["lr"] * lr_mult, "lr_mult": lr_mult,
-                   "weight_decay": cfg["weight_decay"] if decays else 0.0}
+        groups = [{"params": params, "name": name, "lr": optim["lr"] * lr_mult, "lr_mult": lr_mult,
+                   "weight_decay": optim["weight_decay"] if decays else 0.0}
                   for name, params, lr_mult, decays in self.model.parameter_groups()]
-        optimizer = torch.optim.AdamW(groups, lr=cfg["lr"], betas=tuple(cfg["betas"]), eps=cfg["eps"],
+        optimizer = torch.optim.AdamW(groups, lr=optim["lr"], betas=tuple(optim["betas"]), eps=optim["eps"],
                                       fused=fused or None)
         # keyed by tokens: evaluated at the stage's tokens so far whenever the scheduler steps (after each
         # optimizer step, whose tokens are already counted), whatever the batch

@@ -93,14 +93,14 @@ class ModelConfig:
         return self.n_embd // self.n_head
 
 
-def count_params(cfg: ModelConfig) -> dict[str, int]:
+def count_params(config: ModelConfig) -> dict[str, int]:
     """Closed-form parameter counts; the embedding is counted once because it is tied to the output."""
-    d, kv = cfg.n_embd, cfg.n_kv_head * cfg.head_dim
+    d, kv = config.n_embd, config.n_kv_head * config.head_dim
     attention = d * d + 2 * d * kv + d * d  # wq, wk, wv, wo
-    ffn = 3 * d * cfg.ffn_hidden  # w1, w2, w3
-    norms = 2 * d + (2 * cfg.head_dim if cfg.qk_norm else 0)
-    non_embedding = cfg.n_layer * (attention + ffn + norms) + d  # + final norm
-    embedding = cfg.vocab_size * d
+    ffn = 3 * d * config.ffn_hidden  # w1, w2, w3
+    norms = 2 * d + (2 * config.head_dim if config.qk_norm else 0)
+    non_embedding = config.n_layer * (attention + ffn + norms) + d  # + final norm
+    embedding = config.vocab_size * d
     return {"total": non_embedding + embedding, "non_embedding": non_embedding, "embedding": embedding}
 
 
@@ -148,8 +148,8 @@ def document_attention(documents: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
 class KVCache:
     """Keys and values of every layer for up to `max_len` positions, filled left to right during decoding."""
 
-    def __init__(self, cfg: ModelConfig, batch: int, max_len: int, device=None, dtype=torch.float32):
-        shape = (cfg.n_layer, batch, cfg.n_kv_head, max_len, cfg.head_dim)
+    def __init__(self, config: ModelConfig, batch: int, max_len: int, device=None, dtype=torch.float32):
+        shape = (config.n_layer, batch, config.n_kv_head, max_len, config.head_dim)
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.length = 0  # positions filled (the same for every layer once a forward pass ends)
@@ -168,16 +168,16 @@ class KVCache:
 
 
 class Attention(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, config: ModelConfig):
         super().__init__()
-        self.n_head, self.n_kv_head, self.head_dim = cfg.n_head, cfg.n_kv_head, cfg.head_dim
-        self.wq = nn.Linear(cfg.n_embd, cfg.n_head * cfg.head_dim, bias=False)
-        self.wk = nn.Linear(cfg.n_embd, cfg.n_kv_head * cfg.head_dim, bias=False)
-        self.wv = nn.Linear(cfg.n_embd, cfg.n_kv_head * cfg.head_dim, bias=False)
-        self.wo = nn.Linear(cfg.n_head * cfg.head_dim, cfg.n_embd, bias=False)
+        self.n_head, self.n_kv_head, self.head_dim = config.n_head, config.n_kv_head, config.head_dim
+        self.wq = nn.Linear(config.n_embd, config.n_head * config.head_dim, bias=False)
+        self.wk = nn.Linear(config.n_embd, config.n_kv_head * config.head_dim, bias=False)
+        self.wv = nn.Linear(config.n_embd, config.n_kv_head * config.head_dim, bias=False)
+        self.wo = nn.Linear(config.n_head * config.head_dim, config.n_embd, bias=False)
         # one gain vector per head dimension, shared by the heads (as YuLan-Mini's q_norm/k_norm)
-        self.q_norm = RMSNorm(cfg.head_dim, cfg.norm_eps) if cfg.qk_norm else None
-        self.k_norm = RMSNorm(cfg.head_dim, cfg.norm_eps) if cfg.qk_norm else None
+        self.q_norm = RMSNorm(config.head_dim, config.norm_eps) if config.qk_norm else None
+        self.k_norm = RMSNorm(config.head_dim, config.norm_eps) if config.qk_norm else None
 
     def queries_keys(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Rotated (and, with qk_norm, normalised) queries (b, heads, t, d) and keys (b, kv_heads, t, d)."""
@@ -212,24 +212,24 @@ class Attention(nn.Module):
 class FeedForward(nn.Module):
     """SwiGLU as llama2.c names it: w2(silu(w1·x) * w3·x); w2 is the down projection."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, config: ModelConfig):
         super().__init__()
-        self.w1 = nn.Linear(cfg.n_embd, cfg.ffn_hidden, bias=False)
-        self.w2 = nn.Linear(cfg.ffn_hidden, cfg.n_embd, bias=False)
-        self.w3 = nn.Linear(cfg.n_embd, cfg.ffn_hidden, bias=False)
+        self.w1 = nn.Linear(config.n_embd, config.ffn_hidden, bias=False)
+        self.w2 = nn.Linear(config.ffn_hidden, config.n_embd, bias=False)
+        self.w3 = nn.Linear(config.n_embd, config.ffn_hidden, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.w2(F.silu(self.w1(x)) * self.w3(x))
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, config: ModelConfig):
         super().__init__()
-        self.attention_norm = RMSNorm(cfg.n_embd, cfg.norm_eps)
-        self.attention = Attention(cfg)
-        self.ffn_norm = RMSNorm(cfg.n_embd, cfg.norm_eps)
-        self.feed_forward = FeedForward(cfg)
-        self.residual_scale = cfg.residual_scale
+        self.attention_norm = RMSNorm(config.n_embd, config.norm_eps)
+        self.attention = Attention(config)
+        self.ffn_norm = RMSNorm(config.n_embd, config.norm_eps)
+        self.feed_forward = FeedForward(config)
+        self.residual_scale = config.residual_scale
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: KVCache | None = None,
                 layer: int = 0, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -252,13 +252,13 @@ def _rms(x: torch.Tensor) -> torch.Tensor:
 
 
 class Transformer(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, config: ModelConfig):
         super().__init__()
-        self.cfg = cfg
-        self.tok_embeddings = nn.Embedding(cfg.vocab_size, cfg.n_embd)
-        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
-        self.norm = RMSNorm(cfg.n_embd, cfg.norm_eps)
-        cos, sin = rope_tables(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta)
+        self.config = config
+        self.tok_embeddings = nn.Embedding(config.vocab_size, config.n_embd)
+        self.layers = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.norm = RMSNorm(config.n_embd, config.norm_eps)
+        cos, sin = rope_tables(config.head_dim, config.max_seq_len, config.rope_theta)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
         self.reset_parameters()
@@ -289,18 +289,18 @@ class Transformer(nn.Module):
         return probes + [Probe("logit_rms", self.norm, logit_rms)]
 
     def residual_projection_names(self) -> tuple[str, ...]:
-        return ("attention.wo", "feed_forward.w2") if self.cfg.init_residual == "gpt2" else (
+        return ("attention.wo", "feed_forward.w2") if self.config.init_residual == "gpt2" else (
             "attention.wo", "feed_forward.w3")
 
     def init_std_of(self, name: str, module: nn.Module) -> float:
         """The init std of a linear or embedding module: the embedding init_std; a hidden matrix init_std/√m under
         µP, else init_std, or init_std/√(2·n_layer) for the residual projections (GPT-2)."""
-        std = self.cfg.init_std
+        std = self.config.init_std
         if isinstance(module, nn.Embedding):
             return std
-        if self.cfg.mup:
-            return std / math.sqrt(self.cfg.width_mult)
-        return std / math.sqrt(2 * self.cfg.n_layer) if name.endswith(self.residual_projection_names()) else std
+        if self.config.mup:
+            return std / math.sqrt(self.config.width_mult)
+        return std / math.sqrt(2 * self.config.n_layer) if name.endswith(self.residual_projection_names()) else std
 
     def parameter_groups(self) -> list[tuple[str, list[nn.Parameter], float, bool]]:
         """(name, parameters, LR multiplier, weight decay?) for AdamW: matrices decay and vectors (norm gains) do
@@ -308,11 +308,11 @@ class Transformer(nn.Module):
         groups, as checkpoints of earlier runs hold."""
         embedding = self.tok_embeddings.weight
         vectors = [p for p in self.parameters() if p.dim() < 2]
-        if not self.cfg.mup:
+        if not self.config.mup:
             return [("matrices", [p for p in self.parameters() if p.dim() >= 2], 1.0, True),
                     ("vectors", vectors, 1.0, False)]
         hidden = [p for p in self.parameters() if p.dim() >= 2 and p is not embedding]
-        return [("hidden_matrices", hidden, 1.0 / self.cfg.width_mult, True), ("embedding", [embedding], 1.0, True),
+        return [("hidden_matrices", hidden, 1.0 / self.config.width_mult, True), ("embedding", [embedding], 1.0, True),
                 ("vectors", vectors, 1.0, False)]
 
     @torch.no_grad()
@@ -323,7 +323,7 @@ class Transformer(nn.Module):
             elif isinstance(module, RMSNorm):
                 nn.init.ones_(module.weight)
         if self.rope_cos.device.type != "meta":
-            cos, sin = rope_tables(self.cfg.head_dim, self.cfg.max_seq_len, self.cfg.rope_theta, self.rope_cos.device)
+            cos, sin = rope_tables(self.config.head_dim, self.config.max_seq_len, self.config.rope_theta, self.rope_cos.device)
             self.rope_cos.copy_(cos)
             self.rope_sin.copy_(sin)
 
@@ -339,23 +339,23 @@ class Transformer(nn.Module):
         """
         t = idx.shape[1]
         if positions is None:
-            if t > self.cfg.max_seq_len:
-                raise ValueError(f"sequence of {t} tokens exceeds max_seq_len={self.cfg.max_seq_len}")
+            if t > self.config.max_seq_len:
+                raise ValueError(f"sequence of {t} tokens exceeds max_seq_len={self.config.max_seq_len}")
             cos, sin = self.rope_cos[:t], self.rope_sin[:t]
         else:
-            if int(positions.max()) >= self.cfg.max_seq_len:
-                raise ValueError(f"position {int(positions.max())} exceeds max_seq_len={self.cfg.max_seq_len}")
+            if int(positions.max()) >= self.config.max_seq_len:
+                raise ValueError(f"position {int(positions.max())} exceeds max_seq_len={self.config.max_seq_len}")
             cos, sin = self.rope_cos[positions].unsqueeze(1), self.rope_sin[positions].unsqueeze(1)
         x = self.tok_embeddings(idx)
-        if self.cfg.embedding_scale != 1.0:
-            x = x * self.cfg.embedding_scale
+        if self.config.embedding_scale != 1.0:
+            x = x * self.config.embedding_scale
         for i, layer in enumerate(self.layers):
             x = layer(x, cos, sin, cache, i, mask)
         return self.output_hidden(self.norm(x))
 
     def output_hidden(self, normed: torch.Tensor) -> torch.Tensor:
         """What multiplies the tied output layer: the final norm's output, ÷ m under µP (the logit multiplier)."""
-        return normed if self.cfg.width_mult == 1.0 else normed / self.cfg.width_mult
+        return normed if self.config.width_mult == 1.0 else normed / self.config.width_mult
 
     def forward(self, idx: torch.Tensor, positions: torch.Tensor | None = None, cache: KVCache | None = None,
                 mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -407,7 +407,7 @@ def finish(trainer: L.Trainer, module: MiniMathModule, plan: RunPlan, stage_dir:
                           f"rerun the same command to continue")
     if trainer.global_step >= plan.steps and not trainer.interrupted:
         trainer.save_checkpoint(checkpoint_dir(stage_dir) / LAST, weights_only=False)  # full state
+        log.to_loggers(trainer.loggers, {HP_METRIC: module.last_loss}, step=module.tokens_seen)
         for logger in trainer.loggers:
-            logger.log_metrics({HP_METRIC: module.last_loss}, step=module.tokens_seen)
             logger.save()
         log.info(f"stage {plan.stage} finished: {mark_final(stage_dir)}")

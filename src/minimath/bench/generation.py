@@ -50,7 +50,7 @@ def main() -> None:
         model, tokenizer = load_for_inference(args.ckpt)
     else:
         model = nano_model()
-        tokenizer = _IdTokenizer(model.cfg.vocab_size)
+        tokenizer = _IdTokenizer(model.config.vocab_size)
     torch.set_num_threads(torch.get_num_threads())
     g = torch.Generator().manual_seed(1)
     prompts = [torch.randint(0, tokenizer.vocab_size, (args.prompt_tokens,), generator=g).tolist()
@@ -68,7 +68,7 @@ def main() -> None:
     t_ref = time.perf_counter() - start
     assert cached == reference == single, "KV-cache decoding differs from re-forward decoding"
     n = sum(len(text.split()) for text in cached)
-    print(f"model: {sum(p.numel() for p in model.parameters()):,} params, max_seq_len {model.cfg.max_seq_len}; "
+    print(f"model: {sum(p.numel() for p in model.parameters()):,} params, max_seq_len {model.config.max_seq_len}; "
           f"{args.batch} prompts × {args.prompt_tokens} tokens, {n // args.batch} new tokens each")
     print(f"kv-cache, batch {args.batch}: {n / t_cache:,.0f} tokens/s ({t_cache:.2f}s)")
     print(f"kv-cache, one prompt at a time: {n / t_single:,.0f} tokens/s ({t_single:.2f}s)")

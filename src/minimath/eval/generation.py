@@ -87,8 +87,8 @@ def generate(model: Transformer, tokenizer: TokenizerLike, prompts: Sequence[lis
 def generate_counted(model: Transformer, tokenizer: TokenizerLike, prompts: Sequence[list[int]],
                      cfg: GenerationConfig) -> list[tuple[str, int]]:
     """`generate`, with the number of new tokens each continuation took (a synthesis teacher reports it)."""
-    max_new = new_token_budget(model.cfg.max_seq_len, cfg.max_new_tokens)
-    prompts = _fit_prompts(prompts, model.cfg.max_seq_len, max_new)
+    max_new = new_token_budget(model.config.max_seq_len, cfg.max_new_tokens)
+    prompts = _fit_prompts(prompts, model.config.max_seq_len, max_new)
     device = model.output_weight.device
     b, width = len(prompts), max(len(p) for p in prompts)
     ids = torch.zeros(b, width, dtype=torch.long, device=device)
@@ -100,7 +100,7 @@ def generate_counted(model: Transformer, tokenizer: TokenizerLike, prompts: Sequ
     causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
     # A padded query attends to itself only, so no row of the mask is empty.
     mask = (causal & valid[:, None, :width]) | torch.eye(width, dtype=torch.bool, device=device)
-    cache = KVCache(model.cfg, b, width + max_new, device=device, dtype=model.output_weight.dtype)
+    cache = KVCache(model.config, b, width + max_new, device=device, dtype=model.output_weight.dtype)
     logits = _vocab_logits(model(ids, positions, cache, mask[:, None])[:, -1], tokenizer.vocab_size)
     generator = torch.Generator(device=device).manual_seed(cfg.seed) if cfg.temperature > 0 else None
     new = [[] for _ in range(b)]
@@ -129,8 +129,8 @@ def generate_counted(model: Transformer, tokenizer: TokenizerLike, prompts: Sequ
 def generate_without_cache(model: Transformer, tokenizer: TokenizerLike, prompt: list[int],
                            cfg: GenerationConfig) -> str:
     """Reference decoder: re-runs the whole prefix for every new token (greedy only). For tests and benchmarks."""
-    max_new = new_token_budget(model.cfg.max_seq_len, cfg.max_new_tokens)
-    (prompt,) = _fit_prompts([prompt], model.cfg.max_seq_len, max_new)
+    max_new = new_token_budget(model.config.max_seq_len, cfg.max_new_tokens)
+    (prompt,) = _fit_prompts([prompt], model.config.max_seq_len, max_new)
     ids = torch.tensor([prompt], device=model.output_weight.device)
     new: list[int] = []
     for _ in range(max_new):
@@ -152,8 +152,8 @@ def loglikelihoods(model: Transformer, contexts: Sequence[list[int]], continuati
     for context, continuation in zip(contexts, continuations):
         if not continuation:
             raise ValueError("empty continuation")
-        keep = model.cfg.max_seq_len + 1 - len(continuation)
-        ids = (list(context) + list(continuation))[-(model.cfg.max_seq_len + 1):]
+        keep = model.config.max_seq_len + 1 - len(continuation)
+        ids = (list(context) + list(continuation))[-(model.config.max_seq_len + 1):]
         if keep < 1:
             raise UserError(f"continuation of {len(continuation)} tokens does not fit max_seq_len")
         x = torch.tensor([ids[:-1]], device=model.output_weight.device)

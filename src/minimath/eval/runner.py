@@ -129,7 +129,7 @@ def run_task(model: Transformer, tokenizer: TokenizerLike, task: Task, protocol:
         raise UserError(f"task {task.name}: {k}-shot needs few-shot exemplars and none were found "
                         f"(set the task's fewshot_path, or protocol.shots.{task.name}=0)")
     choice_ll = task.kind == "choice" and protocol.name == "standard"
-    max_len = model.cfg.max_seq_len
+    max_len = model.config.max_seq_len
     new_tokens = new_token_budget(max_len, protocol.generation.max_new_tokens)
     letters = _answer_letters(tokenizer, task, build_prompt(task, task.docs[0], [], "standard").choices) \
         if choice_ll else []

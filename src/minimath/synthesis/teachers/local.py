@@ -49,7 +49,7 @@ class CheckpointTeacher:
 
     def _encode(self, request: Request) -> list[int] | None:
         ids = self.tokenizer.encode(request.prompt_text())
-        room = self.model_obj.cfg.max_seq_len - request.sampling.max_tokens
+        room = self.model_obj.config.max_seq_len - request.sampling.max_tokens
         return ids if 0 < len(ids) <= room else None
 
     def complete(self, requests: Iterable[Request]) -> Iterator[Completion]:
