@@ -34,6 +34,7 @@ def test_weights_are_uniform_or_an_ema_that_sums_to_one():
         average_weights(2, 1.0)
 
 
+@pytest.mark.slow
 def test_the_average_is_the_mean_of_the_weights_and_loads_for_eval(tmp_path, tiny_model_config):
     cfg = tiny_model_config
     paths = [write(tmp_path / f"s{i}.ckpt", cfg, scale, i) for i, scale in enumerate((1.0, 2.0, 6.0), start=1)]

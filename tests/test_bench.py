@@ -9,6 +9,7 @@ TINY = ["model.n_layer=1", "model.n_embd=32", "model.n_head=2", "model.n_kv_head
         "hardware.peak_tflops=1", "repeats=1"]
 
 
+@pytest.mark.slow
 def test_benchmark_reports_both_variants_side_by_side(capsys):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="bench", overrides=TINY)
@@ -19,6 +20,7 @@ def test_benchmark_reports_both_variants_side_by_side(capsys):
     assert "ours/reference:" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_benchmark_runs_the_bf16_cpu_preset_against_a_bf16_reference(capsys):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="bench", overrides=[*TINY, "hardware=cpu_bf16", "reference_precision=bf16-mixed"])

@@ -28,6 +28,7 @@ def test_config_location_flags_reach_every_stage():
     assert curriculum.config_arguments(argv) == ["--config-dir", "/x", "-cn=other", "--config-path", "y"]
 
 
+@pytest.mark.slow
 def test_a_curriculum_from_a_user_config_dir_then_other_settings_train_their_own_stages(tmp_path, data_root):
     """`python train.py --config-dir DIR data=mine`: DIR's data config reaches each stage process. The README's
     training-dynamics command after it trains new stages and prints their table only; rerunning the first command

@@ -67,6 +67,7 @@ def hf_from_spec(spec):
     return Tokenizer.from_str(json.dumps(spec))
 
 
+@pytest.mark.slow
 def test_full_qwen_tokenizer_matches_ours_on_every_text(qwen, corpus):
     spec, extra = hf_tokenizer_json(qwen, 151_936)
     hf = hf_from_spec(spec)
@@ -84,6 +85,7 @@ def test_full_qwen_tokenizer_matches_ours_on_every_text(qwen, corpus):
         151_643, 151_644, 151_645, 151_850]
 
 
+@pytest.mark.slow
 def test_compact_tokenizer_keeps_our_ids(qwen, corpus):
     compact = CompactTokenizer.from_corpus(qwen, corpus[::2])
     rows = compact.vocab_size + 13  # padding rows, as a model pads its embedding
@@ -155,6 +157,7 @@ def assert_parity(ckpt, out, n_tokens=48):
 @pytest.mark.parametrize("kind,arch,kw", [("gqa", "LlamaForCausalLM", {}),
                                           ("mup", "LlamaForCausalLM", {"mup": True, "mup_base_width": 16}),
                                           ("qk_norm", "Qwen3ForCausalLM", {"qk_norm": True})])
+@pytest.mark.slow
 def test_random_init_export_has_logits_parity(tmp_path, qwen, corpus, kind, arch, kw):
     tokenizer = CompactTokenizer.from_corpus(qwen, corpus[::10])  # every source
     ckpt = random_checkpoint(tmp_path, tokenizer, **kw)
@@ -166,6 +169,7 @@ def test_random_init_export_has_logits_parity(tmp_path, qwen, corpus, kind, arch
     assert_parity(ckpt, out)
 
 
+@pytest.mark.slow
 def test_full_vocabulary_export_loads_with_the_qwen_ids(tmp_path, qwen):
     ckpt = random_checkpoint(tmp_path, qwen)
     out = export(ckpt, tmp_path / "hf", dtype="bf16")
@@ -191,6 +195,7 @@ def trained(tmp_path_factory, data_root):
     return out / "checkpoints" / "final.ckpt"
 
 
+@pytest.mark.slow
 def test_trained_checkpoint_export_parity_chat_template_and_round_trip(tmp_path, trained):
     out = export(trained, tmp_path / "hf")
     hf, tok = assert_parity(trained, out, n_tokens=32)
@@ -210,6 +215,7 @@ def test_trained_checkpoint_export_parity_chat_template_and_round_trip(tmp_path,
     assert cfg.vocab_size == rows + json.loads((out / "config.json").read_text())["minimath"]["extra_rows"]
 
 
+@pytest.mark.slow
 def test_init_from_hf_starts_a_stage_from_the_exported_weights(tmp_path, qwen, data_root):
     ckpt = random_checkpoint(tmp_path, qwen, name="full")
     out = export(ckpt, tmp_path / "hf")
@@ -248,6 +254,7 @@ def test_what_our_architecture_cannot_load_is_a_one_line_error(tmp_path, qwen):
         from_hf(empty)
 
 
+@pytest.mark.slow
 def test_lm_eval_reads_the_export_offline_and_generates_our_text(tmp_path, trained, monkeypatch):
     """lm-evaluation-harness (--model hf) on the exported directory with a local task file: the same prompts give
     the same greedy continuations as our decoder."""

@@ -117,6 +117,7 @@ def kd_overrides(tmp_path, pairs, *extra):
             "callbacks.heldout_loss.every_n_steps=4", "callbacks.heldout_loss.documents=8", *extra]
 
 
+@pytest.mark.slow
 def test_a_kd_stage_trains_from_scratch_a_checkpoint_and_hf_and_logs_the_heldout_loss(tmp_path):
     write_pairs(tmp_path / "pairs.jsonl", 120)
     scratch = tmp_path / "scratch"
@@ -145,6 +146,7 @@ def test_a_kd_stage_trains_from_scratch_a_checkpoint_and_hf_and_logs_the_heldout
     assert float(moved.abs().max()) < 0.01 and scalars(from_hf / "tb", "eval/kd_heldout_loss")
 
 
+@pytest.mark.slow
 def test_a_resumed_kd_stage_logs_the_same_losses(tmp_path):
     write_pairs(tmp_path / "pairs.jsonl", 120)
     extra = ["checkpoint.every_n_train_steps=5", "checkpoint.keep_last=null"]
@@ -161,6 +163,7 @@ def test_a_resumed_kd_stage_logs_the_same_losses(tmp_path):
         assert expected and scalars(resumed / "tb", tag) == expected, tag
 
 
+@pytest.mark.slow
 def test_pairs_join_another_data_configs_stage_as_text(tmp_path):
     write_pairs(tmp_path / "pairs.jsonl", 120)
     source = f"{{_target_: minimath.data.pairs.PairSource, paths: [{tmp_path / 'pairs.jsonl'}], loss_on: all}}"
@@ -178,6 +181,7 @@ def test_pairs_join_another_data_configs_stage_as_text(tmp_path):
     assert scalars(tmp_path / "run" / "tb", "train_source/kd_text")
 
 
+@pytest.mark.slow
 def test_a_stage_initialised_from_a_checkpoint_of_other_data_keeps_its_vocabulary(tmp_path):
     write_pairs(tmp_path / "pairs.jsonl", 120)
     first = tmp_path / "first"

@@ -204,6 +204,7 @@ def coordinate_check(width: int, mup: bool, steps: int = 5, lr: float = 1e-2) ->
     return seen["rms"]
 
 
+@pytest.mark.slow
 def test_mup_coordinate_check():
     """After training steps, activations keep their size across widths under µP and grow with width under the
     standard parametrisation (at 32 → 256 they grew ~90x when this test was written; µP moved < 3%)."""

@@ -32,6 +32,7 @@ def test_infinite_loop_is_timeout(tmp_path):
     assert result.status == "timeout" and result.seconds < 3
 
 
+@pytest.mark.slow
 def test_cpu_limit_is_timeout(tmp_path):
     assert run("while True:\n    pass", tmp_path, SandboxLimits(wall_seconds=5.0, cpu_seconds=1)).status == "timeout"
 

@@ -86,6 +86,7 @@ def fit(cfg, tokenizer, dm, max_steps, root, ckpt_path=None):
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
+@pytest.mark.slow
 def test_exact_resume_from_a_checkpoint(setup, tmp_path, num_workers):
     cfg, tok, dm = setup(num_workers=num_workers)
     uninterrupted = fit(cfg, tok, dm, 6, tmp_path / "a")
@@ -99,6 +100,7 @@ def test_exact_resume_from_a_checkpoint(setup, tmp_path, num_workers):
     assert all(torch.equal(a, b) for a, b in zip(first + resumed, uninterrupted))
 
 
+@pytest.mark.slow
 def test_resume_with_another_batch_size_neither_skips_nor_repeats(setup, tmp_path):
     cfg, tok, dm = setup(micro_batch=4)
     uninterrupted = fit(cfg, tok, dm, 6, tmp_path / "a")  # 24 sequences

@@ -88,6 +88,7 @@ def test_a_wholly_unusable_source_is_an_error(tmp_path):
         prepare(data_config(tmp_path, {"bad": source}), log=lambda *_: None)
 
 
+@pytest.mark.slow
 def test_prepare_cli(tmp_path):
     args = [f"data.sources.{n}.documents_count=20" for n in
             ("general_en", "general_zh", "math_text", "word_problems_cot", "basic_math", "equations")]

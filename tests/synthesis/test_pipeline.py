@@ -26,6 +26,7 @@ from minimath.tokenizer import CompactTokenizer, get_tokenizer
 REPO = Path(__file__).resolve().parents[2]
 KEY = "sk-test-9f8e7d6c5b4a"
 OUTPUTS = ("data", "kd")
+pytestmark = pytest.mark.slow  # every test runs the synthesis CLI as a subprocess
 
 
 def synthesize(*overrides: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from minimath.synthesis.records import Example
 from minimath.synthesis.verify import FILTERS, arithmetic_steps, outputs_match, verify_examples
 
@@ -72,6 +74,7 @@ def test_outputs_match_at_printed_precision():
     assert not outputs_match("15\n", "14")
 
 
+@pytest.mark.slow
 def test_tool_programs_matched_mismatched_and_timed_out():
     programs = [("print(3 * 4 + 2)", "14"), ("print(10 / 3)", "3.33"), ("print(3 * 4)", "13"),
                 ("while True:\n    pass", "1"), ("import socket\nsocket.socket()", "0")]
