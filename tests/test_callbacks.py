@@ -77,6 +77,7 @@ def test_mfu_is_logged_with_a_peak_and_skipped_steps_are_not_logged(tiny_model_c
     assert all(0 < m["perf/mfu"] < 1 and m["perf/mfu_total"] > m["perf/mfu"] for _, m in logger.records)
 
 
+@pytest.mark.slow
 def test_progress_counts_optimizer_steps_and_prints_a_plain_line_off_a_terminal(tiny_model_config, caplog):
     import logging
 
@@ -124,6 +125,7 @@ def spiking_run(cfg, action: str):
     return module, module.loss_guard, logger, unchanged
 
 
+@pytest.mark.slow
 def test_stability_monitors_log_their_tags_and_a_spike_is_detected(tiny_model_config):
     module, guard, logger, unchanged = spiking_run(tiny_model_config, "report")
     stability = [m for _, m in logger.records if any(k.startswith("stability/layer") for k in m)]
@@ -139,6 +141,7 @@ def test_stability_monitors_log_their_tags_and_a_spike_is_detected(tiny_model_co
     assert not unchanged and module.tokens_seen == 30 * 2 * 16
 
 
+@pytest.mark.slow
 def test_spike_action_skip_drops_the_step(tiny_model_config):
     module, guard, logger, unchanged = spiking_run(tiny_model_config, "skip")
     assert [step for step, _ in guard.spikes] == [25]

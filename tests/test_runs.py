@@ -32,6 +32,7 @@ def stage_config(tmp_path, data_root, stage, batch_tokens, extra=()):
     return cfg
 
 
+@pytest.mark.slow
 def test_two_stages_switch_lr_and_batch_at_the_expected_token_counts(tmp_path, data_root):
     run(stage_config(tmp_path, data_root, 1, 128, ["train.max_tokens=512", "optim.lr=1e-3", "scheduler=constant"]))
     run(stage_config(tmp_path, data_root, 2, 256, ["train.max_tokens=512", "optim.lr=5e-4", "scheduler=constant"]))
@@ -46,6 +47,7 @@ def test_two_stages_switch_lr_and_batch_at_the_expected_token_counts(tmp_path, d
     assert final["tokens_seen"] == 1024 and final["stage"] == 2 and final["MixtureDataModule"]["stage"] == "2"
 
 
+@pytest.mark.slow
 def test_finished_stage_is_not_retrained_and_unfinished_previous_stage_is_refused(tmp_path, data_root, capsys):
     cfg = stage_config(tmp_path, data_root, 1, 128)
     run(cfg)
@@ -107,6 +109,7 @@ def test_atomic_checkpoint_write_keeps_the_previous_file(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
 
 
+@pytest.mark.slow
 def test_nan_guard_skips_steps_then_stops(tmp_path, data_root, monkeypatch):
     import minimath.lit_module as lm
 
@@ -139,6 +142,7 @@ def train_cli(run_dir, data_root, *extra, env=None):
                             env={**os.environ, **(env or {})})
 
 
+@pytest.mark.slow
 def test_sigkill_then_rerun_reproduces_the_uninterrupted_losses(tmp_path, data_root):
     extra = ["train.max_tokens=7680", "checkpoint.every_n_train_steps=5"]  # 60 steps
     reference = train_cli(tmp_path / "ref", data_root, *extra)
@@ -162,6 +166,7 @@ def test_sigkill_then_rerun_reproduces_the_uninterrupted_losses(tmp_path, data_r
     assert len(expected) == 60 and resumed == expected  # bit-identical on CPU
 
 
+@pytest.mark.slow
 def test_two_process_cpu_ddp_sees_different_data_and_the_same_weights(tmp_path, data_root):
     probe = tmp_path / "probe"
     proc = train_cli(tmp_path / "ddp", data_root, "hardware.devices=2", "hardware.strategy=ddp",
@@ -199,6 +204,7 @@ def test_a_resumed_checkpoint_is_read_once(tmp_path, monkeypatch):
     assert "resuming" in start.describe(128) and "96 tokens seen" in start.describe(128)
 
 
+@pytest.mark.slow
 def test_sigint_saves_the_interrupted_step_and_the_rerun_continues_identically(tmp_path, data_root):
     extra = ["train.max_tokens=7680", "checkpoint.every_n_train_steps=1000",
              "callbacks.progress.every_seconds=0"]  # 60 steps; no step checkpoint but the interrupt's
@@ -229,6 +235,7 @@ def test_sigint_saves_the_interrupted_step_and_the_rerun_continues_identically(t
     assert scalars(tmp_path / "stopped" / "tb", "train/loss") == expected and len(expected) == 60
 
 
+@pytest.mark.slow
 def test_time_based_checkpoints_fire_and_only_the_newest_are_kept(tmp_path, data_root):
     cfg = stage_config(tmp_path, data_root, 1, 128, ["train.max_tokens=1280",
                                                      "checkpoint.every_n_train_steps=null",
@@ -240,6 +247,7 @@ def test_time_based_checkpoints_fire_and_only_the_newest_are_kept(tmp_path, data
     assert load_checkpoint(ckpts / "final.ckpt")["global_step"] == 10
 
 
+@pytest.mark.slow
 def test_a_wsd_decay_branch_continues_the_stable_run_and_decays_alone(tmp_path, data_root):
     stable = stage_config(tmp_path, data_root, 1, 128, ["train.max_tokens=1024", "scheduler=wsd",
                                                         "scheduler.decay_fraction=0", "scheduler.warmup_steps=0",
@@ -274,6 +282,7 @@ ALL_DYNAMICS = ["model.mup=true", "model.mup_base_width=16", "model.qk_norm=true
                 "train.max_tokens=2560"]  # 20 steps; a low spike threshold so that some steps are skipped
 
 
+@pytest.mark.slow
 def test_resume_is_bit_identical_with_every_training_dynamics_feature_on(tmp_path, data_root):
     """µP, QK-norm, z-loss, WSD with a decay mixture, the monitors with spike skipping: a run resumed from its
     step-10 checkpoint logs the same losses, LRs and spikes as the uninterrupted one, and ends in the same weights."""
@@ -309,6 +318,7 @@ def test_only_result_changing_overrides_name_another_stage_directory(overrides, 
     assert (variant_suffix(overrides) == "") is same
 
 
+@pytest.mark.slow
 def test_a_stage_directory_trained_with_other_settings_is_never_reused(tmp_path, data_root):
     """seed=, optim.lr= or a short max_tokens in the same directory: one line naming the keys, nothing trained."""
     short = stage_config(tmp_path, data_root, 1, 128, ["train.max_tokens=256"])
@@ -323,6 +333,7 @@ def test_a_stage_directory_trained_with_other_settings_is_never_reused(tmp_path,
     assert load_checkpoint(final)["tokens_seen"] == 256
 
 
+@pytest.mark.slow
 def test_a_second_run_on_the_same_directory_stops_at_once_while_the_first_finishes(tmp_path, data_root):
     extra = ["train.max_tokens=3840"]  # 30 steps
     first = train_cli(tmp_path / "same", data_root, *extra)

@@ -58,6 +58,7 @@ def test_dry_run_prints_counts(tmp_path, capsys):
     assert not (tmp_path / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_tiny_run_writes_checkpoint_and_events_and_init_from(tmp_path, data_root):
     tiny = TINY_TRAIN_OVERRIDES + [f"paths.data_root={data_root}"]
     out = tmp_path / "first"
@@ -93,6 +94,7 @@ def run_cli(script: str, *args: str, cwd=REPO) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, script, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_train_py_end_to_end(tmp_path, data_root):
     result = run_cli("train.py", *TINY_TRAIN_OVERRIDES, f"paths.data_root={data_root}", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -106,6 +108,7 @@ def test_train_py_end_to_end(tmp_path, data_root):
     (["model.tokenizer=/nonexistent/vocab.tiktoken", "dry_run=true"], "error: vocabulary file"),
     (["init_from=/nonexistent.ckpt"], "error: checkpoint /nonexistent.ckpt does not exist"),
 ])
+@pytest.mark.slow
 def test_user_errors_are_one_line(args, message, tmp_path, data_root):
     result = run_cli("train.py", "stage=1", *args, *SMALL_DATA_OVERRIDES, f"paths.data_root={data_root}",
                      f"hydra.run.dir={tmp_path}")
@@ -131,6 +134,7 @@ def test_composition_and_value_errors_are_one_line_exit_2_and_leave_no_directory
     assert result.stderr.startswith(message) and not out.exists()
 
 
+@pytest.mark.slow
 def test_bf16_mixed_precision_trains_on_cpu(tmp_path, data_root):
     out = tmp_path / "bf16"
     run(compose_config(TINY_TRAIN_OVERRIDES + [f"paths.data_root={data_root}", "hardware.precision=bf16-mixed",
@@ -162,6 +166,7 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize("args,message,needs_gpu_free", BAD_INPUTS)
+@pytest.mark.slow
 def test_bad_inputs_are_one_line_and_exit_2(args, message, needs_gpu_free, tmp_path, data_root):
     if needs_gpu_free and torch.cuda.is_available() and args == ["hardware=gpu"]:
         pytest.skip("this machine has a GPU")

@@ -2,7 +2,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO, TINY_TRAIN_OVERRIDES
+
+pytestmark = pytest.mark.slow  # every test runs eval.py as a subprocess
 
 
 def run_eval(*args, cwd=REPO):
