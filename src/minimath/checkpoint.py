@@ -59,10 +59,10 @@ def without_training_state(ckpt: dict) -> dict:
     return {key: ckpt[key] for key in WEIGHTS_KEYS if key in ckpt}
 
 
-def weights_checkpoint(cfg: ModelConfig, state: dict[str, torch.Tensor]) -> dict:
+def weights_checkpoint(config: ModelConfig, state: dict[str, torch.Tensor]) -> dict:
     """A checkpoint dict of weights alone (our model's state dict, the inverse of `model_state`), as a stage starts
     from it: no training state, the metadata of a run that has not begun."""
-    ckpt = {"state_dict": {f"model.{k}": v for k, v in state.items()}, "hyper_parameters": {"model": asdict(cfg)}}
+    ckpt = {"state_dict": {f"model.{k}": v for k, v in state.items()}, "hyper_parameters": {"model": asdict(config)}}
     CheckpointMeta().into(ckpt)
     return ckpt
 
