@@ -127,6 +127,7 @@ def test_user_errors_are_one_line(args, message, tmp_path, data_root):
     (["stage=1", "train.max_tokens=1.5"], "error: train.max_tokens=1.5 is not a positive whole number of tokens"),
     (["stage=1", "train.max_tokens=-5"], "error: train.max_tokens=-5 is not a positive whole number of tokens"),
 ])
+@pytest.mark.slow
 def test_composition_and_value_errors_are_one_line_exit_2_and_leave_no_directory(args, message, tmp_path):
     out = tmp_path / "stage"
     result = run_cli("train.py", *args, f"hydra.run.dir={out}")
