@@ -1,7 +1,7 @@
 """Train a MiniMATH model.
 
-    python train.py                          the whole curriculum (every stage in order), then held-out eval
-    python train.py stage=3 batch=1.63M      one stage, from the previous stage's final checkpoint
+python train.py                          the whole curriculum (every stage in order), then held-out eval
+python train.py stage=3 batch=1.63M      one stage, from the previous stage's final checkpoint
 """
 
 import hydra

@@ -30,8 +30,10 @@ def stream_windows(config: Path, first: int, count: int) -> tuple[np.ndarray, ob
     tokenizer = build_tokenizer(cfg.model, manifest)
     mixture = build_datamodule(cfg, manifest, tokenizer).plan.build()
     if first + count > len(mixture):
-        raise SystemExit(f"positions {first}..{first + count - 1} run past the stage's epoch of {len(mixture)} "
-                         f"sequences: a second epoch repeats trained sequences")
+        raise SystemExit(
+            f"positions {first}..{first + count - 1} run past the stage's epoch of {len(mixture)} "
+            f"sequences: a second epoch repeats trained sequences"
+        )
     windows = np.stack([mixture.get(i)[0] for i in range(first, first + count)]).astype(np.int64)
     return windows, tokenizer
 
@@ -45,7 +47,7 @@ def mean_loss(ckpt: Path, windows: np.ndarray, tokenizer, batch: int = 32) -> fl
     ids = torch.from_numpy(ids)
     total, tokens = 0.0, 0
     for start in range(0, len(ids), batch):
-        chunk = ids[start:start + batch]
+        chunk = ids[start : start + batch]
         loss_sum, _ = lm_loss(model.hidden_states(chunk[:, :-1]), model.output_weight, chunk[:, 1:])
         total += float(loss_sum)
         tokens += chunk[:, 1:].numel()

@@ -37,14 +37,26 @@ def compose_config(overrides: list[str], output_dir: Path, config_name: str = "c
 
 
 # The embedded dataset with a few hundred documents per source, prepared once per test session.
-SMALL_DATA_OVERRIDES = [f"data.sources.{name}.documents_count=150" for name in
-                        ("general_en", "general_zh", "math_text", "word_problems_cot", "basic_math", "equations")]
+SMALL_DATA_OVERRIDES = [
+    f"data.sources.{name}.documents_count=150"
+    for name in ("general_en", "general_zh", "math_text", "word_problems_cot", "basic_math", "equations")
+]
 
 # Small enough that a CPU training step takes milliseconds.
 TINY_TRAIN_OVERRIDES = [
-    "model.n_layer=2", "model.n_embd=32", "model.n_head=2", "model.n_kv_head=2", "model.ffn_hidden=64",
-    "model.max_seq_len=32", "hardware.micro_batch=4", "batch=128", "train.max_tokens=512",
-    "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "stage=1", *SMALL_DATA_OVERRIDES,
+    "model.n_layer=2",
+    "model.n_embd=32",
+    "model.n_head=2",
+    "model.n_kv_head=2",
+    "model.ffn_hidden=64",
+    "model.max_seq_len=32",
+    "hardware.micro_batch=4",
+    "batch=128",
+    "train.max_tokens=512",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "stage=1",
+    *SMALL_DATA_OVERRIDES,
 ]
 
 
@@ -70,16 +82,29 @@ def write_pairs(path: Path, n: int, seed: int = 0) -> list[dict]:
         if (a, b) in seen:
             continue
         seen.add((a, b))
-        pairs.append({"input": f"## Question\nWhat is {a} plus {b}?\n## Solution\n",
-                      "output": f"We add the tens and the ones: {a} + {b} = {a + b}.\nThe answer is {a + b}."})
+        pairs.append(
+            {
+                "input": f"## Question\nWhat is {a} plus {b}?\n## Solution\n",
+                "output": f"We add the tens and the ones: {a} + {b} = {a + b}.\nThe answer is {a + b}.",
+            }
+        )
     path.write_text("".join(json.dumps(p) + "\n" for p in pairs))
     return pairs
 
 
 # The synthesis tests' fault-injecting local chat-completions server and fast `openai` teachers on it: retries,
 # timeouts and backoff short enough that a test with faults takes a fraction of a second.
-FAST_TEACHER = {"model": "test-teacher", "api_key_env": None, "concurrency": 4, "max_retries": 3,
-                "backoff_base": 0.001, "backoff_max": 0.01, "timeout": 0.3, "failure_budget": 5, "seed": 0}
+FAST_TEACHER = {
+    "model": "test-teacher",
+    "api_key_env": None,
+    "concurrency": 4,
+    "max_retries": 3,
+    "backoff_base": 0.001,
+    "backoff_max": 0.01,
+    "timeout": 0.3,
+    "failure_budget": 5,
+    "seed": 0,
+}
 
 
 @pytest.fixture

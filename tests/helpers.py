@@ -22,4 +22,5 @@ class RankProbe(L.Callback):
         weights = hashlib.sha1(b"".join(p.detach().cpu().numpy().tobytes() for p in pl_module.parameters()))
         self.out_dir.mkdir(parents=True, exist_ok=True)
         (self.out_dir / f"rank{trainer.global_rank}.json").write_text(
-            json.dumps({"batches": self.batches, "weights": weights.hexdigest(), "world": trainer.world_size}))
+            json.dumps({"batches": self.batches, "weights": weights.hexdigest(), "world": trainer.world_size})
+        )

@@ -6,12 +6,13 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO
 from minimath.average import average_checkpoints, average_weights
 from minimath.checkpoint import AtomicCheckpointIO, CheckpointMeta, load_checkpoint
 from minimath.errors import UserError
 from minimath.eval.generation import load_for_inference
 from minimath.lit_module import module_hparams
+
+from conftest import REPO
 
 
 def write(path, model_config, scale, step):
@@ -19,9 +20,15 @@ def write(path, model_config, scale, step):
 
     torch.manual_seed(0)
     state = {f"model.{k}": v * scale for k, v in Transformer(model_config).state_dict().items()}
-    ckpt = {"state_dict": state, "global_step": step, "tokens_seen": 100 * step, "stage": 2, "last_loss": 1.5,
-            "hyper_parameters": module_hparams(model_config, {"lr": 1e-3}, {"name": "cl100k_base"}),
-            "optimizer_states": [{"state": {}, "param_groups": []}]}
+    ckpt = {
+        "state_dict": state,
+        "global_step": step,
+        "tokens_seen": 100 * step,
+        "stage": 2,
+        "last_loss": 1.5,
+        "hyper_parameters": module_hparams(model_config, {"lr": 1e-3}, {"name": "cl100k_base"}),
+        "optimizer_states": [{"state": {}, "param_groups": []}],
+    }
     AtomicCheckpointIO().save_checkpoint(ckpt, path)
     return path
 
@@ -44,8 +51,13 @@ def test_the_average_is_the_mean_of_the_weights_and_loads_for_eval(tmp_path, tin
         assert torch.allclose(v, first[k] * 3.0, atol=1e-6)  # (1 + 2 + 6) / 3
     assert "optimizer_states" not in averaged and CheckpointMeta.of(averaged).global_step == 3
     out = tmp_path / "avg.ckpt"
-    result = subprocess.run([sys.executable, "-m", "minimath.average", f"ckpts=[{','.join(map(str, paths))}]",
-                             f"out={out}"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "minimath.average", f"ckpts=[{','.join(map(str, paths))}]", f"out={out}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     model, _ = load_for_inference(out)  # eval.py's loader (init_from reads the same state_dict)
     key = "tok_embeddings.weight"

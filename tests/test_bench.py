@@ -1,12 +1,25 @@
 import pytest
 from hydra import compose, initialize_config_dir
 
-from conftest import CONF_DIR
 from minimath.bench.train import reference_precision, report
 
-TINY = ["model.n_layer=1", "model.n_embd=32", "model.n_head=2", "model.n_kv_head=2", "model.ffn_hidden=64",
-        "micro_batch=2", "seq_len=16", "steps=2", "warmup=1", "vocab_size=500", "loss_chunk_bytes=16000",
-        "hardware.peak_tflops=1", "repeats=1"]
+from conftest import CONF_DIR
+
+TINY = [
+    "model.n_layer=1",
+    "model.n_embd=32",
+    "model.n_head=2",
+    "model.n_kv_head=2",
+    "model.ffn_hidden=64",
+    "micro_batch=2",
+    "seq_len=16",
+    "steps=2",
+    "warmup=1",
+    "vocab_size=500",
+    "loss_chunk_bytes=16000",
+    "hardware.peak_tflops=1",
+    "repeats=1",
+]
 
 
 @pytest.mark.slow

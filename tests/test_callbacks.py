@@ -3,9 +3,9 @@
 import lightning as L
 import pytest
 import torch
+from test_lit_module import RecordingLogger, fixed_batches, make_module
 
 from minimath.callbacks import TrainingMetrics
-from test_lit_module import RecordingLogger, fixed_batches, make_module
 
 
 class LabelledData(L.LightningDataModule):
@@ -25,12 +25,27 @@ def test_per_source_loss_is_logged_for_each_source(tiny_model_config):
         b["source"] = torch.tensor(labels)
     with torch.no_grad():
         from minimath.loss import token_losses
-        rows = torch.cat([token_losses(module.model.hidden_states(b["input_ids"]), module.model.output_weight,
-                                       b["targets"]).mean(dim=1) for b in batches])
+
+        rows = torch.cat(
+            [
+                token_losses(module.model.hidden_states(b["input_ids"]), module.model.output_weight, b["targets"]).mean(
+                    dim=1
+                )
+                for b in batches
+            ]
+        )
     logger = RecordingLogger()
-    trainer = L.Trainer(accelerator="cpu", max_steps=1, accumulate_grad_batches=2, logger=logger,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        log_every_n_steps=1, callbacks=[TrainingMetrics(source_names=["alpha", "beta"])])
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=1,
+        accumulate_grad_batches=2,
+        logger=logger,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        callbacks=[TrainingMetrics(source_names=["alpha", "beta"])],
+    )
     trainer.fit(module, datamodule=LabelledData(batches))
     metrics = logger.records[0][1]
     assert metrics["train_source/alpha"] == pytest.approx(rows[0].item(), rel=1e-5)
@@ -59,9 +74,16 @@ def test_mfu_is_logged_with_a_peak_and_skipped_steps_are_not_logged(tiny_model_c
     module = make_module(tiny_model_config)
     logger = RecordingLogger()
     batches = fixed_batches(tiny_model_config, 3)
-    trainer = L.Trainer(accelerator="cpu", max_steps=3, logger=logger, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1,
-                        callbacks=[TrainingMetrics(peak_tflops=1)])
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=3,
+        logger=logger,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        callbacks=[TrainingMetrics(peak_tflops=1)],
+    )
     batches[1] = {**batches[1], "targets": batches[1]["targets"].clone()}
     original = module.training_step
 
@@ -70,6 +92,7 @@ def test_mfu_is_logged_with_a_peak_and_skipped_steps_are_not_logged(tiny_model_c
         if batch_idx == 1:
             module._nonfinite = True
         return out
+
     module.training_step = poisoned
     trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
     logged = [m["train/step"] for _, m in logger.records]
@@ -84,12 +107,20 @@ def test_progress_counts_optimizer_steps_and_prints_a_plain_line_off_a_terminal(
     from minimath.callbacks import Progress
 
     module = make_module(tiny_model_config)
-    trainer = L.Trainer(accelerator="cpu", max_steps=2, accumulate_grad_batches=3, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        callbacks=[Progress(every_seconds=0)])
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=2,
+        accumulate_grad_batches=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Progress(every_seconds=0)],
+    )
     with caplog.at_level(logging.INFO, logger="minimath"):
-        trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(fixed_batches(tiny_model_config, 6),
-                                                                          batch_size=None))
+        trainer.fit(
+            module, train_dataloaders=torch.utils.data.DataLoader(fixed_batches(tiny_model_config, 6), batch_size=None)
+        )
     lines = [r.getMessage() for r in caplog.records if r.name == "minimath"]
     assert [line.split(" | ")[0] for line in lines] == ["stage 0 step 1/2 (50%)", "stage 0 step 2/2 (100%)"]
     assert "192 tokens" in lines[-1] and "tokens/s" in lines[-1] and "ETA" in lines[-1]
@@ -117,9 +148,16 @@ def spiking_run(cfg, action: str):
                 weights["after"] = [p.detach().clone() for p in pl_module.parameters()]
 
     logger = RecordingLogger()
-    trainer = L.Trainer(accelerator="cpu", max_steps=30, logger=logger, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1,
-                        callbacks=[TrainingMetrics(), monitor, Around25()])
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=30,
+        logger=logger,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        callbacks=[TrainingMetrics(), monitor, Around25()],
+    )
     trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
     unchanged = all(torch.equal(a, b) for a, b in zip(weights["before"], weights["after"]))
     return module, module.loss_guard, logger, unchanged
@@ -130,9 +168,11 @@ def test_stability_monitors_log_their_tags_and_a_spike_is_detected(tiny_model_co
     module, guard, logger, unchanged = spiking_run(tiny_model_config, "report")
     stability = [m for _, m in logger.records if any(k.startswith("stability/layer") for k in m)]
     assert len(stability) == 3  # steps 0, 10, 20
-    expected = {f"stability/layer{i}/{k}" for i in range(tiny_model_config.n_layer)
-                for k in ("hidden_rms", "attn_norm_rms", "ffn_norm_rms", "max_attn_logit", "grad_norm",
-                          "update_ratio")} | {"stability/logit_rms"}
+    expected = {
+        f"stability/layer{i}/{k}"
+        for i in range(tiny_model_config.n_layer)
+        for k in ("hidden_rms", "attn_norm_rms", "ffn_norm_rms", "max_attn_logit", "grad_norm", "update_ratio")
+    } | {"stability/logit_rms"}
     assert set(stability[0]) == expected
     assert all(v > 0 for v in stability[0].values()) and stability[0]["stability/layer0/attn_norm_rms"] < 2
     assert [step for step, _ in guard.spikes] == [25]

@@ -1,17 +1,17 @@
 """Every option of every config group composes, resolves, and instantiates what it names."""
 
-
 from pathlib import Path
 
 import hydra
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import CONF_DIR, SMALL_DATA_OVERRIDES, compose_config
 from minimath.config import StepBatch, batch_tokens, step_batch
 from minimath.errors import UserError
 from minimath.runs import variant_suffix
 from minimath.training import accumulation_steps, build_model_config, build_tokenizer, micro_batch_size, world_size
+
+from conftest import CONF_DIR, SMALL_DATA_OVERRIDES, compose_config
 
 GROUPS = ["model", "hardware", "data", "scheduler", "logger", "callbacks"]
 
@@ -48,9 +48,17 @@ def test_stage_three_with_the_report_batch(tmp_path):
     assert step_batch(compose_config(["batch=163K"], tmp_path)).tokens_per_step == 163_840
 
 
-@pytest.mark.parametrize("data,stage,name,tokens", [
-    ("report", 1, "163K", 163_840), ("report", 2, "163K", 163_840), ("report", 3, "1.63M", 1_638_400),
-    ("report", 4, "1.63M", 1_638_400), ("embedded", 2, "256", 256), ("embedded", 3, "2.5K", 2560)])
+@pytest.mark.parametrize(
+    "data,stage,name,tokens",
+    [
+        ("report", 1, "163K", 163_840),
+        ("report", 2, "163K", 163_840),
+        ("report", 3, "1.63M", 1_638_400),
+        ("report", 4, "1.63M", 1_638_400),
+        ("embedded", 2, "256", 256),
+        ("embedded", 3, "2.5K", 2560),
+    ],
+)
 def test_each_stage_brings_its_batch_with_a_10x_step_at_stage_3(data, stage, name, tokens, tmp_path):
     cfg = compose_config([f"data={data}", f"stage={stage}"], tmp_path)
     assert step_batch(cfg) == StepBatch(name, tokens)
@@ -65,9 +73,11 @@ def test_report_data_matches_the_report_charts(tmp_path):
     assert retained == {"2": {1: 0.911}, "3": {1: 0.192, 2: 0.068}, "4": {1: 0.074, 2: 0.026, 3: 0.384}}
 
 
-SHIPPED_COMBINATIONS = [("minimath_1p5b", b, h) for b in ("163K", "1.63M") for h in options("hardware")] + [
-    ("nano", b, h) for b in ("4K", "40K") for h in ("cpu", "gpu")] + [
-    ("nano", b, "cpu") for b in ("256", "512", "2.5K", "5K")]
+SHIPPED_COMBINATIONS = (
+    [("minimath_1p5b", b, h) for b in ("163K", "1.63M") for h in options("hardware")]
+    + [("nano", b, h) for b in ("4K", "40K") for h in ("cpu", "gpu")]
+    + [("nano", b, "cpu") for b in ("256", "512", "2.5K", "5K")]
+)
 
 
 @pytest.mark.parametrize("model,batch,hardware", SHIPPED_COMBINATIONS)
@@ -111,8 +121,9 @@ def test_nano_is_a_few_million_params_on_a_compact_vocabulary(tmp_path, data_roo
 def test_every_eval_option_composes(group, option, tmp_path):
     from minimath.eval.modes import build_protocol, task_config
 
-    cfg = compose_config([f"{group}={option}", f"paths.eval_root={tmp_path}", "paths.output_dir=out"], tmp_path,
-                         config_name="eval")
+    cfg = compose_config(
+        [f"{group}={option}", f"paths.eval_root={tmp_path}", "paths.output_dir=out"], tmp_path, config_name="eval"
+    )
     assert build_protocol(cfg).name in ("standard", "report")
     resolved = task_config(cfg, cfg.task.name)
     assert resolved.get("heldout") or str(resolved.path).startswith(str(tmp_path))
@@ -132,9 +143,15 @@ def test_a_batch_name_gets_its_tokens_from_the_batch_sizes_table():
         batch_tokens("huge", sizes)
 
 
-@pytest.mark.parametrize("override,message", [
-    ("train.max_tokens=abc", "train.max_tokens=abc: Value 'abc'"), ("resume=maybe", "expected one of [auto, never]"),
-    ("seed=x", "seed=x: Value 'x'"), ("checkpoint.keep_last=some", "checkpoint.keep_last=some: Value 'some'")])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("train.max_tokens=abc", "train.max_tokens=abc: Value 'abc'"),
+        ("resume=maybe", "expected one of [auto, never]"),
+        ("seed=x", "seed=x: Value 'x'"),
+        ("checkpoint.keep_last=some", "checkpoint.keep_last=some: Value 'some'"),
+    ],
+)
 def test_the_schema_refuses_a_wrong_type_or_value_at_composition(override, message):
     from hydra.errors import ConfigCompositionException
 
@@ -160,8 +177,9 @@ def test_a_renamed_key_points_to_its_new_name():
 
     with pytest.raises(ConfigCompositionException) as caught:
         compose_config(["scheduler.decay_from=/x.ckpt"], Path("."))
-    assert composition_error(caught.value, "config") == ("scheduler.decay_from was renamed: use branch_from=PATH "
-                                                          "(and scheduler.decay_tokens=N)")
+    assert composition_error(caught.value, "config") == (
+        "scheduler.decay_from was renamed: use branch_from=PATH (and scheduler.decay_tokens=N)"
+    )
 
 
 def test_run_directories_come_from_the_run_layout(tmp_path):
@@ -176,7 +194,10 @@ def test_run_directories_come_from_the_run_layout(tmp_path):
     assert one.hydra.run.dir == "outputs/nano-embedded/stage3-bs2.5K" and one.hydra.sweep.subdir == "stage3-bs2.5K"
     assert whole.hydra.run.dir == "outputs/nano-embedded" and whole.stage == "all" and whole.batch == "stage"
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        branch = compose(config_name="config", overrides=["stage=4", "scheduler=wsd",
-                                                          "branch_from=/x/step0000400.ckpt"], return_hydra_config=True)
+        branch = compose(
+            config_name="config",
+            overrides=["stage=4", "scheduler=wsd", "branch_from=/x/step0000400.ckpt"],
+            return_hydra_config=True,
+        )
     wsd = variant_suffix(["scheduler=wsd"])  # the settings differ from the default run's; the branch is named
     assert wsd and branch.hydra.run.dir == f"outputs/nano-embedded/stage4-bs2.5K{wsd}-decay-step0000400"

@@ -3,8 +3,16 @@ import pytest
 from minimath import curriculum
 
 
-@pytest.mark.parametrize("overrides,expected", [([], True), (["model=nano"], True), (["stage=all"], True),
-                                                (["stage=3", "batch=1.63M"], False), (["stage='2'"], False)])
+@pytest.mark.parametrize(
+    "overrides,expected",
+    [
+        ([], True),
+        (["model=nano"], True),
+        (["stage=all"], True),
+        (["stage=3", "batch=1.63M"], False),
+        (["stage='2'"], False),
+    ],
+)
 def test_the_curriculum_runs_when_stage_is_all(overrides, expected, tmp_path):
     """Decided by the composed value of `stage`, the default being all."""
     from conftest import compose_config
@@ -13,10 +21,28 @@ def test_the_curriculum_runs_when_stage_is_all(overrides, expected, tmp_path):
 
 
 def test_table():
-    rows = [{"stage": 4, "batch": "5K", "tokens_seen": 2_000_000, "final_loss": 1.234, "arithmetic": 0.5,
-             "arithmetic[/]": 0.0, "arithmetic[+]": 1.0, "equations": 0.25, "word_problems": 0.125},
-            {"stage": 3, "batch": "5K", "tokens_seen": 1_000_000, "final_loss": 2.5, "arithmetic": 0.0,
-             "equations": 0.0, "word_problems": 0.0}]
+    rows = [
+        {
+            "stage": 4,
+            "batch": "5K",
+            "tokens_seen": 2_000_000,
+            "final_loss": 1.234,
+            "arithmetic": 0.5,
+            "arithmetic[/]": 0.0,
+            "arithmetic[+]": 1.0,
+            "equations": 0.25,
+            "word_problems": 0.125,
+        },
+        {
+            "stage": 3,
+            "batch": "5K",
+            "tokens_seen": 1_000_000,
+            "final_loss": 2.5,
+            "arithmetic": 0.0,
+            "equations": 0.0,
+            "word_problems": 0.0,
+        },
+    ]
     lines = curriculum.table(rows).splitlines()
     assert lines[0] == "| stage | batch | tokens seen | final loss | arithmetic | + | / | equations | word_problems |"
     assert lines[2] == "| 4 | 5K | 2,000,000 | 1.234 | 50.0% | 100.0% | 0.0% | 25.0% | 12.5% |"
@@ -36,24 +62,42 @@ def test_a_curriculum_from_a_user_config_dir_then_other_settings_train_their_own
     import subprocess
     import sys
 
-    from conftest import REPO, SMALL_DATA_OVERRIDES, TINY_TRAIN_OVERRIDES
     from omegaconf import OmegaConf
 
     from minimath.runs import variant_suffix
+
+    from conftest import REPO, SMALL_DATA_OVERRIDES, TINY_TRAIN_OVERRIDES
 
     mine = OmegaConf.load(REPO / "conf" / "data" / "embedded.yaml")
     mine.name = "mine"
     mine.stages = {"1": mine.stages["1"], "2": mine.stages["2"]}
     (tmp_path / "conf" / "data").mkdir(parents=True)
     OmegaConf.save(mine, tmp_path / "conf" / "data" / "mine.yaml")
-    overrides = [o for o in TINY_TRAIN_OVERRIDES if o != "stage=1"] + SMALL_DATA_OVERRIDES + [
-        "train.max_tokens=256", f"paths.data_root={tmp_path / 'data'}", "callbacks.heldout_eval.n=1"]
+    overrides = (
+        [o for o in TINY_TRAIN_OVERRIDES if o != "stage=1"]
+        + SMALL_DATA_OVERRIDES
+        + ["train.max_tokens=256", f"paths.data_root={tmp_path / 'data'}", "callbacks.heldout_eval.n=1"]
+    )
     dynamics = ["model.mup=true", "model.qk_norm=true", "train.z_loss=1e-4", "callbacks=monitored"]
 
     def curriculum(*extra):
-        result = subprocess.run([sys.executable, "train.py", "--config-dir", str(tmp_path / "conf"), "data=mine",
-                                 *overrides, *extra, f"paths.runs={tmp_path / 'runs'}", "curriculum_eval_items=2"],
-                                cwd=REPO, capture_output=True, text=True, timeout=600)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "train.py",
+                "--config-dir",
+                str(tmp_path / "conf"),
+                "data=mine",
+                *overrides,
+                *extra,
+                f"paths.runs={tmp_path / 'runs'}",
+                "curriculum_eval_items=2",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert result.returncode == 0, result.stderr[-2000:]
         return result
 
@@ -71,5 +115,6 @@ def test_a_curriculum_from_a_user_config_dir_then_other_settings_train_their_own
 
     again = curriculum()
     assert again.stdout.count("already finished") == 2 and "evaluating" not in again.stdout
-    assert [l for l in again.stdout.splitlines() if l.startswith("|")] == [
-        l for l in first.stdout.splitlines() if l.startswith("|")]
+    assert [line for line in again.stdout.splitlines() if line.startswith("|")] == [
+        line for line in first.stdout.splitlines() if line.startswith("|")
+    ]

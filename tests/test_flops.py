@@ -3,8 +3,9 @@ import pytest
 from minimath.flops import flops_per_token, measured_matmul_peak, mfu, peak_flops
 from minimath.model import ModelConfig
 
-MINIMATH_1P5B = ModelConfig(vocab_size=151_936, n_layer=18, n_head=16, n_kv_head=16, n_embd=2048, ffn_hidden=8192,
-                            max_seq_len=2048)
+MINIMATH_1P5B = ModelConfig(
+    vocab_size=151_936, n_layer=18, n_head=16, n_kv_head=16, n_embd=2048, ffn_hidden=8192, max_seq_len=2048
+)
 
 
 def test_flops_per_token_of_the_report_model():

@@ -1,8 +1,9 @@
 """The loss-spike guard: which losses are spikes, and the history a resumed run carries on."""
 
+from test_lit_module import make_module
+
 from minimath.guards import LossSpikeGuard, Spike
 from minimath.lit_module import LOSS_GUARD_KEY
-from test_lit_module import make_module
 
 STEADY = [2.0, 2.2] * 10  # mean 2.1, standard deviation 0.1
 

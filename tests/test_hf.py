@@ -11,7 +11,6 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import TINY_TRAIN_OVERRIDES, compose_config
 from minimath.checkpoint import ARCHITECTURE_FIELDS, AtomicCheckpointIO, load_checkpoint, model_state
 from minimath.config import CONF_DIR
 from minimath.errors import UserError
@@ -23,19 +22,54 @@ from minimath.model import ModelConfig, Transformer
 from minimath.tokenizer import CompactTokenizer, get_tokenizer
 from minimath.training import run
 
+from conftest import TINY_TRAIN_OVERRIDES, compose_config
+
 transformers = pytest.importorskip("transformers")  # pinned in requirements.txt; the skip guards partial installs
 
 EDGE_CASES = [
-    "", " ", "  leading and trailing  ", "\n\n\n", "\t\ttabs\tand\r\nCRLF\r\n", "a\u00a0no-break space",
-    "12345678901234567890", "3.14159 and -0.5e-10", "1,234,567.89", "x^2 + y^2 = z^2", "2^{10} = 1024",
-    "\\frac{3}{4} + \\sqrt{16} = \\boxed{4.75}", "$\\int_0^1 x\\,dx = \\frac{1}{2}$", "\\begin{aligned} a &= b \\end{aligned}",
-    "计算：37 + 45 = 82。答：82", "小明有5个苹果，吃了2个，还剩几个？答案：3", "鸡兔同笼，共35个头，94只脚。",
-    "混合 mixed 中英 text 123", "「引号」『书名』（括号）", "ＡＢＣ１２３ fullwidth", "日本語のテキスト", "한국어 텍스트",
-    "émigré café naïve", "e\u0301 combining accent (NFC)", "Å vs A\u030a", "emoji 🧮➗✖️", "\ufffd replacement",
-    "<|endoftext|>", "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n4<|im_end|>",
-    "<|extra_0|><|extra_204|>", "text<|endoftext|>more text", "I'm sure they'll've it's", "DON'T SHOUT'S",
-    "#### 42", "The answer is $\\boxed{\\dfrac{7}{3}}$.", "a=b;c=d\n\td=e", "    indented code():\n        return 1",
-    "URL https://example.com/a?b=c&d=e", "tab\there", "trailing newline\n", "((2)/(3))", "5((7)/(10))", "35%",
+    "",
+    " ",
+    "  leading and trailing  ",
+    "\n\n\n",
+    "\t\ttabs\tand\r\nCRLF\r\n",
+    "a\u00a0no-break space",
+    "12345678901234567890",
+    "3.14159 and -0.5e-10",
+    "1,234,567.89",
+    "x^2 + y^2 = z^2",
+    "2^{10} = 1024",
+    "\\frac{3}{4} + \\sqrt{16} = \\boxed{4.75}",
+    "$\\int_0^1 x\\,dx = \\frac{1}{2}$",
+    "\\begin{aligned} a &= b \\end{aligned}",
+    "计算：37 + 45 = 82。答：82",
+    "小明有5个苹果，吃了2个，还剩几个？答案：3",
+    "鸡兔同笼，共35个头，94只脚。",
+    "混合 mixed 中英 text 123",
+    "「引号」『书名』（括号）",
+    "ＡＢＣ１２３ fullwidth",
+    "日本語のテキスト",
+    "한국어 텍스트",
+    "émigré café naïve",
+    "e\u0301 combining accent (NFC)",
+    "Å vs A\u030a",
+    "emoji 🧮➗✖️",
+    "\ufffd replacement",
+    "<|endoftext|>",
+    "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n4<|im_end|>",
+    "<|extra_0|><|extra_204|>",
+    "text<|endoftext|>more text",
+    "I'm sure they'll've it's",
+    "DON'T SHOUT'S",
+    "#### 42",
+    "The answer is $\\boxed{\\dfrac{7}{3}}$.",
+    "a=b;c=d\n\td=e",
+    "    indented code():\n        return 1",
+    "URL https://example.com/a?b=c&d=e",
+    "tab\there",
+    "trailing newline\n",
+    "((2)/(3))",
+    "5((7)/(10))",
+    "35%",
 ]
 
 
@@ -82,7 +116,11 @@ def test_full_qwen_tokenizer_matches_ours_on_every_text(qwen, corpus):
     # digits one per token, the 208 special tokens at their ids
     assert hf.encode("2024", add_special_tokens=False).ids == [qwen.encode(d)[0] for d in "2024"]
     assert [hf.token_to_id(t) for t in ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|extra_204|>")] == [
-        151_643, 151_644, 151_645, 151_850]
+        151_643,
+        151_644,
+        151_645,
+        151_850,
+    ]
 
 
 @pytest.mark.slow
@@ -118,15 +156,25 @@ def test_rotary_permutation_round_trips_and_preserves_scores():
 
 def random_checkpoint(tmp_path, tokenizer, name="m", **kw):
     torch.manual_seed(0)
-    cfg = ModelConfig(vocab_size=tokenizer.vocab_size + 7, n_layer=2, n_head=4, n_kv_head=2, n_embd=64,
-                      ffn_hidden=96, max_seq_len=48, **kw)
+    cfg = ModelConfig(
+        vocab_size=tokenizer.vocab_size + 7,
+        n_layer=2,
+        n_head=4,
+        n_kv_head=2,
+        n_embd=64,
+        ffn_hidden=96,
+        max_seq_len=48,
+        **kw,
+    )
     model = Transformer(cfg)
     with torch.no_grad():  # gains away from 1, so a misplaced norm weight shows
         for key, p in model.named_parameters():
             if "norm" in key:
                 p.add_(torch.randn_like(p) * 0.3)
-    ckpt = {"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
-            "hyper_parameters": module_hparams(cfg, {"lr": 1e-3}, tokenizer.state_dict())}
+    ckpt = {
+        "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+        "hyper_parameters": module_hparams(cfg, {"lr": 1e-3}, tokenizer.state_dict()),
+    }
     path = tmp_path / f"{name}.ckpt"
     AtomicCheckpointIO().save_checkpoint(ckpt, path)
     return path
@@ -144,19 +192,24 @@ def assert_parity(ckpt, out, n_tokens=48):
     assert (ours - theirs[..., :rows]).abs().max().item() <= 1e-4
     if theirs.shape[-1] > rows:  # a compact vocabulary's extra ids read as the unknown id
         unk = tokenizer.unk_id
-        assert torch.equal(theirs[..., rows:], theirs[..., unk:unk + 1].expand_as(theirs[..., rows:]))
+        assert torch.equal(theirs[..., rows:], theirs[..., unk : unk + 1].expand_as(theirs[..., rows:]))
     prompt = tokenizer.encode("<|endoftext|>Calculate:\n37 + 45 =")
     assert getattr(tokenizer, "unknown_count", len)(prompt) == 0 or not isinstance(tokenizer, CompactTokenizer)
     assert hf_tok("<|endoftext|>Calculate:\n37 + 45 =")["input_ids"] == prompt
     ours_out = generate(model, tokenizer, [prompt], GenerationConfig(max_new_tokens=12, stop_at_eot=False))[0]
-    ids = hf.generate(torch.tensor([prompt]), max_new_tokens=12, do_sample=False, min_new_tokens=12)[0, len(prompt):]
+    ids = hf.generate(torch.tensor([prompt]), max_new_tokens=12, do_sample=False, min_new_tokens=12)[0, len(prompt) :]
     assert tokenizer.decode(ids.tolist()) == ours_out
     return hf, hf_tok
 
 
-@pytest.mark.parametrize("kind,arch,kw", [("gqa", "LlamaForCausalLM", {}),
-                                          ("mup", "LlamaForCausalLM", {"mup": True, "mup_base_width": 16}),
-                                          ("qk_norm", "Qwen3ForCausalLM", {"qk_norm": True})])
+@pytest.mark.parametrize(
+    "kind,arch,kw",
+    [
+        ("gqa", "LlamaForCausalLM", {}),
+        ("mup", "LlamaForCausalLM", {"mup": True, "mup_base_width": 16}),
+        ("qk_norm", "Qwen3ForCausalLM", {"qk_norm": True}),
+    ],
+)
 @pytest.mark.slow
 def test_random_init_export_has_logits_parity(tmp_path, qwen, corpus, kind, arch, kw):
     tokenizer = CompactTokenizer.from_corpus(qwen, corpus[::10])  # every source
@@ -190,8 +243,13 @@ def test_full_vocabulary_export_loads_with_the_qwen_ids(tmp_path, qwen):
 def trained(tmp_path_factory, data_root):
     """A trained tiny checkpoint of the embedded data (compact vocabulary), through the training entry point."""
     out = tmp_path_factory.mktemp("trained")
-    run(compose_config(TINY_TRAIN_OVERRIDES + [f"paths.data_root={data_root}", "train.max_tokens=1280",
-                                               "model.n_kv_head=1", "optim.lr=1e-2"], out))
+    run(
+        compose_config(
+            TINY_TRAIN_OVERRIDES
+            + [f"paths.data_root={data_root}", "train.max_tokens=1280", "model.n_kv_head=1", "optim.lr=1e-2"],
+            out,
+        )
+    )
     return out / "checkpoints" / "final.ckpt"
 
 
@@ -201,8 +259,9 @@ def test_trained_checkpoint_export_parity_chat_template_and_round_trip(tmp_path,
     hf, tok = assert_parity(trained, out, n_tokens=32)
     from minimath.eval.prompts import chat
 
-    rendered = tok.apply_chat_template([{"role": "user", "content": "3x + 5 = 11"}], tokenize=False,
-                                       add_generation_prompt=True)
+    rendered = tok.apply_chat_template(
+        [{"role": "user", "content": "3x + 5 = 11"}], tokenize=False, add_generation_prompt=True
+    )
     assert rendered == chat("3x + 5 = 11")
     # round trip: the exported directory read back is the checkpoint's own state dict, exactly
     cfg, state = from_hf(out)
@@ -223,9 +282,17 @@ def test_init_from_hf_starts_a_stage_from_the_exported_weights(tmp_path, qwen, d
     original = load_checkpoint(ckpt)["state_dict"]
     assert set(state) == set(original) and all(torch.equal(state[k], original[k]) for k in original)
     tiny = [o for o in TINY_TRAIN_OVERRIDES if not o.startswith("model.")] + [
-        f"paths.data_root={data_root}", "model.compact_vocab=false", "model.n_layer=2", "model.n_embd=64",
-        "model.n_head=4", "model.n_kv_head=2", "model.ffn_hidden=96", "model.max_seq_len=32",
-        f"model.vocab_size={qwen.vocab_size + 7}", "train.max_tokens=128"]
+        f"paths.data_root={data_root}",
+        "model.compact_vocab=false",
+        "model.n_layer=2",
+        "model.n_embd=64",
+        "model.n_head=4",
+        "model.n_kv_head=2",
+        "model.ffn_hidden=96",
+        "model.max_seq_len=32",
+        f"model.vocab_size={qwen.vocab_size + 7}",
+        "train.max_tokens=128",
+    ]
     run(compose_config(tiny + [f"init_from=hf:{out}"], tmp_path / "stage"))
     assert load_checkpoint(tmp_path / "stage" / "checkpoints" / "final.ckpt")["global_step"] == 1
     wider = [o if o != "model.ffn_hidden=96" else "model.ffn_hidden=128" for o in tiny]
@@ -236,10 +303,12 @@ def test_init_from_hf_starts_a_stage_from_the_exported_weights(tmp_path, qwen, d
 def test_what_our_architecture_cannot_load_is_a_one_line_error(tmp_path, qwen):
     out = export(random_checkpoint(tmp_path, CompactTokenizer.from_corpus(qwen, ["a b c 1 2 3"])), tmp_path / "hf")
     config = json.loads((out / "config.json").read_text())
-    for change, message in [({"model_type": "gpt2"}, "not Llama-shaped"),
-                            ({"tie_word_embeddings": False}, "untied"),
-                            ({"attention_bias": True}, "biases"),
-                            ({"rope_parameters": {"rope_type": "yarn", "factor": 4.0}}, "rope scaling")]:
+    for change, message in [
+        ({"model_type": "gpt2"}, "not Llama-shaped"),
+        ({"tie_word_embeddings": False}, "untied"),
+        ({"attention_bias": True}, "biases"),
+        ({"rope_parameters": {"rope_type": "yarn", "factor": 4.0}}, "rope scaling"),
+    ]:
         bad = tmp_path / f"bad-{len(list(tmp_path.iterdir()))}"
         shutil.copytree(out, bad)
         (bad / "config.json").write_text(json.dumps({**config, **change}))
@@ -275,10 +344,17 @@ def test_lm_eval_reads_the_export_offline_and_generates_our_text(tmp_path, train
         f"    test: {data}\ntest_split: test\noutput_type: generate_until\n"
         'doc_to_text: "<|endoftext|>Calculate:\\n{{question}}"\ndoc_to_target: "{{answer}}"\n'
         'generation_kwargs:\n  until: ["\\n"]\n  do_sample: false\n  max_gen_toks: 8\n'
-        "metric_list:\n  - metric: exact_match\nmetadata:\n  version: 1.0\n")
-    results = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={out},dtype=float32,max_length=32",
-                                      tasks=["tiny_sums"], task_manager=TaskManager(include_path=str(tasks)),
-                                      batch_size=1, device="cpu", log_samples=True)
+        "metric_list:\n  - metric: exact_match\nmetadata:\n  version: 1.0\n"
+    )
+    results = lm_eval.simple_evaluate(
+        model="hf",
+        model_args=f"pretrained={out},dtype=float32,max_length=32",
+        tasks=["tiny_sums"],
+        task_manager=TaskManager(include_path=str(tasks)),
+        batch_size=1,
+        device="cpu",
+        log_samples=True,
+    )
     samples = sorted(results["samples"]["tiny_sums"], key=lambda s: s["doc_id"])
     settings = GenerationConfig(max_new_tokens=8, stop=("\n",))
     for item, sample in zip(items, samples):

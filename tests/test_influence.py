@@ -11,10 +11,19 @@ import pytest
 import torch
 
 from minimath.errors import UserError
-from minimath.influence import (ChunkedProjection, FeatureCache, FeatureExtractor, FeatureSpec, GradientSubset,
-                                _ExampleLoss, adam_denominators, batch_tensors, cached_features, cosine_scores)
+from minimath.influence import (
+    ChunkedProjection,
+    FeatureCache,
+    FeatureExtractor,
+    FeatureSpec,
+    GradientSubset,
+    _ExampleLoss,
+    adam_denominators,
+    batch_tensors,
+    cached_features,
+    cosine_scores,
+)
 from minimath.model import Transformer
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread (see tests/conftest.py)
 
@@ -55,7 +64,7 @@ def test_chunked_projection_equals_the_unchunked_matrix_however_the_coordinates_
     full = torch.cat([proj.matrix(c) for c in range(3)] + [proj.matrix(3, 200 - 192)])  # the (200 × 16) matrix
     assert full.shape == (200, 16) and set(full.unique().tolist()) == {-0.25, 0.25}
     expected = x.double() @ full.double()
-    for pieces in ([x], [x[:, :7], x[:, 7:130], x[:, 130:]], [x[:, i:i + 1] for i in range(200)]):
+    for pieces in ([x], [x[:, :7], x[:, 7:130], x[:, 130:]], [x[:, i : i + 1] for i in range(200)]):
         assert torch.allclose(proj.project(iter(pieces), 5).double(), expected, atol=1e-5)
     # one example alone gets what it gets in a batch
     assert torch.allclose(proj.project(iter([x[2:3]]), 1)[0].double(), expected[2], atol=1e-5)
@@ -70,7 +79,7 @@ def test_vmap_per_example_gradients_equal_a_loop_of_autograd(model):
     loss = _ExampleLoss(model)
     params = list(model.parameters())
     for i in range(len(examples)):
-        expected = torch.autograd.grad(loss(ids[i:i + 1], targets[i:i + 1]), params)
+        expected = torch.autograd.grad(loss(ids[i : i + 1], targets[i : i + 1]), params)
         for (name, _), g in zip(model.named_parameters(), expected):
             assert torch.allclose(grads[name][i], g, atol=1e-6, rtol=1e-4), (i, name)
 
@@ -150,7 +159,7 @@ def test_features_do_not_depend_on_the_batch_and_scores_are_cosines(model):
     extractor = FeatureExtractor(model, FeatureSpec(subset="all", d=64, max_len=16, chunk_size=1000))
     examples = token_examples(6, model.config.vocab_size)
     together = extractor.features(examples)
-    apart = torch.cat([extractor.features(examples[i:i + 2]) for i in range(0, 6, 2)])
+    apart = torch.cat([extractor.features(examples[i : i + 2]) for i in range(0, 6, 2)])
     assert torch.allclose(together, apart, atol=1e-5)
     assert torch.allclose(together.norm(dim=1), torch.ones(6))
     mean, best = cosine_scores(together[:4].numpy(), together[4:].numpy())

@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from conftest import compose_config, write_pairs
 from minimath.checkpoint import CheckpointMeta, load_checkpoint
 from minimath.data.datamodule import MixtureBatches
 from minimath.data.prepare import prepare
@@ -23,6 +22,8 @@ from minimath.model import ModelConfig, document_attention
 from minimath.tb import read_scalars as scalars
 from minimath.tokenizer import CompactTokenizer, get_tokenizer
 from minimath.training import run
+
+from conftest import compose_config, write_pairs
 
 QWEN = get_tokenizer("qwen")
 OPTIM = {"lr": 3e-3, "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.1}
@@ -36,7 +37,7 @@ class StoredWindows:
         self.tokens = tokens
 
     def get(self, i):
-        return self.tokens[i * SEQ:i * SEQ + SEQ + 1], 0
+        return self.tokens[i * SEQ : i * SEQ + SEQ + 1], 0
 
 
 @pytest.fixture
@@ -44,21 +45,33 @@ def packed_pairs(tmp_path):
     """Prepared pairs (prompt masked), the stored shard, which stored tokens are output targets (the output and its
     `<|endoftext|>`, worked out from the pairs' own encodings), and a compact vocabulary over them."""
     pairs = write_pairs(tmp_path / "pairs.jsonl", 12)
-    cfg = OmegaConf.create({
-        "name": "t", "tokenizer": "qwen", "dir": str(tmp_path / "prepared"), "shard_tokens": 1 << 20, "workers": 1,
-        "clean": {"min_chars": 5, "max_chars": 10000, "dedup": True, "near_dedup": False, "near_threshold": 0.8},
-        "decontaminate": {"n": 8, "eval_sets": []},
-        "sources": {"kd": {"_target_": "minimath.data.pairs.PairSource", "paths": [str(tmp_path / "pairs.jsonl")]}}})
+    cfg = OmegaConf.create(
+        {
+            "name": "t",
+            "tokenizer": "qwen",
+            "dir": str(tmp_path / "prepared"),
+            "shard_tokens": 1 << 20,
+            "workers": 1,
+            "clean": {"min_chars": 5, "max_chars": 10000, "dedup": True, "near_dedup": False, "near_threshold": 0.8},
+            "decontaminate": {"n": 8, "eval_sets": []},
+            "sources": {"kd": {"_target_": "minimath.data.pairs.PairSource", "paths": [str(tmp_path / "pairs.jsonl")]}},
+        }
+    )
     manifest = prepare(cfg, log=lambda *_: None)
     stored = np.fromfile(tmp_path / "prepared" / manifest["sources"]["kd"]["shards"][0]["file"], dtype=DTYPE)
-    is_output = np.concatenate([[False] * len(QWEN.encode_ordinary(p["input"]))
-                                + [True] * (len(QWEN.encode_ordinary(p["output"])) + 1) for p in pairs])
+    is_output = np.concatenate(
+        [
+            [False] * len(QWEN.encode_ordinary(p["input"])) + [True] * (len(QWEN.encode_ordinary(p["output"])) + 1)
+            for p in pairs
+        ]
+    )
     return stored, is_output, CompactTokenizer.keeping(QWEN, manifest["sources"]["kd"]["used_ids"])
 
 
 def tiny_module(vocab_size: int, **kwargs) -> MiniMathModule:
-    cfg = ModelConfig(vocab_size=vocab_size, n_layer=2, n_head=4, n_kv_head=2, n_embd=32, ffn_hidden=64,
-                      max_seq_len=SEQ)
+    cfg = ModelConfig(
+        vocab_size=vocab_size, n_layer=2, n_head=4, n_kv_head=2, n_embd=32, ffn_hidden=64, max_seq_len=SEQ
+    )
     torch.manual_seed(0)
     return MiniMathModule(**module_hparams(cfg, OPTIM, {"name": "qwen"}), **kwargs)
 
@@ -71,8 +84,8 @@ def test_masked_loss_equals_cross_entropy_over_the_output_tokens_alone(packed_pa
     module = tiny_module(vocab.vocab_size, loss_chunk_bytes=chunk_bytes)
     loss = module.training_step(batch, 0)["loss"]
 
-    windows = np.stack([stored[i * SEQ + 1:i * SEQ + SEQ + 1] for i in range(4)])
-    output_target = torch.from_numpy(np.stack([is_output[i * SEQ + 1:i * SEQ + SEQ + 1] for i in range(4)]))
+    windows = np.stack([stored[i * SEQ + 1 : i * SEQ + SEQ + 1] for i in range(4)])
+    output_target = torch.from_numpy(np.stack([is_output[i * SEQ + 1 : i * SEQ + SEQ + 1] for i in range(4)]))
     targets = torch.from_numpy(vocab.from_base[windows & ID_MASK])
     positions, mask = document_attention(batch["documents"])
     logits = module.model(batch["input_ids"], positions=positions, mask=mask)
@@ -110,11 +123,26 @@ def test_a_pair_never_attends_to_the_previous_pair_in_a_packed_window(tiny_model
 
 
 def kd_overrides(tmp_path, pairs, *extra):
-    return ["data=jiuzhang_kd", f"data.pairs={pairs}", f"paths.data_root={tmp_path / 'prepared'}", "data.workers=1",
-            "stage=1", "model.n_layer=2", "model.n_embd=32", "model.n_head=2", "model.n_kv_head=2",
-            "model.ffn_hidden=64", f"model.max_seq_len={SEQ}", "hardware.micro_batch=4", "batch=128",
-            "train.max_tokens=1280", "data.sources.kd_pairs.heldout_fraction=0.1",
-            "callbacks.heldout_loss.every_n_steps=4", "callbacks.heldout_loss.documents=8", *extra]
+    return [
+        "data=jiuzhang_kd",
+        f"data.pairs={pairs}",
+        f"paths.data_root={tmp_path / 'prepared'}",
+        "data.workers=1",
+        "stage=1",
+        "model.n_layer=2",
+        "model.n_embd=32",
+        "model.n_head=2",
+        "model.n_kv_head=2",
+        "model.ffn_hidden=64",
+        f"model.max_seq_len={SEQ}",
+        "hardware.micro_batch=4",
+        "batch=128",
+        "train.max_tokens=1280",
+        "data.sources.kd_pairs.heldout_fraction=0.1",
+        "callbacks.heldout_loss.every_n_steps=4",
+        "callbacks.heldout_loss.documents=8",
+        *extra,
+    ]
 
 
 @pytest.mark.slow
@@ -130,19 +158,34 @@ def test_a_kd_stage_trains_from_scratch_a_checkpoint_and_hf_and_logs_the_heldout
     assert load_checkpoint(final)["MixtureDataModule"]["stage"] == "1"
 
     from_ckpt = tmp_path / "from_ckpt"
-    run(compose_config(kd_overrides(tmp_path, tmp_path / "pairs.jsonl", f"init_from={final}",
-                                    "train.max_tokens=128"), from_ckpt))
+    run(
+        compose_config(
+            kd_overrides(tmp_path, tmp_path / "pairs.jsonl", f"init_from={final}", "train.max_tokens=128"), from_ckpt
+        )
+    )
     assert list(scalars(from_ckpt / "tb", "eval/kd_heldout_loss")) == [1408]  # tokens seen carried over
     assert scalars(from_ckpt / "tb", "eval/kd_heldout_loss")[1408] < list(heldout.values())[0]
 
     hf_dir = export(final, tmp_path / "hf")
     rows = json.loads((hf_dir / "config.json").read_text())["vocab_size"]  # the compact vocabulary's rows + extra
     from_hf = tmp_path / "from_hf"
-    run(compose_config(kd_overrides(tmp_path, tmp_path / "pairs.jsonl", f"init_from=hf:{hf_dir}",
-                                    f"model.vocab_size={rows}", "train.max_tokens=128"), from_hf))
+    run(
+        compose_config(
+            kd_overrides(
+                tmp_path,
+                tmp_path / "pairs.jsonl",
+                f"init_from=hf:{hf_dir}",
+                f"model.vocab_size={rows}",
+                "train.max_tokens=128",
+            ),
+            from_hf,
+        )
+    )
     key = "model.layers.0.attention.wq.weight"  # one AdamW step away from the exported weights, not a fresh init
-    moved = load_checkpoint(from_hf / "checkpoints" / "final.ckpt")["state_dict"][key] - load_checkpoint(final)[
-        "state_dict"][key]
+    moved = (
+        load_checkpoint(from_hf / "checkpoints" / "final.ckpt")["state_dict"][key]
+        - load_checkpoint(final)["state_dict"][key]
+    )
     assert float(moved.abs().max()) < 0.01 and scalars(from_hf / "tb", "eval/kd_heldout_loss")
 
 
@@ -167,15 +210,32 @@ def test_a_resumed_kd_stage_logs_the_same_losses(tmp_path):
 def test_pairs_join_another_data_configs_stage_as_text(tmp_path):
     write_pairs(tmp_path / "pairs.jsonl", 120)
     source = f"{{_target_: minimath.data.pairs.PairSource, paths: [{tmp_path / 'pairs.jsonl'}], loss_on: all}}"
-    cfg = compose_config(["data=embedded", "stage=1", f"paths.data_root={tmp_path / 'prepared'}", "data.workers=1",
-                          f"+data.sources.kd_text={source}",
-                          "data.stages.1.mix=[{source: general_en, share: 0.5}, {source: kd_text, share: 0.5}]",
-                          *[f"data.sources.{n}.documents_count=60" for n in
-                            ("general_en", "general_zh", "math_text", "word_problems_cot", "basic_math", "equations")],
-                          "model.n_layer=2", "model.n_embd=32", "model.n_head=2", "model.n_kv_head=2",
-                          "model.ffn_hidden=64", f"model.max_seq_len={SEQ}", "hardware.micro_batch=4",
-                          "batch=128", "train.max_tokens=256", "callbacks.heldout_eval.n=1",
-                          "callbacks.heldout_eval.max_new_tokens=1"], tmp_path / "run")
+    cfg = compose_config(
+        [
+            "data=embedded",
+            "stage=1",
+            f"paths.data_root={tmp_path / 'prepared'}",
+            "data.workers=1",
+            f"+data.sources.kd_text={source}",
+            "data.stages.1.mix=[{source: general_en, share: 0.5}, {source: kd_text, share: 0.5}]",
+            *[
+                f"data.sources.{n}.documents_count=60"
+                for n in ("general_en", "general_zh", "math_text", "word_problems_cot", "basic_math", "equations")
+            ],
+            "model.n_layer=2",
+            "model.n_embd=32",
+            "model.n_head=2",
+            "model.n_kv_head=2",
+            "model.ffn_hidden=64",
+            f"model.max_seq_len={SEQ}",
+            "hardware.micro_batch=4",
+            "batch=128",
+            "train.max_tokens=256",
+            "callbacks.heldout_eval.n=1",
+            "callbacks.heldout_eval.max_new_tokens=1",
+        ],
+        tmp_path / "run",
+    )
     run(cfg)
     assert set(scalars(tmp_path / "run" / "tb", "train_source/kd_text")) <= {128, 256}
     assert scalars(tmp_path / "run" / "tb", "train_source/kd_text")
@@ -188,12 +248,25 @@ def test_a_stage_initialised_from_a_checkpoint_of_other_data_keeps_its_vocabular
     run(compose_config(kd_overrides(tmp_path, tmp_path / "pairs.jsonl", "train.max_tokens=128"), first))
     final = load_checkpoint(first / "checkpoints" / "final.ckpt")
     other = tmp_path / "other.jsonl"  # new words: ids the first run's compact vocabulary does not hold
-    other.write_text("".join(json.dumps({"input": f"## Question\nHow many apples are {a} crates of twelve?\n"
-                                                  f"## Solution\n", "output": f"12 × {a} = {12 * a}. The answer is "
-                                                                             f"{12 * a}."}) + "\n" for a in range(2, 60)))
+    other.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "input": f"## Question\nHow many apples are {a} crates of twelve?\n## Solution\n",
+                    "output": f"12 × {a} = {12 * a}. The answer is {12 * a}.",
+                }
+            )
+            + "\n"
+            for a in range(2, 60)
+        )
+    )
     second = tmp_path / "second"
-    run(compose_config(kd_overrides(tmp_path, other, f"init_from={first / 'checkpoints' / 'final.ckpt'}",
-                                    "train.max_tokens=128"), second))
+    run(
+        compose_config(
+            kd_overrides(tmp_path, other, f"init_from={first / 'checkpoints' / 'final.ckpt'}", "train.max_tokens=128"),
+            second,
+        )
+    )
     trained = load_checkpoint(second / "checkpoints" / "final.ckpt")
     assert trained["hyper_parameters"]["tokenizer"] == final["hyper_parameters"]["tokenizer"]
     assert "apples" not in get_tokenizer("qwen").decode(final["hyper_parameters"]["tokenizer"]["kept_ids"])

@@ -48,10 +48,18 @@ def fixed_batches(cfg, n_batches, batch=2, seq=16, seed=0):
 
 
 def fit(module, batches, accumulate=1, max_steps=None, logger=None):
-    trainer = L.Trainer(accelerator="cpu", max_steps=max_steps or len(batches) // accumulate, logger=logger or False,
-                        accumulate_grad_batches=accumulate, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, log_every_n_steps=1, gradient_clip_val=1.0,
-                        callbacks=[TrainingMetrics()])
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=max_steps or len(batches) // accumulate,
+        logger=logger or False,
+        accumulate_grad_batches=accumulate,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        gradient_clip_val=1.0,
+        callbacks=[TrainingMetrics()],
+    )
     trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
     return trainer
 
@@ -88,8 +96,10 @@ def test_step_loss_is_token_weighted_mean_over_micro_batches(tiny_model_config):
     with torch.no_grad():
         merged = {k: torch.cat([b[k] for b in batches]) for k in batches[0]}
         from minimath.loss import next_token_loss
-        expected, _ = next_token_loss(module.model.hidden_states(merged["input_ids"]), module.model.output_weight,
-                                      merged["targets"])
+
+        expected, _ = next_token_loss(
+            module.model.hidden_states(merged["input_ids"]), module.model.output_weight, merged["targets"]
+        )
     logger = RecordingLogger()
     fit(module, batches, accumulate=2, logger=logger)
     assert logger.records[0][1]["train/loss"] == pytest.approx(expected.item(), rel=1e-5)
@@ -104,6 +114,7 @@ def test_weight_decay_only_on_matrices(tiny_model_config):
 
 def test_hparams_must_be_plain_containers(tiny_model_config):
     from omegaconf import OmegaConf
+
     with pytest.raises(TypeError, match="plain dict"):
         module_hparams(tiny_model_config, OmegaConf.create(OPTIM), {"name": "qwen"})
     assert module_hparams(tiny_model_config, OPTIM, {"name": "qwen"})["model"] == asdict(tiny_model_config)
@@ -142,8 +153,10 @@ def test_moments_of_another_parametrisation_are_a_one_line_error(tiny_model_conf
 
     standard = make_module(tiny_model_config)
     opt = standard.configure_optimizers()["optimizer"]
-    ckpt = {"state_dict": {f"model.{k}": v for k, v in standard.model.state_dict().items()},
-            "optimizer_states": [opt.state_dict()]}
+    ckpt = {
+        "state_dict": {f"model.{k}": v for k, v in standard.model.state_dict().items()},
+        "optimizer_states": [opt.state_dict()],
+    }
     mup = make_module(ModelConfig(**{**asdict(tiny_model_config), "mup": True, "mup_base_width": 8}))
     with pytest.raises(UserError, match="moments for 2 parameter groups, this model has 3"):
         mup.start_from(ckpt, "a.ckpt", load_optimizer=True)

@@ -25,14 +25,17 @@ def test_padding_does_not_change_the_loss():
     padded_hidden = torch.cat([hidden, torch.randn(1, 3, 8)], dim=1)
     padded_targets = torch.tensor([[1, 2, 3, 4, IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX]])
     for chunk in (None, 2):
-        assert torch.allclose(next_token_loss(hidden, weight, targets, chunk)[0],
-                              next_token_loss(padded_hidden, weight, padded_targets, chunk)[0])
+        assert torch.allclose(
+            next_token_loss(hidden, weight, targets, chunk)[0],
+            next_token_loss(padded_hidden, weight, padded_targets, chunk)[0],
+        )
 
 
 def test_all_padding_gives_zero_not_nan():
     for chunk in (None, 2):
-        loss, n_valid = next_token_loss(torch.randn(1, 3, 4), torch.randn(5, 4), torch.full((1, 3), IGNORE_INDEX),
-                                        chunk)
+        loss, n_valid = next_token_loss(
+            torch.randn(1, 3, 4), torch.randn(5, 4), torch.full((1, 3), IGNORE_INDEX), chunk
+        )
         assert n_valid == 0 and loss.item() == 0.0
 
 

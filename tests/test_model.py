@@ -63,19 +63,31 @@ def test_rope_relative_positions():
     """q·k after RoPE depends only on the distance between positions."""
     cos, sin = rope_tables(head_dim=16, seq_len=32, theta=10_000.0)
     q, k = torch.randn(16), torch.randn(16)
+
     def score(i, j):
         qi = apply_rope(q.view(1, 1, 1, -1).expand(1, 1, 32, 16), cos, sin)[0, 0, i]
         kj = apply_rope(k.view(1, 1, 1, -1).expand(1, 1, 32, 16), cos, sin)[0, 0, j]
         return qi @ kj
+
     assert torch.allclose(score(5, 2), score(20, 17), atol=1e-4)
 
 
-@pytest.mark.parametrize("style,scaled", [("gpt2", ("attention.wo", "feed_forward.w2")),
-                                          ("minimath_code", ("attention.wo", "feed_forward.w3"))])
+@pytest.mark.parametrize(
+    "style,scaled",
+    [("gpt2", ("attention.wo", "feed_forward.w2")), ("minimath_code", ("attention.wo", "feed_forward.w3"))],
+)
 def test_init_standard_deviations(style, scaled):
     torch.manual_seed(0)
-    cfg = ModelConfig(vocab_size=2048, n_layer=8, n_head=4, n_kv_head=4, n_embd=256, ffn_hidden=1024,
-                      max_seq_len=16, init_residual=style)
+    cfg = ModelConfig(
+        vocab_size=2048,
+        n_layer=8,
+        n_head=4,
+        n_kv_head=4,
+        n_embd=256,
+        ffn_hidden=1024,
+        max_seq_len=16,
+        init_residual=style,
+    )
     model = Transformer(cfg)
     small = 0.02 / math.sqrt(2 * cfg.n_layer)
     for name, p in model.named_parameters():
@@ -93,8 +105,16 @@ def test_config_validation():
     with pytest.raises(ValueError, match="n_kv_head"):
         ModelConfig(vocab_size=8, n_layer=1, n_head=4, n_kv_head=3, n_embd=32, ffn_hidden=8, max_seq_len=8)
     with pytest.raises(ValueError, match="init_residual"):
-        ModelConfig(vocab_size=8, n_layer=1, n_head=4, n_kv_head=4, n_embd=32, ffn_hidden=8, max_seq_len=8,
-                    init_residual="xavier")
+        ModelConfig(
+            vocab_size=8,
+            n_layer=1,
+            n_head=4,
+            n_kv_head=4,
+            n_embd=32,
+            ffn_hidden=8,
+            max_seq_len=8,
+            init_residual="xavier",
+        )
 
 
 def test_too_long_sequence_is_an_error(tiny_model_config):
@@ -104,8 +124,9 @@ def test_too_long_sequence_is_an_error(tiny_model_config):
 
 
 def test_meta_device_build_allocates_nothing():
-    cfg = ModelConfig(vocab_size=151_936, n_layer=18, n_head=16, n_kv_head=16, n_embd=2048, ffn_hidden=8192,
-                      max_seq_len=2048)
+    cfg = ModelConfig(
+        vocab_size=151_936, n_layer=18, n_head=16, n_kv_head=16, n_embd=2048, ffn_hidden=8192, max_seq_len=2048
+    )
     with torch.device("meta"):
         model = Transformer(cfg)
     assert all(p.is_meta for p in model.parameters())
@@ -135,8 +156,17 @@ def test_qk_norm_normalises_each_heads_queries_and_keys(tiny_model_config):
 
 def mup_config(width: int, mup: bool = True, **kw) -> ModelConfig:
     kw.setdefault("mup_base_width", 32)
-    return ModelConfig(vocab_size=64, n_layer=2, n_head=4, n_kv_head=4, n_embd=width, ffn_hidden=4 * width,
-                       max_seq_len=32, mup=mup, **kw)
+    return ModelConfig(
+        vocab_size=64,
+        n_layer=2,
+        n_head=4,
+        n_kv_head=4,
+        n_embd=width,
+        ffn_hidden=4 * width,
+        max_seq_len=32,
+        mup=mup,
+        **kw,
+    )
 
 
 @pytest.mark.parametrize("width", [64, 128])
@@ -189,8 +219,9 @@ def coordinate_check(width: int, mup: bool, steps: int = 5, lr: float = 1e-2) ->
 
     torch.manual_seed(0)
     model = Transformer(mup_config(width, mup))
-    opt = torch.optim.AdamW([{"params": p, "lr": lr * mult} for _, p, mult, _ in model.parameter_groups()],
-                            weight_decay=0.0)
+    opt = torch.optim.AdamW(
+        [{"params": p, "lr": lr * mult} for _, p, mult, _ in model.parameter_groups()], weight_decay=0.0
+    )
     x = torch.randint(0, 64, (8, 33), generator=torch.Generator().manual_seed(1))
     for _ in range(steps):
         total, _ = lm_loss(model.hidden_states(x[:, :-1]), model.output_weight, x[:, 1:])

@@ -5,10 +5,19 @@ import pytest
 from minimath.numbers import agrees_with_answer, format_number, parse_number
 
 PARSED = {
-    "880": Fraction(880), "-3": Fraction(-3), "14.4": Fraction(72, 5), "35%": Fraction(7, 20),
-    "12.5%": Fraction(1, 8), "1/3": Fraction(1, 3), "(1/3)": Fraction(1, 3), "((2)/(3))": Fraction(2, 3),
-    "5((7)/(10))": Fraction(57, 10), "5(7/10)": Fraction(57, 10), "-2((1)/(2))": Fraction(-5, 2),
-    "1,200": Fraction(1200), " 7 ": Fraction(7),
+    "880": Fraction(880),
+    "-3": Fraction(-3),
+    "14.4": Fraction(72, 5),
+    "35%": Fraction(7, 20),
+    "12.5%": Fraction(1, 8),
+    "1/3": Fraction(1, 3),
+    "(1/3)": Fraction(1, 3),
+    "((2)/(3))": Fraction(2, 3),
+    "5((7)/(10))": Fraction(57, 10),
+    "5(7/10)": Fraction(57, 10),
+    "-2((1)/(2))": Fraction(-5, 2),
+    "1,200": Fraction(1200),
+    " 7 ": Fraction(7),
 }
 
 
@@ -23,8 +32,16 @@ def test_parse_number_rejects(text):
         parse_number(text)
 
 
-@pytest.mark.parametrize("value,text", [(Fraction(880), "880"), (Fraction(72, 5), "14.4"), (Fraction(-1, 4), "-0.25"),
-                                        (Fraction(1, 3), "1/3"), (Fraction(1, 2**30), "1/1073741824")])
+@pytest.mark.parametrize(
+    "value,text",
+    [
+        (Fraction(880), "880"),
+        (Fraction(72, 5), "14.4"),
+        (Fraction(-1, 4), "-0.25"),
+        (Fraction(1, 3), "1/3"),
+        (Fraction(1, 2**30), "1/1073741824"),
+    ],
+)
 def test_format_number(value, text):
     assert format_number(value) == text
 

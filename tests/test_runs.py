@@ -12,21 +12,30 @@ import pytest
 import torch
 from omegaconf import open_dict
 
-from conftest import REPO, TINY_TRAIN_OVERRIDES, compose_config
-
-NO_STAGE = [o for o in TINY_TRAIN_OVERRIDES if o != "stage=1"]
 from minimath.checkpoint import AtomicCheckpointIO, CheckpointMeta, load_checkpoint
 from minimath.errors import UserError
 from minimath.runs import Fingerprint, mark_final, previous_stage_checkpoint
 from minimath.tb import read_scalars as scalars
 from minimath.training import run
 
+from conftest import REPO, TINY_TRAIN_OVERRIDES, compose_config
+
+NO_STAGE = [o for o in TINY_TRAIN_OVERRIDES if o != "stage=1"]
+
 
 def stage_config(tmp_path, data_root, stage, batch_tokens, extra=()):
-    cfg = compose_config(NO_STAGE + [f"paths.data_root={data_root}", f"stage={stage}",
-                                                 f"batch={batch_tokens}",
-                                                 "callbacks.heldout_eval.n=2", "callbacks.heldout_eval.max_new_tokens=2",
-                                                 *extra], tmp_path)
+    cfg = compose_config(
+        NO_STAGE
+        + [
+            f"paths.data_root={data_root}",
+            f"stage={stage}",
+            f"batch={batch_tokens}",
+            "callbacks.heldout_eval.n=2",
+            "callbacks.heldout_eval.max_new_tokens=2",
+            *extra,
+        ],
+        tmp_path,
+    )
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path / "run" / f"stage{stage}-bs{batch_tokens}")
     return cfg
@@ -122,8 +131,13 @@ def test_nan_guard_skips_steps_then_stops(tmp_path, data_root, monkeypatch):
         return (total * float("nan"), losses * float("nan")) if calls["n"] in (2, 4, 5, 6) else (total, losses)
 
     monkeypatch.setattr(lm, "lm_loss", sometimes_nan)
-    cfg = stage_config(tmp_path, data_root, 1, 128, ["train.max_tokens=1280", "train.max_nonfinite_steps=3",
-                                                     "checkpoint.every_n_train_steps=1"])
+    cfg = stage_config(
+        tmp_path,
+        data_root,
+        1,
+        128,
+        ["train.max_tokens=1280", "train.max_nonfinite_steps=3", "checkpoint.every_n_train_steps=1"],
+    )
     with pytest.warns(UserWarning, match="non-finite loss"):
         with pytest.raises(lm.NonFiniteLossError, match="3 optimizer steps in a row"):
             run(cfg)
@@ -135,11 +149,20 @@ def test_nan_guard_skips_steps_then_stops(tmp_path, data_root, monkeypatch):
 
 
 def train_cli(run_dir, data_root, *extra, env=None):
-    args = [sys.executable, "train.py", *TINY_TRAIN_OVERRIDES, f"paths.data_root={data_root}",
-            "trainer.deterministic=true", "callbacks.heldout_eval.every_n_steps=1000", "callbacks.heldout_eval.n=1",
-            f"hydra.run.dir={run_dir}", *extra]
-    return subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
+    args = [
+        sys.executable,
+        "train.py",
+        *TINY_TRAIN_OVERRIDES,
+        f"paths.data_root={data_root}",
+        "trainer.deterministic=true",
+        "callbacks.heldout_eval.every_n_steps=1000",
+        "callbacks.heldout_eval.n=1",
+        f"hydra.run.dir={run_dir}",
+        *extra,
+    ]
+    return subprocess.Popen(
+        args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
+    )
 
 
 @pytest.mark.slow
@@ -169,10 +192,17 @@ def test_sigkill_then_rerun_reproduces_the_uninterrupted_losses(tmp_path, data_r
 @pytest.mark.slow
 def test_two_process_cpu_ddp_sees_different_data_and_the_same_weights(tmp_path, data_root):
     probe = tmp_path / "probe"
-    proc = train_cli(tmp_path / "ddp", data_root, "hardware.devices=2", "hardware.strategy=ddp",
-                     "batch=256", "train.max_tokens=1024",
-                     "+callbacks.probe._target_=helpers.RankProbe", f"+callbacks.probe.out_dir={probe}",
-                     env={"PYTHONPATH": str(REPO / "tests")})
+    proc = train_cli(
+        tmp_path / "ddp",
+        data_root,
+        "hardware.devices=2",
+        "hardware.strategy=ddp",
+        "batch=256",
+        "train.max_tokens=1024",
+        "+callbacks.probe._target_=helpers.RankProbe",
+        f"+callbacks.probe.out_dir={probe}",
+        env={"PYTHONPATH": str(REPO / "tests")},
+    )
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-3000:]
     ranks = [json.loads((probe / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -190,8 +220,10 @@ def test_a_resumed_checkpoint_is_read_once(tmp_path, monkeypatch):
     from minimath.start import StartKind, decide
 
     (tmp_path / "checkpoints").mkdir()
-    AtomicCheckpointIO().save_checkpoint({"state_dict": {}, "hyper_parameters": {}, "global_step": 3,
-                                          "tokens_seen": 96}, tmp_path / "checkpoints" / "last.ckpt")
+    AtomicCheckpointIO().save_checkpoint(
+        {"state_dict": {}, "hyper_parameters": {}, "global_step": 3, "tokens_seen": 96},
+        tmp_path / "checkpoints" / "last.ckpt",
+    )
     reads = []
     real = checkpoint.load_checkpoint
     monkeypatch.setattr(checkpoint, "load_checkpoint", lambda p: reads.append(p) or real(p))
@@ -206,8 +238,11 @@ def test_a_resumed_checkpoint_is_read_once(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_sigint_saves_the_interrupted_step_and_the_rerun_continues_identically(tmp_path, data_root):
-    extra = ["train.max_tokens=7680", "checkpoint.every_n_train_steps=1000",
-             "callbacks.progress.every_seconds=0"]  # 60 steps; no step checkpoint but the interrupt's
+    extra = [
+        "train.max_tokens=7680",
+        "checkpoint.every_n_train_steps=1000",
+        "callbacks.progress.every_seconds=0",
+    ]  # 60 steps; no step checkpoint but the interrupt's
     reference = train_cli(tmp_path / "ref", data_root, *extra)
     assert reference.wait(timeout=300) == 0, reference.stderr.read()[-2000:]
 
@@ -224,7 +259,9 @@ def test_sigint_saves_the_interrupted_step_and_the_rerun_continues_identically(t
     last = load_checkpoint(tmp_path / "stopped" / "checkpoints" / "last.ckpt")
     stopped_at = last["global_step"]
     assert 12 <= stopped_at < 60 and f"stopped at step {stopped_at} of 60" in err
-    assert f"interrupted: stage 1 stopped at step {stopped_at} of 60" in (tmp_path / "stopped" / "train.log").read_text()
+    assert (
+        f"interrupted: stage 1 stopped at step {stopped_at} of 60" in (tmp_path / "stopped" / "train.log").read_text()
+    )
     assert not (tmp_path / "stopped" / "checkpoints" / "final.ckpt").exists()
 
     rerun = train_cli(tmp_path / "stopped", data_root, *extra)
@@ -237,10 +274,18 @@ def test_sigint_saves_the_interrupted_step_and_the_rerun_continues_identically(t
 
 @pytest.mark.slow
 def test_time_based_checkpoints_fire_and_only_the_newest_are_kept(tmp_path, data_root):
-    cfg = stage_config(tmp_path, data_root, 1, 128, ["train.max_tokens=1280",
-                                                     "checkpoint.every_n_train_steps=null",
-                                                     "checkpoint.every_minutes=1e-9",
-                                                     "checkpoint.keep_last=2"])
+    cfg = stage_config(
+        tmp_path,
+        data_root,
+        1,
+        128,
+        [
+            "train.max_tokens=1280",
+            "checkpoint.every_n_train_steps=null",
+            "checkpoint.every_minutes=1e-9",
+            "checkpoint.keep_last=2",
+        ],
+    )
     run(cfg)
     ckpts = tmp_path / "run" / "stage1-bs128" / "checkpoints"
     assert sorted(p.name for p in ckpts.glob("step*.ckpt")) == ["step0000009.ckpt", "step0000010.ckpt"]
@@ -249,16 +294,38 @@ def test_time_based_checkpoints_fire_and_only_the_newest_are_kept(tmp_path, data
 
 @pytest.mark.slow
 def test_a_wsd_decay_branch_continues_the_stable_run_and_decays_alone(tmp_path, data_root):
-    stable = stage_config(tmp_path, data_root, 1, 128, ["train.max_tokens=1024", "scheduler=wsd",
-                                                        "scheduler.decay_fraction=0", "scheduler.warmup_steps=0",
-                                                        "checkpoint.every_n_train_steps=2",
-                                                        "checkpoint.keep_last=null", "optim.lr=1e-3"])
+    stable = stage_config(
+        tmp_path,
+        data_root,
+        1,
+        128,
+        [
+            "train.max_tokens=1024",
+            "scheduler=wsd",
+            "scheduler.decay_fraction=0",
+            "scheduler.warmup_steps=0",
+            "checkpoint.every_n_train_steps=2",
+            "checkpoint.keep_last=null",
+            "optim.lr=1e-3",
+        ],
+    )
     run(stable)
     stable_dir = tmp_path / "run" / "stage1-bs128"
     point = stable_dir / "checkpoints" / "step0000004.ckpt"
-    branch = stage_config(tmp_path, data_root, 1, 128, ["scheduler=wsd", f"branch_from={point}",
-                                                        "scheduler.decay_tokens=512", "scheduler.shape=linear",
-                                                        "scheduler.final_ratio=0.1", "optim.lr=1e-3"])
+    branch = stage_config(
+        tmp_path,
+        data_root,
+        1,
+        128,
+        [
+            "scheduler=wsd",
+            f"branch_from={point}",
+            "scheduler.decay_tokens=512",
+            "scheduler.shape=linear",
+            "scheduler.final_ratio=0.1",
+            "optim.lr=1e-3",
+        ],
+    )
     with open_dict(branch):
         branch.paths.output_dir = str(tmp_path / "run" / "stage1-bs128-decay-step0000004")
     run(branch)
@@ -273,13 +340,25 @@ def test_a_wsd_decay_branch_continues_the_stable_run_and_decays_alone(tmp_path, 
     assert final["optimizer_states"][0]["state"]  # the stable run's moments were carried, then updated
 
 
-ALL_DYNAMICS = ["model.mup=true", "model.mup_base_width=16", "model.qk_norm=true", "train.z_loss=1e-4",
-                "scheduler=wsd", "scheduler.warmup_steps=2", "scheduler.decay_fraction=0.5", "scheduler.shape=sqrt",
-                "callbacks=monitored", "callbacks.stability.every_n_steps=3", "train.loss_guard.action=skip",
-                "train.loss_guard.window=2", "train.loss_guard.k=0.5",
-                "+data.stages.1.decay_mix=[{source: general_en, share: 1.0}]",
-                "checkpoint.every_n_train_steps=5", "checkpoint.keep_last=null",
-                "train.max_tokens=2560"]  # 20 steps; a low spike threshold so that some steps are skipped
+ALL_DYNAMICS = [
+    "model.mup=true",
+    "model.mup_base_width=16",
+    "model.qk_norm=true",
+    "train.z_loss=1e-4",
+    "scheduler=wsd",
+    "scheduler.warmup_steps=2",
+    "scheduler.decay_fraction=0.5",
+    "scheduler.shape=sqrt",
+    "callbacks=monitored",
+    "callbacks.stability.every_n_steps=3",
+    "train.loss_guard.action=skip",
+    "train.loss_guard.window=2",
+    "train.loss_guard.k=0.5",
+    "+data.stages.1.decay_mix=[{source: general_en, share: 1.0}]",
+    "checkpoint.every_n_train_steps=5",
+    "checkpoint.keep_last=null",
+    "train.max_tokens=2560",
+]  # 20 steps; a low spike threshold so that some steps are skipped
 
 
 @pytest.mark.slow
@@ -296,8 +375,11 @@ def test_resume_is_bit_identical_with_every_training_dynamics_feature_on(tmp_pat
     shutil.copy(ref / "fingerprint.json", resumed / "fingerprint.json")
     run(stage_config(tmp_path / "b", data_root, 1, 128, ALL_DYNAMICS))
     for tag in ("train/loss", "train/lr", "stability/loss_spike"):
-        expected = {t: v for t, v in scalars(ref / "tb", tag).items()
-                    if t > CheckpointMeta.of(load_checkpoint(ref / "checkpoints" / "step0000010.ckpt")).tokens_seen}
+        expected = {
+            t: v
+            for t, v in scalars(ref / "tb", tag).items()
+            if t > CheckpointMeta.of(load_checkpoint(ref / "checkpoints" / "step0000010.ckpt")).tokens_seen
+        }
         assert scalars(resumed / "tb", tag) == expected, tag
     assert scalars(ref / "tb", "stability/loss_spike")  # skipping happened, so the test covers it
     a, b = (load_checkpoint(d / "checkpoints" / "final.ckpt") for d in (ref, resumed))
@@ -305,13 +387,32 @@ def test_resume_is_bit_identical_with_every_training_dynamics_feature_on(tmp_pat
     assert a["MixtureDataModule"]["decay_start"] == b["MixtureDataModule"]["decay_start"] == 40  # 10 steps × 4 seqs
 
 
-@pytest.mark.parametrize("overrides,same", [
-    ([], True), (["logger=tensorboard", "callbacks.progress.every_seconds=1", "trainer.log_every_n_steps=5",
-                  "run_name=x", "stage=3", "batch=256", "resume=never", "paths.runs=/tmp/o",
-                  "curriculum_eval_items=9"], True),
-    (["seed=7"], False), (["optim.lr=1e-3"], False), (["train.max_tokens=20480"], False),
-    (["model.mup=true", "model.qk_norm=true", "train.z_loss=1e-4", "callbacks=monitored"], False),
-    (["hardware=cpu_bf16"], False), (["callbacks=monitored"], False)])  # its spike detector may skip steps
+@pytest.mark.parametrize(
+    "overrides,same",
+    [
+        ([], True),
+        (
+            [
+                "logger=tensorboard",
+                "callbacks.progress.every_seconds=1",
+                "trainer.log_every_n_steps=5",
+                "run_name=x",
+                "stage=3",
+                "batch=256",
+                "resume=never",
+                "paths.runs=/tmp/o",
+                "curriculum_eval_items=9",
+            ],
+            True,
+        ),
+        (["seed=7"], False),
+        (["optim.lr=1e-3"], False),
+        (["train.max_tokens=20480"], False),
+        (["model.mup=true", "model.qk_norm=true", "train.z_loss=1e-4", "callbacks=monitored"], False),
+        (["hardware=cpu_bf16"], False),
+        (["callbacks=monitored"], False),
+    ],
+)  # its spike detector may skip steps
 def test_only_result_changing_overrides_name_another_stage_directory(overrides, same):
     from minimath.runs import variant_suffix
 
@@ -324,11 +425,16 @@ def test_a_stage_directory_trained_with_other_settings_is_never_reused(tmp_path,
     short = stage_config(tmp_path, data_root, 1, 128, ["train.max_tokens=256"])
     run(short)
     final = tmp_path / "run" / "stage1-bs128" / "checkpoints" / "final.ckpt"
-    for extra, named in ((["train.max_tokens=512"], "train.max_tokens=512 here, 256 there"),
-                         (["train.max_tokens=256", "seed=7"], "seed=7 here, 1234 there; data.sources"),
-                         (["train.max_tokens=256", "optim.lr=1e-3"], "optim.lr=0.001 here, 0.003 there")):
-        with pytest.raises(UserError, match=f"stage1-bs128 was trained with other settings \\({named}.*\\): "
-                                            "pass run_name=NEW for a separate run, or remove"):
+    for extra, named in (
+        (["train.max_tokens=512"], "train.max_tokens=512 here, 256 there"),
+        (["train.max_tokens=256", "seed=7"], "seed=7 here, 1234 there; data.sources"),
+        (["train.max_tokens=256", "optim.lr=1e-3"], "optim.lr=0.001 here, 0.003 there"),
+    ):
+        with pytest.raises(
+            UserError,
+            match=f"stage1-bs128 was trained with other settings \\({named}.*\\): "
+            "pass run_name=NEW for a separate run, or remove",
+        ):
             run(stage_config(tmp_path, data_root, 1, 128, extra))
     assert load_checkpoint(final)["tokens_seen"] == 256
 
@@ -342,8 +448,10 @@ def test_a_second_run_on_the_same_directory_stops_at_once_while_the_first_finish
         time.sleep(0.05)
     second = train_cli(tmp_path / "same", data_root, *extra)
     out, err = second.communicate(timeout=120)
-    assert second.returncode == 2 and err.strip() == (f"error: {tmp_path / 'same'} is in use by another run "
-                                                      f"(pid {first.pid}): wait for it to end, or pass run_name=NEW "
-                                                      f"for a separate run")
+    assert second.returncode == 2 and err.strip() == (
+        f"error: {tmp_path / 'same'} is in use by another run "
+        f"(pid {first.pid}): wait for it to end, or pass run_name=NEW "
+        f"for a separate run"
+    )
     assert first.wait(timeout=300) == 0, first.stderr.read()[-2000:]
     assert load_checkpoint(tmp_path / "same" / "checkpoints" / "final.ckpt")["global_step"] == 30

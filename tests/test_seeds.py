@@ -20,6 +20,14 @@ def test_compare_reports_mean_std_paired_difference_and_spread():
 
 def test_heldout_row_reads_eval_results_with_categories(tmp_path):
     path = tmp_path / "results.json"
-    path.write_text(json.dumps({"tasks": {"arithmetic": {"accuracy": 0.5, "by_category": {"+": 1.0, "-": 0.0}},
-                                          "equations": {"accuracy": 0.25}}}))
+    path.write_text(
+        json.dumps(
+            {
+                "tasks": {
+                    "arithmetic": {"accuracy": 0.5, "by_category": {"+": 1.0, "-": 0.0}},
+                    "equations": {"accuracy": 0.25},
+                }
+            }
+        )
+    )
     assert heldout_row(path) == {"arithmetic": 50.0, "arithmetic[+]": 100.0, "arithmetic[-]": 0.0, "equations": 25.0}

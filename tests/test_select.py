@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import compose_config
 from minimath.data.synth.textbook import TextbookSource
 from minimath.errors import Interrupted, UserError
 from minimath.influence import FeatureExtractor
@@ -23,6 +22,7 @@ from minimath.synthesis import pipeline
 from minimath.synthesize import build
 from minimath.tokenizer import CompactTokenizer, get_tokenizer
 
+from conftest import compose_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread (see tests/conftest.py)
 
@@ -33,20 +33,37 @@ def ckpt(tmp_path) -> Path:
     reference set hit unknown tokens (counted in the manifest)."""
     texts = list(itertools.islice(TextbookSource().documents(random.Random(0)), 30))
     tokenizer = CompactTokenizer.from_corpus(get_tokenizer("qwen"), texts)
-    cfg = ModelConfig(vocab_size=tokenizer.vocab_size, n_layer=2, n_head=4, n_kv_head=2, n_embd=32, ffn_hidden=64,
-                      max_seq_len=64)
+    cfg = ModelConfig(
+        vocab_size=tokenizer.vocab_size, n_layer=2, n_head=4, n_kv_head=2, n_embd=32, ffn_hidden=64, max_seq_len=64
+    )
     torch.manual_seed(0)
     model = Transformer(cfg)
     path = tmp_path / "tiny.ckpt"
-    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
-                "hyper_parameters": {"model": dataclasses.asdict(cfg), "tokenizer": tokenizer.state_dict()}}, path)
+    torch.save(
+        {
+            "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+            "hyper_parameters": {"model": dataclasses.asdict(cfg), "tokenizer": tokenizer.state_dict()},
+        },
+        path,
+    )
     return path
 
 
 def overrides(tmp_path: Path, name: str, ckpt: Path | None, *extra: str) -> list[str]:
-    return [f"out={tmp_path / name}", f"cache_dir={tmp_path / (name + '-cache')}", "candidates.count=12",
-            "reference.count=4", "reference.source.documents_count=4", "max_len=32", "d=32", "chunk_size=5000",
-            "top_k=3", "top_fraction=null", *([f"ckpt={ckpt}"] if ckpt else []), *extra]
+    return [
+        f"out={tmp_path / name}",
+        f"cache_dir={tmp_path / (name + '-cache')}",
+        "candidates.count=12",
+        "reference.count=4",
+        "reference.source.documents_count=4",
+        "max_len=32",
+        "d=32",
+        "chunk_size=5000",
+        "top_k=3",
+        "top_fraction=null",
+        *([f"ckpt={ckpt}"] if ckpt else []),
+        *extra,
+    ]
 
 
 def run(tmp_path: Path, args: list[str]) -> dict:
@@ -66,15 +83,25 @@ def test_select_writes_a_ranking_a_selection_synthesize_reads_a_histogram_and_a_
     assert all(-1 <= r["score_mean"] <= r["score_max"] <= 1 for r in rows)
     assert (out / "histogram.png").read_bytes()[:4] == b"\x89PNG"
     assert manifest["seed"] == 1234 and manifest["projection_seed"] == 0 and manifest["d"] == 32
-    assert manifest["subset"] == "lora:2" and manifest["subset_parameters"] == 2 * 2 * (32 + 16 + 16 + 32 + 64 + 32 + 64)
+    assert manifest["subset"] == "lora:2" and manifest["subset_parameters"] == 2 * 2 * (
+        32 + 16 + 16 + 32 + 64 + 32 + 64
+    )
     assert manifest["checkpoint"]["sha256"] and manifest["candidates"]["texts"] == 12 and manifest["selected"] == 3
     assert 0 < manifest["unknown_token_rate"] < 1 and manifest["features"] == {
-        "computed": 16, "cached": 0, "cache": manifest["features"]["cache"]}
+        "computed": 16,
+        "cached": 0,
+        "cache": manifest["features"]["cache"],
+    }
     assert json.loads((out / "manifest.json").read_text()) == manifest
     # what python -m minimath.synthesize keeps with seeds.selection=selected.jsonl: exactly the top 3
     cfg = compose_config(["seeds.count=12"], tmp_path, config_name="synthesize")
-    texts, _, _ = pipeline.read_seed_texts(build(cfg.seeds.source, name=str(cfg.seeds.name)), 12, 2000,
-                                           pipeline.read_selection(str(out / "selected.jsonl")), "truncate")
+    texts, _, _ = pipeline.read_seed_texts(
+        build(cfg.seeds.source, name=str(cfg.seeds.name)),
+        12,
+        2000,
+        pipeline.read_selection(str(out / "selected.jsonl")),
+        "truncate",
+    )
     assert [t.seed_id for t in texts] == sorted((r["id"] for r in rows[:3]), key=lambda i: int(i.split("#")[1]))
 
 
@@ -122,12 +149,24 @@ def test_an_interrupted_run_resumes_from_the_cache_to_the_uninterrupted_ranking(
 
 
 def test_the_ngram_baseline_ranks_the_text_that_shares_the_references_words_first(tmp_path):
-    texts = ["The river runs past the old mill and the village market.",
-             "Solve 3x + 4 = 19. Subtract 4 from both sides: 3x = 15. Divide both sides by 3: x = 5. So x = 5.",
-             "A good story needs characters that the reader cares about."]
+    texts = [
+        "The river runs past the old mill and the village market.",
+        "Solve 3x + 4 = 19. Subtract 4 from both sides: 3x = 15. Divide both sides by 3: x = 5. So x = 5.",
+        "A good story needs characters that the reader cares about.",
+    ]
     (tmp_path / "c.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-    manifest = run(tmp_path, overrides(tmp_path, "ng", None, "method=ngram", "seeds@candidates=files",
-                                       f"candidates.source.paths=[{tmp_path / 'c.jsonl'}]", "top_k=1"))
+    manifest = run(
+        tmp_path,
+        overrides(
+            tmp_path,
+            "ng",
+            None,
+            "method=ngram",
+            "seeds@candidates=files",
+            f"candidates.source.paths=[{tmp_path / 'c.jsonl'}]",
+            "top_k=1",
+        ),
+    )
     rows = ranking(tmp_path / "ng")
     assert rows[0]["id"] == f"{tmp_path / 'c.jsonl'}:2" and manifest["method"] == "ngram"
     assert rows[0]["score_mean"] > 0 and rows[-1]["score_mean"] < rows[0]["score_mean"]

@@ -13,8 +13,9 @@ from minimath.start import StageStart, StartKind, apply, decide
 
 def write(path: Path, **extra) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    AtomicCheckpointIO().save_checkpoint({"state_dict": {}, "hyper_parameters": {}, "global_step": 2,
-                                          "tokens_seen": 64, "stage": 1, **extra}, path)
+    AtomicCheckpointIO().save_checkpoint(
+        {"state_dict": {}, "hyper_parameters": {}, "global_step": 2, "tokens_seen": 64, "stage": 1, **extra}, path
+    )
     return path
 
 
@@ -58,12 +59,15 @@ class Recorder:
         self.calls.append(("start_decay_mix", tokens))
 
 
-@pytest.mark.parametrize("kind,init_optimizer,module_calls,data_calls", [
-    (StartKind.SCRATCH, False, [], [("start_decay_mix", 96)]),
-    (StartKind.INIT, False, [("start_from", False)], [("start_decay_mix", 96)]),
-    (StartKind.INIT, True, [("start_from", True)], [("start_decay_mix", 96)]),
-    (StartKind.BRANCH, False, [("start_from", True)], [("continue_from",), ("start_decay_mix", 96)]),
-])
+@pytest.mark.parametrize(
+    "kind,init_optimizer,module_calls,data_calls",
+    [
+        (StartKind.SCRATCH, False, [], [("start_decay_mix", 96)]),
+        (StartKind.INIT, False, [("start_from", False)], [("start_decay_mix", 96)]),
+        (StartKind.INIT, True, [("start_from", True)], [("start_decay_mix", 96)]),
+        (StartKind.BRANCH, False, [("start_from", True)], [("continue_from",), ("start_decay_mix", 96)]),
+    ],
+)
 def test_apply_carries_out_each_kind(kind, init_optimizer, module_calls, data_calls, monkeypatch):
     from minimath import checkpoint
 

@@ -4,7 +4,12 @@ import pytest
 from minimath.errors import UserError
 from minimath.eval.prompts import protocol_texts
 from minimath.tokenizer import (
-    QWEN_NUM_RANKS, QWEN_PADDED_VOCAB, QWEN_SPECIAL_TOKENS, CompactTokenizer, get_tokenizer, padded_vocab_size,
+    QWEN_NUM_RANKS,
+    QWEN_PADDED_VOCAB,
+    QWEN_SPECIAL_TOKENS,
+    CompactTokenizer,
+    get_tokenizer,
+    padded_vocab_size,
     tokenizer_from_state,
 )
 

@@ -4,10 +4,11 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, SMALL_DATA_OVERRIDES, TINY_TRAIN_OVERRIDES, compose_config
 from minimath.checkpoint import load_checkpoint
 from minimath.errors import UserError
 from minimath.training import accumulation_steps, build_model_config, build_tokenizer, micro_batch_size, run
+
+from conftest import REPO, SMALL_DATA_OVERRIDES, TINY_TRAIN_OVERRIDES, compose_config
 
 
 def test_accumulation_is_derived_from_tokens_per_step():
@@ -102,31 +103,43 @@ def test_train_py_end_to_end(tmp_path, data_root):
     assert (tmp_path / ".hydra" / "config.yaml").is_file()
 
 
-@pytest.mark.parametrize("args,message", [
-    (["batch=163K", "hardware.micro_batch=3", "train.max_tokens=400000"],
-     "error: batch of 163840 tokens/step is not a multiple"),
-    (["model.tokenizer=/nonexistent/vocab.tiktoken", "dry_run=true"], "error: vocabulary file"),
-    (["init_from=/nonexistent.ckpt"], "error: checkpoint /nonexistent.ckpt does not exist"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ["batch=163K", "hardware.micro_batch=3", "train.max_tokens=400000"],
+            "error: batch of 163840 tokens/step is not a multiple",
+        ),
+        (["model.tokenizer=/nonexistent/vocab.tiktoken", "dry_run=true"], "error: vocabulary file"),
+        (["init_from=/nonexistent.ckpt"], "error: checkpoint /nonexistent.ckpt does not exist"),
+    ],
+)
 @pytest.mark.slow
 def test_user_errors_are_one_line(args, message, tmp_path, data_root):
-    result = run_cli("train.py", "stage=1", *args, *SMALL_DATA_OVERRIDES, f"paths.data_root={data_root}",
-                     f"hydra.run.dir={tmp_path}")
+    result = run_cli(
+        "train.py", "stage=1", *args, *SMALL_DATA_OVERRIDES, f"paths.data_root={data_root}", f"hydra.run.dir={tmp_path}"
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(message)
 
 
-@pytest.mark.parametrize("args,message", [
-    (["model=nanoo"], "error: model=nanoo: no such option (one of gpt4l256, minimath_1p5b, nano, small)"),
-    (["stage=5"], "error: stage=5 is not a stage of data=embedded (it has 1, 2, 3, 4; or stage=all)"),
-    (["stage=3", "batch=2M"], "error: batch=2M is neither one of 163K, 1.63M, 256, 2.5K, 512, 4K, 5K, 40K nor a number"),
-    (["train.lr=1e-3"], "error: train.lr is not a config key: did you mean optim.lr"),
-    (["no_such_key=1"], "error: no_such_key is not a config key (to add a new key: +no_such_key=...)"),
-    (["stage=1", "train.max_tokens=abc"], "error: train.max_tokens=abc: Value 'abc' of type 'str' is incompatible"),
-    (["stage=1", "train.max_tokens=1.5"], "error: train.max_tokens=1.5 is not a positive whole number of tokens"),
-    (["stage=1", "train.max_tokens=-5"], "error: train.max_tokens=-5 is not a positive whole number of tokens"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["model=nanoo"], "error: model=nanoo: no such option (one of gpt4l256, minimath_1p5b, nano, small)"),
+        (["stage=5"], "error: stage=5 is not a stage of data=embedded (it has 1, 2, 3, 4; or stage=all)"),
+        (
+            ["stage=3", "batch=2M"],
+            "error: batch=2M is neither one of 163K, 1.63M, 256, 2.5K, 512, 4K, 5K, 40K nor a number",
+        ),
+        (["train.lr=1e-3"], "error: train.lr is not a config key: did you mean optim.lr"),
+        (["no_such_key=1"], "error: no_such_key is not a config key (to add a new key: +no_such_key=...)"),
+        (["stage=1", "train.max_tokens=abc"], "error: train.max_tokens=abc: Value 'abc' of type 'str' is incompatible"),
+        (["stage=1", "train.max_tokens=1.5"], "error: train.max_tokens=1.5 is not a positive whole number of tokens"),
+        (["stage=1", "train.max_tokens=-5"], "error: train.max_tokens=-5 is not a positive whole number of tokens"),
+    ],
+)
 @pytest.mark.slow
 def test_composition_and_value_errors_are_one_line_exit_2_and_leave_no_directory(args, message, tmp_path):
     out = tmp_path / "stage"
@@ -138,18 +151,27 @@ def test_composition_and_value_errors_are_one_line_exit_2_and_leave_no_directory
 @pytest.mark.slow
 def test_bf16_mixed_precision_trains_on_cpu(tmp_path, data_root):
     out = tmp_path / "bf16"
-    run(compose_config(TINY_TRAIN_OVERRIDES + [f"paths.data_root={data_root}", "hardware.precision=bf16-mixed",
-                                               "train.max_tokens=256", "callbacks.heldout_eval.n=2",
-                                               "callbacks.heldout_eval.max_new_tokens=4",
-                                               "hardware.peak_tflops=null"], out))  # no emulated-bf16 peak probe
+    run(
+        compose_config(
+            TINY_TRAIN_OVERRIDES
+            + [
+                f"paths.data_root={data_root}",
+                "hardware.precision=bf16-mixed",
+                "train.max_tokens=256",
+                "callbacks.heldout_eval.n=2",
+                "callbacks.heldout_eval.max_new_tokens=4",
+                "hardware.peak_tflops=null",
+            ],
+            out,
+        )
+    )  # no emulated-bf16 peak probe
     ckpt = load_checkpoint(out / "checkpoints" / "final.ckpt")
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
     assert ckpt["last_loss"] == ckpt["last_loss"]  # not NaN
 
 
 def test_dry_run_prints_each_stages_plan_without_training(tmp_path, data_root, capsys):
-    run(compose_config([f"paths.data_root={data_root}", *SMALL_DATA_OVERRIDES, "dry_run=true", "stage=all"],
-                       tmp_path))
+    run(compose_config([f"paths.data_root={data_root}", *SMALL_DATA_OVERRIDES, "dry_run=true", "stage=all"], tmp_path))
     out = capsys.readouterr().out
     assert out.count("precision 32-true") + out.count("precision bf16-mixed") == 4  # one block per stage
     assert "2,560 tokens/step = 20 sequences x 128 tokens x 1 accumulation x 1 rank(s)" in out
@@ -161,8 +183,11 @@ BAD_INPUTS = [
     (["+trainer.max_steps=5"], "error: trainer.max_steps is set by the run: use train.max_tokens", True),
     (["batch=163K", "train.max_tokens=null"], "error: batch 163K is 163,840 tokens/step, more than the", True),
     (["~data.clean"], "error: config", False),
-    (["model.max_seq_len=4096", "hardware.micro_batch=1", "batch=4096"],
-     "error: source general_en has no shard of 4097 tokens", False),
+    (
+        ["model.max_seq_len=4096", "hardware.micro_batch=1", "batch=4096"],
+        "error: source general_en has no shard of 4097 tokens",
+        False,
+    ),
 ]
 
 
@@ -173,8 +198,11 @@ def test_bad_inputs_are_one_line_and_exit_2(args, message, needs_gpu_free, tmp_p
         pytest.skip("this machine has a GPU")
     out = tmp_path / "stage"
     short = "4097" in message  # a source smaller than one sequence: its own tiny data
-    data = ["data.sources.general_en.documents_count=3", f"paths.data_root={tmp_path / 'data'}"] if short else [
-        f"paths.data_root={data_root}"]
+    data = (
+        ["data.sources.general_en.documents_count=3", f"paths.data_root={tmp_path / 'data'}"]
+        if short
+        else [f"paths.data_root={data_root}"]
+    )
     result = run_cli("train.py", "stage=1", *SMALL_DATA_OVERRIDES, *data, f"hydra.run.dir={out}", *args)
     assert result.returncode == 2, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()

@@ -20,10 +20,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 from minimath.seeds import compare, heldout_row, mean_std  # noqa: E402
 
 HERE = Path(__file__).parent
-ARMS = {"last": "the last checkpoint (step 600)", "avg2": "uniform mean of the last 2 (steps 575-600)",
-        "avg4": "uniform mean of the last 4 (steps 525-600)", "avg8": "uniform mean of the last 8 (steps 425-600)",
-        "ema8": "EMA 0.8 over the last 8 (steps 425-600)",
-        "decay": "not a merge: a WSD decay (exp to 10%) of steps 550-600 branched from the run"}
+ARMS = {
+    "last": "the last checkpoint (step 600)",
+    "avg2": "uniform mean of the last 2 (steps 575-600)",
+    "avg4": "uniform mean of the last 4 (steps 525-600)",
+    "avg8": "uniform mean of the last 8 (steps 425-600)",
+    "ema8": "EMA 0.8 over the last 8 (steps 425-600)",
+    "decay": "not a merge: a WSD decay (exp to 10%) of steps 550-600 branched from the run",
+}
 COLUMNS = ["stream_loss", "arithmetic", "arithmetic[+]", "arithmetic[-]", "equations"]
 
 
@@ -34,7 +38,8 @@ def seed_rows(run: Path) -> dict[str, dict[str, float]]:
         ending = {"last": "bs2.5K/checkpoints/final.ckpt", "decay": "decay-step0000550/checkpoints/final.ckpt"}
         loss = next(v for k, v in losses.items() if k.endswith(ending.get(arm, f"merged/{arm}.ckpt")))
         results = {"last": run / "eval", "decay": run.parent / f"avgdecay-{run.name.split('-')[1]}" / "eval"}.get(
-            arm, run / f"eval-{arm}") / "results.json"
+            arm, run / f"eval-{arm}"
+        ) / "results.json"
         rows[arm] = {"stream_loss": loss, **heldout_row(results)}
     return rows
 
@@ -43,8 +48,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--outputs", type=Path, default=Path("outputs"))
     args = parser.parse_args()
-    by_seed = {int(p.name.rsplit("-s", 1)[1]): seed_rows(p) for p in sorted(args.outputs.glob("avg-s*"))
-               if (p / "stream_loss.json").is_file()}
+    by_seed = {
+        int(p.name.rsplit("-s", 1)[1]): seed_rows(p)
+        for p in sorted(args.outputs.glob("avg-s*"))
+        if (p / "stream_loss.json").is_file()
+    }
     if len(by_seed) < 3:
         raise SystemExit(f"{len(by_seed)} finished seed(s) under {args.outputs}, 3 needed")
     per_arm = {arm: {s: rows[arm] for s, rows in by_seed.items()} for arm in ARMS}
@@ -60,17 +68,25 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for arm, cmp in versus_last.items():
         loss, arith = cmp["stream_loss"], cmp["arithmetic"]
-        print(f"| {arm} | {loss['difference'][0]:+.4f} ± {loss['difference'][1]:.4f} | "
-              f"{'yes' if loss['exceeds_spread'] else 'no'} | {arith['difference'][0]:+.1f} ± "
-              f"{arith['difference'][1]:.1f} | {'yes' if arith['exceeds_spread'] else 'no'} |")
+        print(
+            f"| {arm} | {loss['difference'][0]:+.4f} ± {loss['difference'][1]:.4f} | "
+            f"{'yes' if loss['exceeds_spread'] else 'no'} | {arith['difference'][0]:+.1f} ± "
+            f"{arith['difference'][1]:.1f} | {'yes' if arith['exceeds_spread'] else 'no'} |"
+        )
     merges = [a for a in ARMS if a not in ("last", "decay")]
     best = min(merges, key=lambda a: summary[a]["stream_loss"][0])
     against_best = compare(per_arm["decay"], per_arm[best], ["stream_loss"])["stream_loss"]
     versus_last[f"decay_minus_{best}"] = against_best
-    print(f"\ndecay − {best} (the best merge): loss {against_best['difference'][0]:+.4f} ± "
-          f"{against_best['difference'][1]:.4f}, beyond the spread: {'yes' if against_best['exceeds_spread'] else 'no'}")
-    (HERE / "results.json").write_text(json.dumps({"seeds": sorted(by_seed), "summary": summary,
-                                                   "versus_last": versus_last, "runs": by_seed}, indent=1) + "\n")
+    print(
+        f"\ndecay − {best} (the best merge): loss {against_best['difference'][0]:+.4f} ± "
+        f"{against_best['difference'][1]:.4f}, beyond the spread: {'yes' if against_best['exceeds_spread'] else 'no'}"
+    )
+    (HERE / "results.json").write_text(
+        json.dumps(
+            {"seeds": sorted(by_seed), "summary": summary, "versus_last": versus_last, "runs": by_seed}, indent=1
+        )
+        + "\n"
+    )
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
     names = list(ARMS)
     for seed, rows in sorted(by_seed.items()):

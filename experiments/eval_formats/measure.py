@@ -29,8 +29,10 @@ SHOTS = {"gsm8k": 8, "math23k": 5, "ape210k": 5, "math": 4}
 def protocols() -> dict[str, Protocol]:
     """The two protocols of conf/protocol, over every item of the file (no subset)."""
     generation = GenerationConfig(max_new_tokens=NEW_TOKENS)
-    return {"standard": Protocol("standard", SHOTS, "auto", None, 1234, generation),
-            "report": Protocol("report", {}, "last_number", None, 1234, generation)}
+    return {
+        "standard": Protocol("standard", SHOTS, "auto", None, 1234, generation),
+        "report": Protocol("report", {}, "last_number", None, 1234, generation),
+    }
 
 
 def as_written(task: Task, doc: Doc) -> str:
@@ -58,40 +60,65 @@ def shots_used(task: Task, k: int, context: int) -> dict:
     the context, as `generation.new_token_budget`)."""
     tokenizer = get_tokenizer("qwen")
     room = context - new_token_budget(context, NEW_TOKENS)
-    fitted = [fit_prompt(task, doc, exemplars(task, doc, k, 1234), "standard", tokenizer, room)
-              for doc in task.docs[:50]]
-    return {"requested": k, "min": min(f.shots for f in fitted), "max": max(f.shots for f in fitted),
-            "source": task.fewshot_source, "truncated": sum(f.truncated for f in fitted), "of": len(fitted)}
+    fitted = [
+        fit_prompt(task, doc, exemplars(task, doc, k, 1234), "standard", tokenizer, room) for doc in task.docs[:50]
+    ]
+    return {
+        "requested": k,
+        "min": min(f.shots for f in fitted),
+        "max": max(f.shots for f in fitted),
+        "source": task.fewshot_source,
+        "truncated": sum(f.truncated for f in fitted),
+        "of": len(fitted),
+    }
 
 
 def measure(name: str, path: str) -> dict:
     task = load_public_task(name, name, path)
-    row = {"task": name, "file": path, "n": len(task.docs),
-           "shots": {str(c): shots_used(task, SHOTS[name], c) for c in CONTEXTS}}
+    row = {
+        "task": name,
+        "file": path,
+        "n": len(task.docs),
+        "shots": {str(c): shots_used(task, SHOTS[name], c) for c in CONTEXTS},
+    }
     for label, build in (("as_written", as_written), ("off_by_one", off_by_one)):
-        predictions = [{"doc_id": i, "output": out} for i, doc in enumerate(task.docs)
-                       if (out := build(task, doc)) is not None]
+        predictions = [
+            {"doc_id": i, "output": out} for i, doc in enumerate(task.docs) if (out := build(task, doc)) is not None
+        ]
         row[f"{label}_items"] = len(predictions)
         for protocol_name, protocol in protocols().items():
             summary, records = rescore(task, predictions, protocol)
             row[f"{label}_{protocol_name}"] = summary["accuracy"]
             row[f"{label}_{protocol_name}_failures"] = [
                 {"doc_id": r["doc_id"], "gold": r["gold"], "output": r["output"], "extracted": r["extracted"]}
-                for r in records if r["correct"] != (label == "as_written")][:10]
+                for r in records
+                if r["correct"] != (label == "as_written")
+            ][:10]
     return row
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| task | items | gold as written: standard | report | gold + 1 (numeric golds): standard | report | "
-             "shots used, 2,048 / 256-token context | exemplars |", "|---|---|---|---|---|---|---|---|"]
-    pct = lambda x: f"{100 * x:.2f}%"
-    shots = lambda s: f"{s['min']}–{s['max']} of {s['requested']}" + (f" ({s['truncated']} truncated)"
-                                                                     if s["truncated"] else "")
+    lines = [
+        "| task | items | gold as written: standard | report | gold + 1 (numeric golds): standard | report | "
+        "shots used, 2,048 / 256-token context | exemplars |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+
+    def pct(x):
+        return f"{100 * x:.2f}%"
+
+    def shots(s):
+        return f"{s['min']}–{s['max']} of {s['requested']}" + (
+            f" ({s['truncated']} truncated)" if s["truncated"] else ""
+        )
+
     for r in rows:
         s = r["shots"]
-        lines.append(f"| {r['task']} | {r['n']:,} | {pct(r['as_written_standard'])} | {pct(r['as_written_report'])} | "
-                     f"{pct(r['off_by_one_standard'])} | {pct(r['off_by_one_report'])} ({r['off_by_one_items']:,} "
-                     f"items) | {shots(s['2048'])} / {shots(s['256'])} | {s['2048']['source']} |")
+        lines.append(
+            f"| {r['task']} | {r['n']:,} | {pct(r['as_written_standard'])} | {pct(r['as_written_report'])} | "
+            f"{pct(r['off_by_one_standard'])} | {pct(r['off_by_one_report'])} ({r['off_by_one_items']:,} "
+            f"items) | {shots(s['2048'])} / {shots(s['256'])} | {s['2048']['source']} |"
+        )
     return "\n".join(lines)
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import platform
 import random
 import statistics
@@ -48,7 +47,7 @@ def draw(generator, n: int, seed: str) -> list[str]:
 
 
 def features(extractor: FeatureExtractor, examples: list[list[int]], batch: int) -> np.ndarray:
-    return np.concatenate([extractor.features(examples[i:i + batch]).numpy() for i in range(0, len(examples), batch)])
+    return np.concatenate([extractor.features(examples[i : i + batch]).numpy() for i in range(0, len(examples), batch)])
 
 
 def precision_at_half(scores: np.ndarray, related: np.ndarray) -> float:
@@ -59,15 +58,18 @@ def precision_at_half(scores: np.ndarray, related: np.ndarray) -> float:
 
 def cpu_name() -> str:
     out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")),
-                platform.processor())
+    return next(
+        (line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")),
+        platform.processor(),
+    )
 
 
 def git_commit() -> str:
     """The commit the experiment ran at, `+dirty` when the working tree had uncommitted changes."""
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                           text=True).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    ).stdout.strip()
     return head + ("+dirty" if dirty else "")
 
 
@@ -87,19 +89,35 @@ def main() -> None:
     equations = LinearEquationSource(problems_per_doc=2, split="train")
     planted = draw(equations, args.half, "planted")
     related = np.array([1] * args.half + [0] * args.half)
-    results = {"question": "precision@k (k = half) of planted target-task texts among candidates",
-               "checkpoint": args.ckpt, "commit": git_commit(), "cpu": cpu_name(), "precision": "fp32", "threads": torch.get_num_threads(),
-               "settings": {"half": args.half, "reference": args.reference, "d": args.d, "max_len": args.max_len,
-                            "subset": "all", "projection": "rademacher"}, "runs": []}
+    results = {
+        "question": "precision@k (k = half) of planted target-task texts among candidates",
+        "checkpoint": args.ckpt,
+        "commit": git_commit(),
+        "cpu": cpu_name(),
+        "precision": "fp32",
+        "threads": torch.get_num_threads(),
+        "settings": {
+            "half": args.half,
+            "reference": args.reference,
+            "d": args.d,
+            "max_len": args.max_len,
+            "subset": "all",
+            "projection": "rademacher",
+        },
+        "runs": [],
+    }
     for seed in args.seeds:
         reference = draw(equations, args.reference, f"reference-{seed}")
         ref_examples, _, _ = encode_examples(tokenizer, reference, args.max_len)
         shuffle = random.Random(f"shuffle-{seed}")
         shuffled = [shuffle.sample(ex, len(ex)) for ex in ref_examples]
         for precondition in ("none", "adam"):
-            extractor = FeatureExtractor(model, FeatureSpec(subset="all", d=args.d, seed=seed,
-                                                            precondition=precondition, max_len=args.max_len),
-                                         checkpoint, args.ckpt)
+            extractor = FeatureExtractor(
+                model,
+                FeatureSpec(subset="all", d=args.d, seed=seed, precondition=precondition, max_len=args.max_len),
+                checkpoint,
+                args.ckpt,
+            )
             ref_features = features(extractor, ref_examples, args.batch)
             noise_features = features(extractor, shuffled, args.batch) if precondition == "none" else None
             for pool, generator in POOLS.items():
@@ -111,25 +129,41 @@ def main() -> None:
                     arms["control: shuffled reference"] = noise_features
                 for arm, ref in arms.items():
                     mean, best = cosine_scores(cand_features, ref)
-                    results["runs"].append({"seed": seed, "pool": pool, "arm": arm,
-                                            "precision_at_k_mean": precision_at_half(mean, related),
-                                            "precision_at_k_max": precision_at_half(best, related),
-                                            "unknown_token_rate": unknown / tokens})
+                    results["runs"].append(
+                        {
+                            "seed": seed,
+                            "pool": pool,
+                            "arm": arm,
+                            "precision_at_k_mean": precision_at_half(mean, related),
+                            "precision_at_k_max": precision_at_half(best, related),
+                            "unknown_token_rate": unknown / tokens,
+                        }
+                    )
                 if precondition == "none":
                     mean, best = ngram_scores(candidates, reference, 2)
-                    results["runs"].append({"seed": seed, "pool": pool, "arm": "ngram TF-IDF baseline",
-                                            "precision_at_k_mean": precision_at_half(mean, related),
-                                            "precision_at_k_max": precision_at_half(best, related)})
+                    results["runs"].append(
+                        {
+                            "seed": seed,
+                            "pool": pool,
+                            "arm": "ngram TF-IDF baseline",
+                            "precision_at_k_mean": precision_at_half(mean, related),
+                            "precision_at_k_max": precision_at_half(best, related),
+                        }
+                    )
         print(f"seed {seed} done ({time.perf_counter() - start:.0f} s)", flush=True)
     table = []
-    for (pool, arm), runs in itertools.groupby(sorted(results["runs"], key=lambda r: (r["pool"], r["arm"])),
-                                               key=lambda r: (r["pool"], r["arm"])):
+    for (pool, arm), runs in itertools.groupby(
+        sorted(results["runs"], key=lambda r: (r["pool"], r["arm"])), key=lambda r: (r["pool"], r["arm"])
+    ):
         runs = list(runs)
         row = {"pool": pool, "arm": arm}
         for score in ("mean", "max"):
             values = [r[f"precision_at_k_{score}"] for r in runs]
-            row[score] = {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-                          "values": values}
+            row[score] = {
+                "mean": statistics.mean(values),
+                "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                "values": values,
+            }
         table.append(row)
     results["table"], results["seconds"] = table, round(time.perf_counter() - start, 1)
     atomic_write_json(HERE / "results.json", results)
@@ -137,8 +171,10 @@ def main() -> None:
     print("| unrelated half | arm | precision@k (score_mean) | precision@k (score_max) |")
     print("|---|---|---|---|")
     for row in table:
-        print(f"| {row['pool']} | {row['arm']} | {row['mean']['mean']:.3f} ± {row['mean']['std']:.3f} | "
-              f"{row['max']['mean']:.3f} ± {row['max']['std']:.3f} |")
+        print(
+            f"| {row['pool']} | {row['arm']} | {row['mean']['mean']:.3f} ± {row['mean']['std']:.3f} | "
+            f"{row['max']['mean']:.3f} ± {row['max']['std']:.3f} |"
+        )
 
 
 if __name__ == "__main__":

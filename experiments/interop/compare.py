@@ -32,8 +32,10 @@ def main() -> None:
     parser.add_argument("--outputs", type=Path, default=Path("outputs/interop"))
     args = parser.parse_args()
     report = {}
-    print("| task | items | same prompt | prompts outside the compact vocabulary | same generated text | eval.py "
-          "accuracy | lm_eval accuracy (filter) | verdicts differ |")
+    print(
+        "| task | items | same prompt | prompts outside the compact vocabulary | same generated text | eval.py "
+        "accuracy | lm_eval accuracy (filter) | verdicts differ |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for ours_name, theirs_name in PAIRS.items():
         ours = sorted(read_jsonl(args.outputs / "ours" / f"{ours_name}.jsonl"), key=lambda r: r["doc_id"])
@@ -45,24 +47,42 @@ def main() -> None:
             raise SystemExit(f"{ours_name}: {len(ours)} items in eval.py, {len(chosen)} in lm_eval")
         same_prompt = sum(o["prompt"] == t["arguments"]["gen_args_0"]["arg_0"] for o, t in zip(ours, chosen))
         same_text = sum(o["output"] == t["resps"][0][0] for o, t in zip(ours, chosen))
-        differ = [{"doc_id": o["doc_id"], "gold": o["gold"], "output": o["output"], "eval_py": o["extracted"],
-                   "lm_eval": t["filtered_resps"][0]} for o, t in zip(ours, chosen)
-                  if bool(o["correct"]) != bool(t["exact_match"])]
+        differ = [
+            {
+                "doc_id": o["doc_id"],
+                "gold": o["gold"],
+                "output": o["output"],
+                "eval_py": o["extracted"],
+                "lm_eval": t["filtered_resps"][0],
+            }
+            for o, t in zip(ours, chosen)
+            if bool(o["correct"]) != bool(t["exact_match"])
+        ]
         acc_ours = 100 * sum(o["correct"] for o in ours) / len(ours)
         summary = json.loads((args.outputs / "ours" / "results.json").read_text())["tasks"][ours_name]
         unknown = summary["protocol"].get("prompts_with_unknown_tokens", 0)
         acc_theirs = {f: 100 * sum(s["exact_match"] for s in theirs if s["filter"] == f) / len(ours) for f in filters}
-        report[ours_name] = {"items": len(ours), "same_prompt": same_prompt, "same_text": same_text,
-                             "eval_py_accuracy": acc_ours, "lm_eval_accuracy": acc_theirs,
-                             "compared_filter": main_filter, "prompts_with_unknown_tokens": unknown,
-                             "verdicts_differ": differ}
+        report[ours_name] = {
+            "items": len(ours),
+            "same_prompt": same_prompt,
+            "same_text": same_text,
+            "eval_py_accuracy": acc_ours,
+            "lm_eval_accuracy": acc_theirs,
+            "compared_filter": main_filter,
+            "prompts_with_unknown_tokens": unknown,
+            "verdicts_differ": differ,
+        }
         theirs_cell = ", ".join(f"{v:.1f}% ({f})" for f, v in acc_theirs.items())
-        print(f"| {ours_name} | {len(ours)} | {same_prompt} | {unknown} | {same_text} | {acc_ours:.1f}% | {theirs_cell} | "
-              f"{len(differ)} (vs {main_filter}) |")
+        print(
+            f"| {ours_name} | {len(ours)} | {same_prompt} | {unknown} | {same_text} | {acc_ours:.1f}% | {theirs_cell} | "
+            f"{len(differ)} (vs {main_filter}) |"
+        )
     for name, r in report.items():
         for d in r["verdicts_differ"][:8]:
-            print(f"{name} #{d['doc_id']}: gold {d['gold']!r}, output {d['output']!r}: eval.py read "
-                  f"{d['eval_py']!r}, lm_eval read {d['lm_eval']!r}")
+            print(
+                f"{name} #{d['doc_id']}: gold {d['gold']!r}, output {d['output']!r}: eval.py read "
+                f"{d['eval_py']!r}, lm_eval read {d['lm_eval']!r}"
+            )
     (HERE / "results.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 
 import torch
-
 from pair import load_pair, outputs_dir
 
 
@@ -22,14 +21,19 @@ def logprob_shift(model, tok, prompts: list[str], extra_rows: int) -> dict:
     unknown id's logit): that shift over every position of the prompts."""
     shifts = []
     for text in prompts:
-        ids = torch.tensor([tok.encode(text)[-model.config.max_seq_len:]])
+        ids = torch.tensor([tok.encode(text)[-model.config.max_seq_len :]])
         with torch.no_grad():
-            logits = model(ids)[0, :, :tok.vocab_size].float()
+            logits = model(ids)[0, :, : tok.vocab_size].float()
         p_unknown = logits.softmax(-1)[:, tok.unk_id]
         shifts.append(torch.log1p(extra_rows * p_unknown))
     s = torch.cat(shifts)
-    return {"positions": s.numel(), "mean": float(s.mean()), "median": float(s.median()),
-            "p99": float(s.quantile(0.99)), "max": float(s.max())}
+    return {
+        "positions": s.numel(),
+        "mean": float(s.mean()),
+        "median": float(s.median()),
+        "p99": float(s.quantile(0.99)),
+        "max": float(s.max()),
+    }
 
 
 def main() -> None:
@@ -43,20 +47,30 @@ def main() -> None:
         if a == b:
             continue
         k = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-        ids = torch.tensor([(tok.encode(o["prompt"]) + a[:k])[-model.config.max_seq_len:]])
+        ids = torch.tensor([(tok.encode(o["prompt"]) + a[:k])[-model.config.max_seq_len :]])
         with torch.no_grad():
-            ours_top = model(ids)[0, -1, :tok.vocab_size].topk(2)
-            hf_top = hf(ids).logits[0, -1, :tok.vocab_size].topk(2)
+            ours_top = model(ids)[0, -1, : tok.vocab_size].topk(2)
+            hf_top = hf(ids).logits[0, -1, : tok.vocab_size].topk(2)
         prompt = tok.encode(o["prompt"])
-        print(json.dumps({"doc_id": doc_id, "same_prompt_ids": prompt == hf_tok(o["prompt"])["input_ids"],
-                          "unknown_ids_in_our_prompt": tok.unknown_count(prompt), "first_differing_token": k,
-                          "eval_py_token": tok.decode(a[k:k + 1]), "lm_eval_token": tok.decode(b[k:k + 1]),
-                          "our_top2_margin": round(float(ours_top.values[0] - ours_top.values[1]), 6),
-                          "hf_top2_margin": round(float(hf_top.values[0] - hf_top.values[1]), 6)},
-                         ensure_ascii=False))
+        print(
+            json.dumps(
+                {
+                    "doc_id": doc_id,
+                    "same_prompt_ids": prompt == hf_tok(o["prompt"])["input_ids"],
+                    "unknown_ids_in_our_prompt": tok.unknown_count(prompt),
+                    "first_differing_token": k,
+                    "eval_py_token": tok.decode(a[k : k + 1]),
+                    "lm_eval_token": tok.decode(b[k : k + 1]),
+                    "our_top2_margin": round(float(ours_top.values[0] - ours_top.values[1]), 6),
+                    "hf_top2_margin": round(float(hf_top.values[0] - hf_top.values[1]), 6),
+                },
+                ensure_ascii=False,
+            )
+        )
     extra = json.loads((outputs / "hf" / "config.json").read_text())["minimath"]["extra_rows"]
-    prompts = [o["prompt"] for o in ours.values()] + [json.loads(line)["prompt"] for line in
-                                                      (outputs / "ours" / "arithmetic.jsonl").open()]
+    prompts = [o["prompt"] for o in ours.values()] + [
+        json.loads(line)["prompt"] for line in (outputs / "ours" / "arithmetic.jsonl").open()
+    ]
     print(json.dumps({"extra_rows": extra, "logprob_shift_nats": logprob_shift(model, tok, prompts, extra)}))
 
 

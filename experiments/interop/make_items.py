@@ -31,16 +31,32 @@ def main(ckpt: str, out: str) -> None:
     heldout = CheckpointMeta.of(load_checkpoint(ckpt)).heldout
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tasks = {name: build_task(OmegaConf.load(CONF_DIR / "task" / f"{name}.yaml"), heldout)
-             for name in ("arithmetic", "word_problems")}
-    atomic_write_bytes(out_dir / "arithmetic.jsonl", lines(
-        [{"question": d.question, "context": d.context, "answer": d.gold, "category": d.category}
-         for d in tasks["arithmetic"].docs]))
-    atomic_write_bytes(out_dir / "gsm8k_test.jsonl", lines(
-        [{"question": d.question, "answer": f"The answer is {d.gold}.\n#### {d.gold}"}
-         for d in tasks["word_problems"].docs]))
-    print(f"wrote {len(tasks['arithmetic'].docs)} arithmetic and {len(tasks['word_problems'].docs)} GSM8K-format "
-          f"items to {out_dir}")
+    tasks = {
+        name: build_task(OmegaConf.load(CONF_DIR / "task" / f"{name}.yaml"), heldout)
+        for name in ("arithmetic", "word_problems")
+    }
+    atomic_write_bytes(
+        out_dir / "arithmetic.jsonl",
+        lines(
+            [
+                {"question": d.question, "context": d.context, "answer": d.gold, "category": d.category}
+                for d in tasks["arithmetic"].docs
+            ]
+        ),
+    )
+    atomic_write_bytes(
+        out_dir / "gsm8k_test.jsonl",
+        lines(
+            [
+                {"question": d.question, "answer": f"The answer is {d.gold}.\n#### {d.gold}"}
+                for d in tasks["word_problems"].docs
+            ]
+        ),
+    )
+    print(
+        f"wrote {len(tasks['arithmetic'].docs)} arithmetic and {len(tasks['word_problems'].docs)} GSM8K-format "
+        f"items to {out_dir}"
+    )
 
 
 if __name__ == "__main__":

@@ -60,16 +60,35 @@ def main() -> None:
             seeds = {tuple(sorted(s)) for s in by_lr.values()}
             if len(seeds) != 1 or len(next(iter(seeds))) < 2:
                 raise SystemExit(f"{param} width {width}: seeds {sorted(seeds)} differ between LRs or are fewer than 2")
-            cells = {lr: mean_std(list(s.values())) if all(map(math.isfinite, s.values())) else (math.inf, 0.0)
-                     for lr, s in sorted(by_lr.items())}
+            cells = {
+                lr: mean_std(list(s.values())) if all(map(math.isfinite, s.values())) else (math.inf, 0.0)
+                for lr, s in sorted(by_lr.items())
+            }
             best = min(cells, key=lambda lr: cells[lr][0])
             summary[param][width] = {"seeds": list(next(iter(seeds))), "loss": cells, "best_lr": best}
         bests = [w["best_lr"] for w in summary[param].values()]
         summary[param]["best_lr_spread"] = max(bests) / min(bests)
-    (HERE / "results.json").write_text(json.dumps({
-        param: {str(w): ({"seeds": v["seeds"], "best_lr": v["best_lr"],
-                          "loss": {f"{lr:g}": list(c) for lr, c in v["loss"].items()}} if isinstance(v, dict) else v)
-                for w, v in by_width.items()} for param, by_width in summary.items()}, indent=1) + "\n")
+    (HERE / "results.json").write_text(
+        json.dumps(
+            {
+                param: {
+                    str(w): (
+                        {
+                            "seeds": v["seeds"],
+                            "best_lr": v["best_lr"],
+                            "loss": {f"{lr:g}": list(c) for lr, c in v["loss"].items()},
+                        }
+                        if isinstance(v, dict)
+                        else v
+                    )
+                    for w, v in by_width.items()
+                }
+                for param, by_width in summary.items()
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     lrs = sorted({lr for by_width in runs.values() for by_lr in by_width.values() for lr in by_lr})
     print("| parametrisation | width | " + " | ".join(f"LR {lr:g}" for lr in lrs) + " | best LR |")
     print("|---|---|" + "---|" * len(lrs) + "---|")
@@ -85,14 +104,22 @@ def main() -> None:
                 cells.append(f"**{text}**" if lr == v["best_lr"] else text)
             print(f"| {TITLES[param]} | {width} | " + " | ".join(cells) + f" | {v['best_lr']:g} |")
     for param in TITLES:
-        print(f"{TITLES[param]}: best LR moves by x{summary[param]['best_lr_spread']:g} from the narrowest to the "
-              f"widest best")
+        print(
+            f"{TITLES[param]}: best LR moves by x{summary[param]['best_lr_spread']:g} from the narrowest to the "
+            f"widest best"
+        )
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, param in zip(axes, TITLES):
         for width, v in ((w, v) for w, v in summary[param].items() if isinstance(v, dict)):
             xs = [lr for lr in v["loss"] if math.isfinite(v["loss"][lr][0])]
-            ax.errorbar(xs, [v["loss"][lr][0] for lr in xs], yerr=[v["loss"][lr][1] for lr in xs], marker="o",
-                        capsize=3, label=f"width {width}")
+            ax.errorbar(
+                xs,
+                [v["loss"][lr][0] for lr in xs],
+                yerr=[v["loss"][lr][1] for lr in xs],
+                marker="o",
+                capsize=3,
+                label=f"width {width}",
+            )
             ax.plot([v["best_lr"]], [v["loss"][v["best_lr"]][0]], "k*", ms=10)
         ax.set(xscale="log", xlabel="base learning rate", title=TITLES[param])
         ax.set_xticks(lrs, [f"{lr:g}" for lr in lrs], rotation=30, fontsize=7)

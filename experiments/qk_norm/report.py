@@ -41,11 +41,15 @@ def run_record(run: Path) -> dict:
     finished = (run / "stage3-bs2.5K" / "checkpoints" / "final.ckpt").is_file()
     attn, rms = max_attn_curve(tb), read_scalars(tb, "stability/logit_rms")
     tail = losses[-TAIL:]
-    return {"end_loss": sum(tail) / len(tail) if finished and tail else math.inf,
-            "spikes": float(len(read_scalars(tb, "stability/loss_spike"))),
-            "peak_attn_logit": max(attn.values()), "end_attn_logit": attn[max(attn)],
-            "peak_logit_rms": max(rms.values()), "end_logit_rms": rms[max(rms)],
-            "curves": {"attn": attn, "logit_rms": rms, "loss": read_scalars(tb, "train/loss")}}
+    return {
+        "end_loss": sum(tail) / len(tail) if finished and tail else math.inf,
+        "spikes": float(len(read_scalars(tb, "stability/loss_spike"))),
+        "peak_attn_logit": max(attn.values()),
+        "end_attn_logit": attn[max(attn)],
+        "peak_logit_rms": max(rms.values()),
+        "end_logit_rms": rms[max(rms)],
+        "curves": {"attn": attn, "logit_rms": rms, "loss": read_scalars(tb, "train/loss")},
+    }
 
 
 def main() -> None:
@@ -66,17 +70,32 @@ def main() -> None:
             if len(by_seed) < 3:
                 raise SystemExit(f"{arm} at LR {lr:g}: {len(by_seed)} seed(s), 3 needed")
             summary[f"{arm}@{lr:g}"] = {c: mean_std([r[c] for r in by_seed.values()]) for c in COLUMNS}
-    (HERE / "results.json").write_text(json.dumps({"summary": summary, "runs": {
-        f"{arm}@{lr:g}": {s: {k: v for k, v in r.items() if k != "curves"} for s, r in by.items()}
-        for (arm, lr), by in runs.items()}}, indent=1) + "\n")
-    print("| LR | arm | loss, last 10 steps | spikes logged | peak max attention logit | at the end | peak output "
-          "logit RMS | at the end |")
+    (HERE / "results.json").write_text(
+        json.dumps(
+            {
+                "summary": summary,
+                "runs": {
+                    f"{arm}@{lr:g}": {s: {k: v for k, v in r.items() if k != "curves"} for s, r in by.items()}
+                    for (arm, lr), by in runs.items()
+                },
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    print(
+        "| LR | arm | loss, last 10 steps | spikes logged | peak max attention logit | at the end | peak output "
+        "logit RMS | at the end |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for key, s in summary.items():
         arm, lr = key.split("@")
-        print(f"| {lr} | {ARMS[arm]} | {s['end_loss'][0]:.4f} ± {s['end_loss'][1]:.4f} | "
-              f"{s['spikes'][0]:.1f} ± {s['spikes'][1]:.1f} | " + " | ".join(
-                  f"{s[c][0]:.1f} ± {s[c][1]:.1f}" for c in COLUMNS[2:]) + " |")
+        print(
+            f"| {lr} | {ARMS[arm]} | {s['end_loss'][0]:.4f} ± {s['end_loss'][1]:.4f} | "
+            f"{s['spikes'][0]:.1f} ± {s['spikes'][1]:.1f} | "
+            + " | ".join(f"{s[c][0]:.1f} ± {s[c][1]:.1f}" for c in COLUMNS[2:])
+            + " |"
+        )
     print()
     for lr in lrs:  # each fix against the baseline, seed by seed
         base = runs[("base", lr)]
@@ -84,9 +103,11 @@ def main() -> None:
             per_seed = {s: base[s]["end_loss"] - runs[(arm, lr)][s]["end_loss"] for s in sorted(base)}
             gain = mean_std(list(per_seed.values()))
             spread = max(summary[f"base@{lr:g}"]["end_loss"][1], summary[f"{arm}@{lr:g}"]["end_loss"][1])
-            print(f"LR {lr:g}: baseline − {ARMS[arm]}: {gain[0]:+.3f} ± {gain[1]:.3f} nats (seeds: "
-                  f"{', '.join(f'{d:+.2f}' for d in per_seed.values())}); beyond 2× the larger std "
-                  f"({2 * spread:.2f}): {'yes' if abs(gain[0]) > 2 * spread else 'no'}")
+            print(
+                f"LR {lr:g}: baseline − {ARMS[arm]}: {gain[0]:+.3f} ± {gain[1]:.3f} nats (seeds: "
+                f"{', '.join(f'{d:+.2f}' for d in per_seed.values())}); beyond 2× the larger std "
+                f"({2 * spread:.2f}): {'yes' if abs(gain[0]) > 2 * spread else 'no'}"
+            )
     fig, axes = plt.subplots(len(lrs), 3, figsize=(14, 3.6 * len(lrs)), squeeze=False)
     for row, lr in zip(axes, lrs):
         for arm in ARMS:

@@ -15,8 +15,11 @@ def main(path: str) -> None:
             op = next(o for o in OPERATORS if f" {o} " in row["prompt"])
             right[op].append(bool(row["correct"]))
     total = sum(sum(v) for v in right.values()) / sum(len(v) for v in right.values())
-    print("per operator: " + ", ".join(f"{op} {sum(right[op])}/{len(right[op])}" for op in OPERATORS if op in right)
-          + f"; all {100 * total:.1f}%")
+    print(
+        "per operator: "
+        + ", ".join(f"{op} {sum(right[op])}/{len(right[op])}" for op in OPERATORS if op in right)
+        + f"; all {100 * total:.1f}%"
+    )
 
 
 if __name__ == "__main__":

@@ -20,9 +20,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 from minimath.tb import read_scalars  # noqa: E402
 
 HERE = Path(__file__).parent
-VARIANTS = [(f"boundary-{lr}-moments_{m}", f"{'fresh' if m == 'false' else 'stage-2'} moments, "
-             f"{'constant LR' if lr == 'constant' else '20-step warmup'}")
-            for m in ("false", "true") for lr in ("constant", "warmup")]
+VARIANTS = [
+    (
+        f"boundary-{lr}-moments_{m}",
+        f"{'fresh' if m == 'false' else 'stage-2'} moments, {'constant LR' if lr == 'constant' else '20-step warmup'}",
+    )
+    for m in ("false", "true")
+    for lr in ("constant", "warmup")
+]
 
 
 def losses(stage_dir: Path, tag: str = "train/loss") -> list[float]:
@@ -43,8 +48,11 @@ def old_sources(prev: Path, cur: Path) -> dict:
     rows = {}
     for tag in sorted(set(source_tags(prev)) & set(source_tags(cur))):
         before, after = losses(prev, tag)[-20:], losses(cur, tag)[:20]
-        rows[tag.removeprefix("train_source/")] = {"before": sum(before) / len(before), "max_after": max(after),
-                                                    "mean_after": sum(after) / len(after)}
+        rows[tag.removeprefix("train_source/")] = {
+            "before": sum(before) / len(before),
+            "max_after": max(after),
+            "mean_after": sum(after) / len(after),
+        }
     return rows
 
 
@@ -57,9 +65,16 @@ def main() -> None:
     rows = []
     for prev, cur in zip(stages, stages[1:]):
         before, first = curves[prev.name][-1], curves[cur.name][:20]
-        rows.append({"boundary": f"{prev.name} -> {cur.name}", "previous_final_loss": before,
-                     "max_first_20": max(first), "margin": max(first) - before, "first_20": first,
-                     "old_sources": old_sources(prev, cur)})
+        rows.append(
+            {
+                "boundary": f"{prev.name} -> {cur.name}",
+                "previous_final_loss": before,
+                "max_first_20": max(first),
+                "margin": max(first) - before,
+                "first_20": first,
+                "old_sources": old_sources(prev, cur),
+            }
+        )
     variants, variant_sources = {}, {}
     for name, label in VARIANTS:
         dirs = sorted((args.run.parent / name).glob("stage3-bs*"))
@@ -67,20 +82,39 @@ def main() -> None:
             variants[label] = losses(dirs[0])[:20]
             variant_sources[label] = old_sources(stages[1], dirs[0])
     stage2_final = curves[stages[1].name][-1] if len(stages) > 1 else None
-    (HERE / "results.json").write_text(json.dumps({"boundaries": rows, "stage3_starts": variants,
-                                                   "stage3_starts_old_sources": variant_sources,
-                                                   "stage2_final_loss": stage2_final}, indent=1) + "\n")
-    old = lambda srcs: "; ".join(f"{k} {v['before']:.2f} → {v['mean_after']:.2f} (max {v['max_after']:.2f})"
-                                 for k, v in srcs.items())
-    print("| boundary | previous stage's final loss | highest loss, first 20 steps | margin | sources of the previous "
-          "stage: last-20 mean → first-20 mean (max) |")
+    (HERE / "results.json").write_text(
+        json.dumps(
+            {
+                "boundaries": rows,
+                "stage3_starts": variants,
+                "stage3_starts_old_sources": variant_sources,
+                "stage2_final_loss": stage2_final,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+
+    def old(srcs):
+        return "; ".join(
+            f"{k} {v['before']:.2f} → {v['mean_after']:.2f} (max {v['max_after']:.2f})" for k, v in srcs.items()
+        )
+
+    print(
+        "| boundary | previous stage's final loss | highest loss, first 20 steps | margin | sources of the previous "
+        "stage: last-20 mean → first-20 mean (max) |"
+    )
     print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['boundary']} | {r['previous_final_loss']:.3f} | {r['max_first_20']:.3f} | {r['margin']:+.3f} | "
-              f"{old(r['old_sources'])} |")
+        print(
+            f"| {r['boundary']} | {r['previous_final_loss']:.3f} | {r['max_first_20']:.3f} | {r['margin']:+.3f} | "
+            f"{old(r['old_sources'])} |"
+        )
     if variants:
-        print("\n| stage 3 start (from stage 2's final checkpoint) | loss at steps 1, 5, 10, 20 | highest | stage-2 "
-              "sources: last-20 mean → first-20 mean (max) |")
+        print(
+            "\n| stage 3 start (from stage 2's final checkpoint) | loss at steps 1, 5, 10, 20 | highest | stage-2 "
+            "sources: last-20 mean → first-20 mean (max) |"
+        )
         print("|---|---|---|---|")
         for label, first in variants.items():
             picks = ", ".join(f"{first[i]:.2f}" for i in (0, 4, 9, 19) if i < len(first))

@@ -37,40 +37,66 @@ def run_record(run: Path) -> dict:
     losses = read_scalars(stage / "tb", "train/loss")
     lrs = read_scalars(stage / "tb", "train/lr")
     tail = list(losses.values())[-TAIL:]
-    return {"tokens_seen": max(losses), "end_loss": sum(tail) / len(tail),
-            "heldout": heldout_row(run / "eval" / "results.json"),
-            "curve": {"tokens": list(losses), "loss": list(losses.values()), "lr": list(lrs.values())}}
+    return {
+        "tokens_seen": max(losses),
+        "end_loss": sum(tail) / len(tail),
+        "heldout": heldout_row(run / "eval" / "results.json"),
+        "curve": {"tokens": list(losses), "loss": list(losses.values()), "lr": list(lrs.values())},
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--outputs", type=Path, default=Path("outputs"))
     args = parser.parse_args()
-    runs = {arm: {int(p.name.rsplit("-s", 1)[1]): run_record(p)
-                  for p in sorted(args.outputs.glob(f"wsd-{arm}-s*")) if p.is_dir()} for arm in ARMS}
+    runs = {
+        arm: {
+            int(p.name.rsplit("-s", 1)[1]): run_record(p)
+            for p in sorted(args.outputs.glob(f"wsd-{arm}-s*"))
+            if p.is_dir()
+        }
+        for arm in ARMS
+    }
     summary = {}
     for arm, by_seed in runs.items():
         if len(by_seed) < 2:
             raise SystemExit(f"{arm}: {len(by_seed)} seed(s) under {args.outputs}, 2 needed")
         records = list(by_seed.values())
-        summary[arm] = {"seeds": sorted(by_seed), "tokens_seen": sorted({r["tokens_seen"] for r in records}),
-                        "end_loss": mean_std([r["end_loss"] for r in records]),
-                        **{c: mean_std([r["heldout"].get(c, 0.0) for r in records]) for c in COLUMNS}}
-    (HERE / "results.json").write_text(json.dumps({"summary": summary, "runs": {
-        arm: {s: {k: v for k, v in r.items() if k != "curve"} for s, r in by.items()} for arm, by in runs.items()}},
-        indent=1) + "\n")
+        summary[arm] = {
+            "seeds": sorted(by_seed),
+            "tokens_seen": sorted({r["tokens_seen"] for r in records}),
+            "end_loss": mean_std([r["end_loss"] for r in records]),
+            **{c: mean_std([r["heldout"].get(c, 0.0) for r in records]) for c in COLUMNS},
+        }
+    (HERE / "results.json").write_text(
+        json.dumps(
+            {
+                "summary": summary,
+                "runs": {
+                    arm: {s: {k: v for k, v in r.items() if k != "curve"} for s, r in by.items()}
+                    for arm, by in runs.items()
+                },
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     print(f"| arm | schedule | tokens seen at the end | loss, last {TAIL} steps | " + " | ".join(COLUMNS) + " |")
     print("|---|---|---|---|" + "---|" * len(COLUMNS))
     for arm, s in summary.items():
         cells = " | ".join(f"{s[c][0]:.1f} ± {s[c][1]:.1f}" for c in COLUMNS)
-        print(f"| {arm} | {ARMS[arm]} | {'/'.join(f'{t:,}' for t in s['tokens_seen'])} | "
-              f"{s['end_loss'][0]:.4f} ± {s['end_loss'][1]:.4f} | {cells} |")
+        print(
+            f"| {arm} | {ARMS[arm]} | {'/'.join(f'{t:,}' for t in s['tokens_seen'])} | "
+            f"{s['end_loss'][0]:.4f} ± {s['end_loss'][1]:.4f} | {cells} |"
+        )
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     seed = min(runs["stable"])
     for arm in ARMS:
         curve = runs[arm][seed]["curve"]
-        smooth = [sum(curve["loss"][max(0, i - 9):i + 1]) / len(curve["loss"][max(0, i - 9):i + 1])
-                  for i in range(len(curve["loss"]))]
+        smooth = [
+            sum(curve["loss"][max(0, i - 9) : i + 1]) / len(curve["loss"][max(0, i - 9) : i + 1])
+            for i in range(len(curve["loss"]))
+        ]
         ax1.plot(curve["tokens"], smooth, label=arm, lw=1)
         ax2.plot(curve["tokens"], curve["lr"], label=arm, lw=1)
     ax1.set(xlabel="tokens seen", ylabel="training loss (10-step mean)", title=f"stage 4, seed {seed}")

@@ -60,8 +60,10 @@ def main(argv: list[str]) -> None:
     paths = [Path(str(p)) for p in args.ckpts]
     averaged = average_checkpoints(paths, args.get("ema"))
     AtomicCheckpointIO().save_checkpoint(averaged, Path(str(args.out)))
-    print(f"averaged {len(paths)} checkpoints (weights {[round(w, 4) for w in averaged['averaged_from']['weights']]})"
-          f" -> {args.out}")
+    print(
+        f"averaged {len(paths)} checkpoints (weights {[round(w, 4) for w in averaged['averaged_from']['weights']]})"
+        f" -> {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -25,10 +25,10 @@ class CheckpointMeta:
     (`KEYS`: every top-level key `of` reads; `global_step` is Lightning's own)."""
 
     stage: int | None = None
-    tokens_seen: int = 0         # input positions consumed by optimizer steps, all ranks, carried across stages
-    tokens_per_step: int = 0     # the batch the checkpoint was trained with
+    tokens_seen: int = 0  # input positions consumed by optimizer steps, all ranks, carried across stages
+    tokens_per_step: int = 0  # the batch the checkpoint was trained with
     last_loss: float = math.nan  # mean training loss of the last optimizer step
-    global_step: int = 0         # optimizer steps of the stage that wrote it (Lightning's own key)
+    global_step: int = 0  # optimizer steps of the stage that wrote it (Lightning's own key)
     stage_start_tokens: int = 0  # tokens_seen when its stage began: the LR schedule is keyed by tokens since
     heldout: dict = field(default_factory=dict)  # the data's held-out generator configs (hyper-parameters)
 
@@ -36,14 +36,20 @@ class CheckpointMeta:
     KEYS = WRITTEN + ("global_step",)
 
     @classmethod
-    def of(cls, ckpt: dict) -> "CheckpointMeta":
+    def of(cls, ckpt: dict) -> CheckpointMeta:
         stage = ckpt.get("stage")
         tokens, per_step, steps = (int(ckpt.get(k, 0)) for k in ("tokens_seen", "tokens_per_step", "global_step"))
         # checkpoints written before the key existed had one batch per stage: the start is derived from it
         start = int(ckpt.get("stage_start_tokens", tokens - steps * per_step))
-        return cls(stage=None if stage is None else int(stage), tokens_seen=tokens, tokens_per_step=per_step,
-                   last_loss=float(ckpt.get("last_loss", math.nan)), global_step=steps, stage_start_tokens=start,
-                   heldout=dict(ckpt.get("hyper_parameters", {}).get("heldout") or {}))
+        return cls(
+            stage=None if stage is None else int(stage),
+            tokens_seen=tokens,
+            tokens_per_step=per_step,
+            last_loss=float(ckpt.get("last_loss", math.nan)),
+            global_step=steps,
+            stage_start_tokens=start,
+            heldout=dict(ckpt.get("hyper_parameters", {}).get("heldout") or {}),
+        )
 
     def into(self, checkpoint: dict) -> None:
         checkpoint.update({key: getattr(self, key) for key in self.WRITTEN})
@@ -89,8 +95,10 @@ def load_checkpoint(path: str | Path) -> dict:
     """A Lightning checkpoint as plain tensors and containers; a missing or unreadable file is a UserError."""
     path = Path(path)
     if path.is_dir():
-        inside = next((p for p in (path / "checkpoints" / "final.ckpt", path / "final.ckpt", path / "last.ckpt")
-                       if p.is_file()), path / "checkpoints" / "final.ckpt")
+        inside = next(
+            (p for p in (path / "checkpoints" / "final.ckpt", path / "final.ckpt", path / "last.ckpt") if p.is_file()),
+            path / "checkpoints" / "final.ckpt",
+        )
         raise UserError(f"checkpoint {path} is a directory: pass {inside}")
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
@@ -122,8 +130,10 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) 
             detail = f"{k} is {tuple(state[k].shape)} in the checkpoint but {tuple(expected[k].shape)} here"
         else:
             detail = f"missing {missing[:2]}" if missing else f"unexpected {unexpected[:2]}"
-        raise UserError(f"{source} was trained with a different architecture ({detail}): "
-                        f"select the model= preset (and vocabulary) it was trained with")
+        raise UserError(
+            f"{source} was trained with a different architecture ({detail}): "
+            f"select the model= preset (and vocabulary) it was trained with"
+        )
     model.load_state_dict(state)
 
 
@@ -143,6 +153,8 @@ def check_architecture(ours: ModelConfig, checkpoint: dict, source: str) -> None
         if name in MUP_CONSTANTS and not ours.mup:
             continue
         if name in theirs and theirs[name] != getattr(ours, name):
-            raise UserError(f"{source} was trained with a different architecture ({name} is {theirs[name]} there, "
-                            f"{getattr(ours, name)} here): select the model= preset (and vocabulary) it was trained "
-                            f"with")
+            raise UserError(
+                f"{source} was trained with a different architecture ({name} is {theirs[name]} there, "
+                f"{getattr(ours, name)} here): select the model= preset (and vocabulary) it was trained "
+                f"with"
+            )

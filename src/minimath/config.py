@@ -7,9 +7,9 @@ import difflib
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from omegaconf import OmegaConf
 
@@ -31,7 +31,7 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("minimath.stage_dir", _stage_dir)
 
 
-ALL_STAGES = "all"   # stage=all: the whole curriculum
+ALL_STAGES = "all"  # stage=all: the whole curriculum
 STAGE_BATCH = "stage"  # batch=stage: the batch the data config names for the stage
 
 
@@ -57,8 +57,10 @@ def stage_key(cfg) -> str:
     """`stage`: `all`, or the key of a stage of the data config (`3`)."""
     stage = str(cfg.stage)
     if stage != ALL_STAGES and stage not in cfg.data.stages:
-        raise UserError(f"stage={stage} is not a stage of data={cfg.data.name} (it has "
-                        f"{', '.join(map(str, cfg.data.stages))}; or stage=all)")
+        raise UserError(
+            f"stage={stage} is not a stage of data={cfg.data.name} (it has "
+            f"{', '.join(map(str, cfg.data.stages))}; or stage=all)"
+        )
     return stage
 
 
@@ -127,11 +129,15 @@ def warn_deprecated_choices() -> None:
 
 
 # Keys that moved: the old spelling is answered with the new one.
-RENAMED = {"scheduler.decay_from": "branch_from=PATH (and scheduler.decay_tokens=N)",
-           "stage.id": "stage=N", "batch.name": "batch=NAME", "batch.tokens_per_step": "batch=N (tokens per step)",
-           "callbacks.checkpoint.every_n_train_steps": "checkpoint.every_n_train_steps",
-           "callbacks.checkpoint.every_minutes": "checkpoint.every_minutes",
-           "callbacks.checkpoint.keep_last": "checkpoint.keep_last"}
+RENAMED = {
+    "scheduler.decay_from": "branch_from=PATH (and scheduler.decay_tokens=N)",
+    "stage.id": "stage=N",
+    "batch.name": "batch=NAME",
+    "batch.tokens_per_step": "batch=N (tokens per step)",
+    "callbacks.checkpoint.every_n_train_steps": "checkpoint.every_n_train_steps",
+    "callbacks.checkpoint.every_minutes": "checkpoint.every_minutes",
+    "callbacks.checkpoint.keep_last": "checkpoint.keep_last",
+}
 
 
 def composition_error(err: Exception, config_name: str) -> str:

@@ -18,12 +18,20 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from minimath import log
+from minimath.config import ALL_STAGES, step_batch
 from minimath.data.shards import sha256_file
 from minimath.errors import INTERRUPTED_STATUS, Interrupted, UserError
 from minimath.io import atomic_write_bytes, atomic_write_json
-from minimath.config import ALL_STAGES, step_batch
-from minimath.runs import (FINAL, Fingerprint, checkpoint_dir, command_line_overrides, result_overrides,
-                           run_dir, stage_config, variant_suffix)
+from minimath.runs import (
+    FINAL,
+    Fingerprint,
+    checkpoint_dir,
+    command_line_overrides,
+    result_overrides,
+    run_dir,
+    stage_config,
+    variant_suffix,
+)
 
 ROW_FIELDS = ("stage", "batch", "tokens_seen", "final_loss")
 OPERATOR_ORDER = {"+": 0, "-": 1, "*": 2, "/": 3}
@@ -58,8 +66,10 @@ def run_stage_process(command: list[str]) -> int:
     its step and saves, so the driver waits for it rather than dying first; a SIGTERM sent to the driver alone
     is passed on."""
     process = subprocess.Popen(command)
-    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
-                signal.SIGTERM: signal.signal(signal.SIGTERM, lambda signum, frame: process.send_signal(signum))}
+    previous = {
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, lambda signum, frame: process.send_signal(signum)),
+    }
     try:
         return process.wait()
     finally:
@@ -84,8 +94,9 @@ def run_stages(cfg: DictConfig, script: str, overrides: list[str]) -> dict[str, 
             log.info(f"=== curriculum: stage {key} of {len(stages)}: already finished ({staged.paths.output_dir}) ===")
             continue
         log.info(f"=== curriculum: stage {key} of {len(stages)} ===")
-        status = run_stage_process([sys.executable, script, *config_arguments(sys.argv[1:]), f"stage={key}",
-                                    *overrides])
+        status = run_stage_process(
+            [sys.executable, script, *config_arguments(sys.argv[1:]), f"stage={key}", *overrides]
+        )
         if status == INTERRUPTED_STATUS:
             raise Interrupted(f"the curriculum stopped in stage {key}; rerun the same command to continue")
         if status != 0:
@@ -98,8 +109,11 @@ def evaluate_stage(stage_dir: Path, key: str, batch: str, n: int, data_cfg: Dict
     checkpoint (by hash), this many items and these generators; else evaluated and stored there."""
     final = checkpoint_dir(stage_dir) / FINAL
     heldout = OmegaConf.to_container(data_cfg.heldout, resolve=True) if "heldout" in data_cfg else {}
-    key_of = {"checkpoint": sha256_file(final), "items": n,
-              "heldout": hashlib.sha256(json.dumps(heldout, sort_keys=True, default=str).encode()).hexdigest()}
+    key_of = {
+        "checkpoint": sha256_file(final),
+        "items": n,
+        "heldout": hashlib.sha256(json.dumps(heldout, sort_keys=True, default=str).encode()).hexdigest(),
+    }
     cache = stage_dir / EVAL_CACHE
     if cache.is_file():
         stored = json.loads(cache.read_text())
@@ -114,8 +128,7 @@ def evaluate_stage(stage_dir: Path, key: str, batch: str, n: int, data_cfg: Dict
     ckpt = load_checkpoint(final)
     model, tokenizer = inference_objects(ckpt, final)
     meta = CheckpointMeta.of(ckpt)
-    row = {"stage": int(key), "batch": batch, "tokens_seen": meta.tokens_seen,
-           "final_loss": meta.last_loss}
+    row = {"stage": int(key), "batch": batch, "tokens_seen": meta.tokens_seen, "final_loss": meta.last_loss}
     for name, generator in heldout_generators(data_cfg).items():
         summary = run_task(model, tokenizer, heldout_task(name, n, generator), Protocol.heldout())[0]
         row[name] = summary["accuracy"]
@@ -127,14 +140,24 @@ def evaluate_stage(stage_dir: Path, key: str, batch: str, n: int, data_cfg: Dict
 def table(rows: list[dict]) -> str:
     """Accuracy per held-out set, and per operator beside the arithmetic column (`arithmetic[+]`, ...)."""
     names = list(dict.fromkeys(k for r in rows for k in r if k not in ROW_FIELDS and "[" not in k))
-    columns = [c for t in names for c in [t] + sorted({k for r in rows for k in r if k.startswith(f"{t}[")},
-                                                         key=lambda k: OPERATOR_ORDER.get(k[len(t) + 1:-1], 9))]
+    columns = [
+        c
+        for t in names
+        for c in [t]
+        + sorted(
+            {k for r in rows for k in r if k.startswith(f"{t}[")},
+            key=lambda k: OPERATOR_ORDER.get(k[len(t) + 1 : -1], 9),
+        )
+    ]
     titles = [c.replace("arithmetic[", "").rstrip("]") if c.startswith("arithmetic[") else c for c in columns]
     head = "| stage | batch | tokens seen | final loss | " + " | ".join(titles) + " |"
     lines = [head, "|" + "---|" * (4 + len(columns))]
     for r in rows:
-        lines.append(f"| {r['stage']} | {r['batch']} | {r['tokens_seen']:,} | {r['final_loss']:.3f} | "
-                     + " | ".join(f"{100 * r[c]:.1f}%" if c in r else "-" for c in columns) + " |")
+        lines.append(
+            f"| {r['stage']} | {r['batch']} | {r['tokens_seen']:,} | {r['final_loss']:.3f} | "
+            + " | ".join(f"{100 * r[c]:.1f}%" if c in r else "-" for c in columns)
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -142,18 +165,24 @@ def run_curriculum(cfg: DictConfig, script: str) -> None:
     """Train the stages, evaluate this run's (not every run's in the directory) and write the table beside them:
     `curriculum.md` for the default settings, `curriculum-<variant>.md` for a run with other settings."""
     overrides = [o for o in command_line_overrides() if not o.lstrip("+~").startswith(("stage=", "hydra."))]
-    dirs = {key: (Path(staged.paths.output_dir), step_batch(staged).name)
-            for key, staged in run_stages(cfg, script, overrides).items()}
+    dirs = {
+        key: (Path(staged.paths.output_dir), step_batch(staged).name)
+        for key, staged in run_stages(cfg, script, overrides).items()
+    }
     missing = [str(d) for d, _ in dirs.values() if not (checkpoint_dir(d) / FINAL).is_file()]
     if missing:
         raise UserError(f"the curriculum ended without {FINAL} in {', '.join(missing)}")
-    rows = [evaluate_stage(d, key, batch, int(cfg.curriculum_eval_items), cfg.data)
-            for key, (d, batch) in dirs.items()]
+    rows = [evaluate_stage(d, key, batch, int(cfg.curriculum_eval_items), cfg.data) for key, (d, batch) in dirs.items()]
     text = table(rows)
     out = run_dir(cfg.paths.runs, cfg.run_name) / f"curriculum{variant_suffix(overrides)}.md"
     settings = f" ({', '.join(result_overrides(overrides))})" if result_overrides(overrides) else ""
-    atomic_write_bytes(out, (f"# {cfg.run_name}{settings}: held-out accuracy after each stage "
-                             f"({cfg.curriculum_eval_items} items per set)\n\n{text}\n").encode())
+    atomic_write_bytes(
+        out,
+        (
+            f"# {cfg.run_name}{settings}: held-out accuracy after each stage "
+            f"({cfg.curriculum_eval_items} items per set)\n\n{text}\n"
+        ).encode(),
+    )
     atomic_write_json(out.with_suffix(".json"), rows)
     print(text)
     print(f"written to {out} (and {out.with_suffix('.json').name})")

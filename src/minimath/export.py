@@ -49,8 +49,12 @@ def export(ckpt: Path, out: Path, dtype: str = "fp32") -> Path:
         hf = hf_config(model.config, rows + extra, tokenizer.eot_id, DTYPES[dtype])
         hf["minimath"].update({"checkpoint": str(ckpt), "vocab_rows": rows, "extra_rows": extra})
         (tmp / "config.json").write_text(json.dumps(hf, indent=2) + "\n")
-        generation = {"eos_token_id": tokenizer.eot_id, "bos_token_id": None, "pad_token_id": tokenizer.eot_id,
-                      "do_sample": False}
+        generation = {
+            "eos_token_id": tokenizer.eot_id,
+            "bos_token_id": None,
+            "pad_token_id": tokenizer.eot_id,
+            "do_sample": False,
+        }
         (tmp / "generation_config.json").write_text(json.dumps(generation, indent=2) + "\n")
         umask = os.umask(0)
         os.umask(umask)

@@ -34,9 +34,11 @@ def flops_per_token(config: ModelConfig, seq_len: int) -> FlopsPerToken:
 
 def mfu(tokens_per_s: float, flops: FlopsPerToken, peak_flops: float) -> dict[str, float]:
     """MFU of the transformer alone, of the output layer alone, and of both."""
-    return {"mfu": tokens_per_s * flops.transformer / peak_flops,
-            "mfu_output_layer": tokens_per_s * flops.output_layer / peak_flops,
-            "mfu_total": tokens_per_s * flops.total / peak_flops}
+    return {
+        "mfu": tokens_per_s * flops.transformer / peak_flops,
+        "mfu_output_layer": tokens_per_s * flops.output_layer / peak_flops,
+        "mfu_total": tokens_per_s * flops.total / peak_flops,
+    }
 
 
 def measured_matmul_peak(dtype: torch.dtype = torch.float32, size: int = 2048, seconds: float = 1.0) -> float:

@@ -19,10 +19,10 @@ from minimath import log
 
 @dataclass(frozen=True)
 class Spike:
-    step: int     # the optimizer step
-    loss: float   # its loss over all ranks
-    z: float      # standard deviations above the window's mean
-    skip: bool    # the step is dropped (action=skip)
+    step: int  # the optimizer step
+    loss: float  # its loss over all ranks
+    z: float  # standard deviations above the window's mean
+    skip: bool  # the step is dropped (action=skip)
 
 
 class LossSpikeGuard:
@@ -45,8 +45,8 @@ class LossSpikeGuard:
 
     def check(self, step: int, loss: float) -> Spike | None:
         """The spike this step's loss is, if it is one (with a warning); every loss joins the window."""
-        history = self._losses[-self.window:]
-        self._losses = (history + [loss])[-self.window:]
+        history = self._losses[-self.window :]
+        self._losses = (history + [loss])[-self.window :]
         if len(history) < min(self.MIN_HISTORY, self.window):
             return None
         mean = sum(history) / len(history)
@@ -56,6 +56,8 @@ class LossSpikeGuard:
             return None
         self.spikes.append((step, z))
         skip = self.action == "skip"
-        log.warn(f"loss spike at step {step}: {loss:.4f} is {z:.1f} standard deviations above the mean of the last "
-                 f"{len(history)} steps ({mean:.4f}){'; step skipped' if skip else ''}")
+        log.warn(
+            f"loss spike at step {step}: {loss:.4f} is {z:.1f} standard deviations above the mean of the last "
+            f"{len(history)} steps ({mean:.4f}){'; step skipped' if skip else ''}"
+        )
         return Spike(step, loss, z, skip)

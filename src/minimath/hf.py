@@ -40,11 +40,14 @@ from minimath.errors import UserError
 from minimath.model import ModelConfig, Transformer
 from minimath.tokenizer import UNK_TEXT, CompactTokenizer, Tokenizer, TokenizerLike
 
-CHAT_TEMPLATE = ("{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
-                 "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 
 
 # ---------------------------------------------------------------------------------------------------- weights
+
 
 def permute_rotary(w: torch.Tensor, n_heads: int, to_hf: bool) -> torch.Tensor:
     """Rows of a q/k projection (n_heads·d, …) from our interleaved-pair rotary order to transformers' half order
@@ -57,16 +60,25 @@ def permute_rotary(w: torch.Tensor, n_heads: int, to_hf: bool) -> torch.Tensor:
 def rotary_heads(config: ModelConfig, name: str) -> int | None:
     """How many heads' rows weight `name` (of a layer) holds in rotary order; None for a weight RoPE does not touch
     (the QK-norm gains act on one head's dimensions, so they are permuted with the rows)."""
-    return {"attention.wq.weight": config.n_head, "attention.wk.weight": config.n_kv_head,
-            "attention.q_norm.weight": 1, "attention.k_norm.weight": 1}.get(name)
+    return {
+        "attention.wq.weight": config.n_head,
+        "attention.wk.weight": config.n_kv_head,
+        "attention.q_norm.weight": 1,
+        "attention.k_norm.weight": 1,
+    }.get(name)
 
 
 LAYER_NAMES = {  # ours -> transformers, within layer i
-    "attention_norm.weight": "input_layernorm.weight", "ffn_norm.weight": "post_attention_layernorm.weight",
-    "attention.wq.weight": "self_attn.q_proj.weight", "attention.wk.weight": "self_attn.k_proj.weight",
-    "attention.wv.weight": "self_attn.v_proj.weight", "attention.wo.weight": "self_attn.o_proj.weight",
-    "attention.q_norm.weight": "self_attn.q_norm.weight", "attention.k_norm.weight": "self_attn.k_norm.weight",
-    "feed_forward.w1.weight": "mlp.gate_proj.weight", "feed_forward.w3.weight": "mlp.up_proj.weight",
+    "attention_norm.weight": "input_layernorm.weight",
+    "ffn_norm.weight": "post_attention_layernorm.weight",
+    "attention.wq.weight": "self_attn.q_proj.weight",
+    "attention.wk.weight": "self_attn.k_proj.weight",
+    "attention.wv.weight": "self_attn.v_proj.weight",
+    "attention.wo.weight": "self_attn.o_proj.weight",
+    "attention.q_norm.weight": "self_attn.q_norm.weight",
+    "attention.k_norm.weight": "self_attn.k_norm.weight",
+    "feed_forward.w1.weight": "mlp.gate_proj.weight",
+    "feed_forward.w3.weight": "mlp.up_proj.weight",
     "feed_forward.w2.weight": "mlp.down_proj.weight",
 }
 RESIDUAL_OUTPUTS = ("attention.wo.weight", "feed_forward.w2.weight")
@@ -76,15 +88,30 @@ def hf_config(config: ModelConfig, vocab_rows: int, eot_id: int, dtype: torch.dt
     """The transformers config.json of a model (Llama; Qwen3 when it has QK-norm)."""
     arch = "qwen3" if config.qk_norm else "llama"
     hf = {
-        "architectures": ["Qwen3ForCausalLM" if config.qk_norm else "LlamaForCausalLM"], "model_type": arch,
-        "vocab_size": vocab_rows, "hidden_size": config.n_embd, "intermediate_size": config.ffn_hidden,
-        "num_hidden_layers": config.n_layer, "num_attention_heads": config.n_head, "num_key_value_heads": config.n_kv_head,
-        "head_dim": config.head_dim, "hidden_act": "silu", "max_position_embeddings": config.max_seq_len,
-        "rms_norm_eps": config.norm_eps, "rope_theta": config.rope_theta,
+        "architectures": ["Qwen3ForCausalLM" if config.qk_norm else "LlamaForCausalLM"],
+        "model_type": arch,
+        "vocab_size": vocab_rows,
+        "hidden_size": config.n_embd,
+        "intermediate_size": config.ffn_hidden,
+        "num_hidden_layers": config.n_layer,
+        "num_attention_heads": config.n_head,
+        "num_key_value_heads": config.n_kv_head,
+        "head_dim": config.head_dim,
+        "hidden_act": "silu",
+        "max_position_embeddings": config.max_seq_len,
+        "rms_norm_eps": config.norm_eps,
+        "rope_theta": config.rope_theta,
         "rope_parameters": {"rope_type": "default", "rope_theta": config.rope_theta},
-        "attention_bias": False, "attention_dropout": 0.0, "mlp_bias": False, "tie_word_embeddings": not config.mup,
-        "initializer_range": config.init_std, "bos_token_id": None, "eos_token_id": eot_id, "pad_token_id": None,
-        "use_cache": True, "dtype": str(dtype).removeprefix("torch."),
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "mlp_bias": False,
+        "tie_word_embeddings": not config.mup,
+        "initializer_range": config.init_std,
+        "bos_token_id": None,
+        "eos_token_id": eot_id,
+        "pad_token_id": None,
+        "use_cache": True,
+        "dtype": str(dtype).removeprefix("torch."),
         "minimath": {"model": asdict(config)},  # what it was exported from (transformers ignores unknown keys)
     }
     if config.qk_norm:
@@ -99,8 +126,10 @@ def to_hf_state(model: Transformer, extra_rows: int = 0, unk_row: int | None = N
     embedding = ours["tok_embeddings.weight"]
     if extra_rows:
         embedding = torch.cat([embedding, embedding[unk_row].expand(extra_rows, -1)])
-    out = {"model.embed_tokens.weight": embedding * config.embedding_scale if config.mup else embedding,
-           "model.norm.weight": ours["norm.weight"]}
+    out = {
+        "model.embed_tokens.weight": embedding * config.embedding_scale if config.mup else embedding,
+        "model.norm.weight": ours["norm.weight"],
+    }
     if config.mup:
         out["lm_head.weight"] = embedding / config.width_mult
     for i in range(config.n_layer):
@@ -152,17 +181,28 @@ def from_hf(directory: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
         hf_state.update(load_file(str(f)))
     heads, kv = int(hf["num_attention_heads"]), int(hf.get("num_key_value_heads", hf["num_attention_heads"]))
     hidden = int(hf["hidden_size"])
-    config = ModelConfig(vocab_size=int(hf["vocab_size"]), n_layer=int(hf["num_hidden_layers"]), n_head=heads,
-                      n_kv_head=kv, n_embd=hidden, ffn_hidden=int(hf["intermediate_size"]),
-                      max_seq_len=int(hf.get("max_position_embeddings", 2048)),
-                      rope_theta=float(rope.get("rope_theta", hf.get("rope_theta", 10_000.0))),
-                      norm_eps=float(hf.get("rms_norm_eps", 1e-5)), qk_norm=arch == "qwen3")
+    config = ModelConfig(
+        vocab_size=int(hf["vocab_size"]),
+        n_layer=int(hf["num_hidden_layers"]),
+        n_head=heads,
+        n_kv_head=kv,
+        n_embd=hidden,
+        ffn_hidden=int(hf["intermediate_size"]),
+        max_seq_len=int(hf.get("max_position_embeddings", 2048)),
+        rope_theta=float(rope.get("rope_theta", hf.get("rope_theta", 10_000.0))),
+        norm_eps=float(hf.get("rms_norm_eps", 1e-5)),
+        qk_norm=arch == "qwen3",
+    )
     if int(hf.get("head_dim") or hidden // heads) != config.head_dim:
-        raise UserError(f"init_from=hf:{directory}: head_dim {hf.get('head_dim')} is not hidden_size/heads "
-                        f"= {config.head_dim} (ours derives it)")
+        raise UserError(
+            f"init_from=hf:{directory}: head_dim {hf.get('head_dim')} is not hidden_size/heads "
+            f"= {config.head_dim} (ours derives it)"
+        )
     inverse = {v: k for k, v in LAYER_NAMES.items()}
-    state = {"tok_embeddings.weight": hf_state.pop("model.embed_tokens.weight"), "norm.weight": hf_state.pop(
-        "model.norm.weight")}
+    state = {
+        "tok_embeddings.weight": hf_state.pop("model.embed_tokens.weight"),
+        "norm.weight": hf_state.pop("model.norm.weight"),
+    }
     hf_state.pop("lm_head.weight", None)  # tied: the same matrix
     for key in list(hf_state):
         parts = key.split(".")
@@ -178,10 +218,12 @@ def from_hf(directory: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
 
 # -------------------------------------------------------------------------------------------------- tokenizer
 
+
 def bytes_to_unicode() -> dict[int, str]:
     """The byte-level BPE alphabet: every byte as a printable character (GPT-2's table, which ByteLevel uses)."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(
-        range(ord("®"), ord("ÿ") + 1))
+    printable = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
     chars, n = {}, 0
     for b in range(256):
         if b in printable:
@@ -195,7 +237,7 @@ def bytes_to_unicode() -> dict[int, str]:
 def _merge_of(ranks: dict[bytes, int], token: bytes) -> tuple[bytes, bytes]:
     """The pair whose merge makes `token`: BPE of its bytes with merges ranked below its own, which ends in two."""
     limit = ranks[token]
-    parts = [token[i:i + 1] for i in range(len(token))]
+    parts = [token[i : i + 1] for i in range(len(token))]
     while len(parts) > 2:
         best, at = None, -1
         for i in range(len(parts) - 1):
@@ -204,7 +246,7 @@ def _merge_of(ranks: dict[bytes, int], token: bytes) -> tuple[bytes, bytes]:
                 best, at = r, i
         if best is None:
             break
-        parts[at:at + 2] = [parts[at] + parts[at + 1]]
+        parts[at : at + 2] = [parts[at] + parts[at + 1]]
     if len(parts) != 2:
         raise UserError(f"token {token!r} is not the merge of two tokens of lower rank: not a BPE vocabulary")
     return parts[0], parts[1]
@@ -213,7 +255,8 @@ def _merge_of(ranks: dict[bytes, int], token: bytes) -> tuple[bytes, bytes]:
 def hf_tokenizer_json(tokenizer: TokenizerLike, rows: int) -> tuple[dict, int]:
     """tokenizer.json (as a dict) equivalent to `tokenizer`, and how many ids it has past the model's `rows`
     (a compact vocabulary's intermediate tokens; 0 for a full one)."""
-    from tokenizers import Regex, Tokenizer as HFTokenizer, decoders, models, normalizers, pre_tokenizers
+    from tokenizers import Regex, decoders, models, normalizers, pre_tokenizers
+    from tokenizers import Tokenizer as HFTokenizer
 
     compact = tokenizer if isinstance(tokenizer, CompactTokenizer) else None
     base: Tokenizer = compact.base if compact else tokenizer
@@ -249,22 +292,47 @@ def hf_tokenizer_json(tokenizer: TokenizerLike, rows: int) -> tuple[dict, int]:
     # special tokens (and the unknown id's U+FFFD) are entries of the BPE vocabulary too, which BPE never reaches
     # (added tokens are split off before it)
     vocab = {text(t): i for t, i in ids.items()} | special_ids | ({UNK_TEXT: compact.unk_id} if unknown else {})
-    merge_list = [(text(a), text(b)) for t, (a, b) in sorted(merges.items(), key=lambda kv: ranks[kv[0]])
-                  if t in ids and a in ids and b in ids]
+    merge_list = [
+        (text(a), text(b))
+        for t, (a, b) in sorted(merges.items(), key=lambda kv: ranks[kv[0]])
+        if t in ids and a in ids and b in ids
+    ]
     hf = HFTokenizer(models.BPE(vocab=vocab, merges=merge_list, ignore_merges=True, fuse_unk=False))
     if base.normalize_nfc:
         hf.normalizer = normalizers.NFC()
-    hf.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(encoding._pat_str), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)])
+    hf.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(encoding._pat_str), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
+        ]
+    )
     hf.decoder = decoders.ByteLevel()
     spec = json.loads(hf.to_str())
-    added = [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False,
-              "special": True} for t, i in sorted(special_ids.items(), key=lambda kv: kv[1])]
+    added = [
+        {
+            "id": i,
+            "content": t,
+            "single_word": False,
+            "lstrip": False,
+            "rstrip": False,
+            "normalized": False,
+            "special": True,
+        }
+        for t, i in sorted(special_ids.items(), key=lambda kv: kv[1])
+    ]
     if unknown:
         # the unknown id decodes to U+FFFD, as ours; a literal U+FFFD is unknown to both
-        added.append({"id": compact.unk_id, "content": UNK_TEXT, "single_word": False, "lstrip": False,
-                      "rstrip": False, "normalized": False, "special": False})
+        added.append(
+            {
+                "id": compact.unk_id,
+                "content": UNK_TEXT,
+                "single_word": False,
+                "lstrip": False,
+                "rstrip": False,
+                "normalized": False,
+                "special": False,
+            }
+        )
     spec["added_tokens"] = added
     return spec, extra
 
@@ -277,8 +345,12 @@ def save_hf_tokenizer(tokenizer: TokenizerLike, rows: int, out: Path, max_len: i
 
     spec, extra = hf_tokenizer_json(tokenizer, rows)
     eot = tokenizer.decode([tokenizer.eot_id])
-    fast = PreTrainedTokenizerFast(tokenizer_object=HFTokenizer.from_str(json.dumps(spec)), eos_token=eot,
-                                   model_max_length=max_len, clean_up_tokenization_spaces=False)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=HFTokenizer.from_str(json.dumps(spec)),
+        eos_token=eot,
+        model_max_length=max_len,
+        clean_up_tokenization_spaces=False,
+    )
     fast.chat_template = CHAT_TEMPLATE
     fast.save_pretrained(str(out))
     return extra

@@ -29,9 +29,9 @@ import hashlib
 import json
 import math
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -45,8 +45,15 @@ from minimath.model import Transformer
 
 PRECONDITIONS = ("none", "adam")
 PROJECTIONS = ("rademacher", "gaussian")
-LORA_TARGETS = ("attention.wq", "attention.wk", "attention.wv", "attention.wo", "feed_forward.w1",
-                "feed_forward.w2", "feed_forward.w3")
+LORA_TARGETS = (
+    "attention.wq",
+    "attention.wk",
+    "attention.wv",
+    "attention.wo",
+    "feed_forward.w1",
+    "feed_forward.w2",
+    "feed_forward.w3",
+)
 CACHE_VERSION = 1
 
 
@@ -54,13 +61,13 @@ CACHE_VERSION = 1
 class FeatureSpec:
     """Everything that decides an example's feature besides the checkpoint and the text."""
 
-    subset: str = "all"             # all | last:K | lora:R
-    d: int = 512                    # projected dimensions
-    seed: int = 0                   # the projection's and the LoRA adapters' seed
-    precondition: str = "none"      # none | adam
-    max_len: int = 128              # input positions per example (longer texts are truncated)
+    subset: str = "all"  # all | last:K | lora:R
+    d: int = 512  # projected dimensions
+    seed: int = 0  # the projection's and the LoRA adapters' seed
+    precondition: str = "none"  # none | adam
+    max_len: int = 128  # input positions per example (longer texts are truncated)
     projection: str = "rademacher"  # rademacher (±1/√d) | gaussian (N(0, 1/d))
-    chunk_size: int = 65536         # gradient coordinates per projection chunk
+    chunk_size: int = 65536  # gradient coordinates per projection chunk
 
     def __post_init__(self):
         if self.precondition not in PRECONDITIONS:
@@ -73,8 +80,9 @@ class FeatureSpec:
         parse_subset(self.subset)
 
     def cache_key(self, checkpoint_sha256: str) -> str:
-        payload = json.dumps({"checkpoint": checkpoint_sha256, **asdict(self), "version": CACHE_VERSION},
-                             sort_keys=True)
+        payload = json.dumps(
+            {"checkpoint": checkpoint_sha256, **asdict(self), "version": CACHE_VERSION}, sort_keys=True
+        )
         return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
@@ -115,8 +123,11 @@ class GradientSubset:
             names = [n for n in named if n.removesuffix(".weight").endswith(LORA_TARGETS)]
         self.names = names
         # adapter A of each target matrix, (R, in) with entries N(0, 1/R), from (seed, parameter name)
-        self.adapters = {n: torch.randn(k, named[n].shape[1], generator=_seeded_generator(seed, n)) / math.sqrt(k)
-                         for n in names} if kind == "lora" else {}
+        self.adapters = (
+            {n: torch.randn(k, named[n].shape[1], generator=_seeded_generator(seed, n)) / math.sqrt(k) for n in names}
+            if kind == "lora"
+            else {}
+        )
         self.dim = sum(named[n].shape[0] * k if kind == "lora" else named[n].numel() for n in names)
 
     def view(self, name: str, grads: torch.Tensor) -> torch.Tensor:
@@ -126,20 +137,23 @@ class GradientSubset:
         return grads.flatten(1)
 
 
-def adam_denominators(checkpoint: dict, model: Transformer, names: Sequence[str], source: str) -> dict[str, torch.Tensor]:
+def adam_denominators(
+    checkpoint: dict, model: Transformer, names: Sequence[str], source: str
+) -> dict[str, torch.Tensor]:
     """√v̂ + ε for each named parameter, from the checkpoint's AdamW state (Lightning's `optimizer_states[0]`).
 
     The state is keyed by position: AdamW numbers the parameters group by group in the order the module built its
     groups (`Transformer.parameter_groups`), which is also the order of each saved group's `params` list."""
     states = checkpoint.get("optimizer_states") or []
     if not states or not states[0].get("state"):
-        raise UserError(f"{source} holds no optimizer state, so precondition=adam has no moments: use "
-                        f"precondition=none or a checkpoint saved during training (last.ckpt / final.ckpt)")
+        raise UserError(
+            f"{source} holds no optimizer state, so precondition=adam has no moments: use "
+            f"precondition=none or a checkpoint saved during training (last.ckpt / final.ckpt)"
+        )
     saved_groups, state = states[0]["param_groups"], states[0]["state"]
     groups = model.parameter_groups()
     if len(saved_groups) != len(groups) or any(len(s["params"]) != len(g[1]) for s, g in zip(saved_groups, groups)):
-        raise UserError(f"{source}: its AdamW groups do not match this model's parameter groups: "
-                        f"use precondition=none")
+        raise UserError(f"{source}: its AdamW groups do not match this model's parameter groups: use precondition=none")
     name_of = {id(p): n for n, p in model.named_parameters()}
     wanted, out = set(names), {}
     for saved, (_, params, _, _) in zip(saved_groups, groups):
@@ -150,10 +164,11 @@ def adam_denominators(checkpoint: dict, model: Transformer, names: Sequence[str]
                 continue
             moments = state.get(index) if index in state else state.get(str(index))
             if not moments or moments["exp_avg_sq"].shape != param.shape:
-                raise UserError(f"{source}: no AdamW second moment of the right shape for {name}: "
-                                f"use precondition=none")
+                raise UserError(
+                    f"{source}: no AdamW second moment of the right shape for {name}: use precondition=none"
+                )
             step = float(moments["step"])
-            v_hat = moments["exp_avg_sq"].float() / (1.0 - beta2 ** step)
+            v_hat = moments["exp_avg_sq"].float() / (1.0 - beta2**step)
             out[name] = v_hat.sqrt() + eps
     return out
 
@@ -177,7 +192,7 @@ def encode_examples(tokenizer, texts: Sequence[str], max_len: int) -> tuple[list
     examples, kept, unknown = [], 0, 0
     unk = getattr(tokenizer, "unk_id", None)
     for text in texts:
-        ids = (tokenizer.encode(text) + [tokenizer.eot_id])[:max_len + 1]
+        ids = (tokenizer.encode(text) + [tokenizer.eot_id])[: max_len + 1]
         examples.append(ids)
         kept += len(ids)
         unknown += sum(1 for i in ids if i == unk) if unk is not None else 0
@@ -190,9 +205,9 @@ def batch_tensors(examples: Sequence[Sequence[int]], max_len: int) -> tuple[torc
     ids = torch.zeros(len(examples), max_len, dtype=torch.long)
     targets = torch.full((len(examples), max_len), IGNORE_INDEX, dtype=torch.long)
     for row, tokens in enumerate(examples):
-        t = torch.as_tensor(list(tokens[:max_len + 1]), dtype=torch.long)
-        ids[row, :len(t) - 1] = t[:-1]
-        targets[row, :len(t) - 1] = t[1:]
+        t = torch.as_tensor(list(tokens[: max_len + 1]), dtype=torch.long)
+        ids[row, : len(t) - 1] = t[:-1]
+        targets[row, : len(t) - 1] = t[1:]
     return ids, targets
 
 
@@ -215,8 +230,9 @@ class ChunkedProjection:
         # one random bit per entry, unpacked from PCG64's bytes: ~4× faster than torch's per-element draws, and
         # generating the matrix is most of a batch's cost at d ≥ 256
         n = rows * self.d
-        bits = np.unpackbits(np.frombuffer(np.random.default_rng(_seed_of(self.seed, label)).bytes(-(-n // 8)),
-                                           dtype=np.uint8), count=n)
+        bits = np.unpackbits(
+            np.frombuffer(np.random.default_rng(_seed_of(self.seed, label)).bytes(-(-n // 8)), dtype=np.uint8), count=n
+        )
         signs = torch.from_numpy(bits.reshape(rows, self.d)).float()
         return signs.mul_(2.0 / math.sqrt(self.d)).sub_(1.0 / math.sqrt(self.d))
 
@@ -228,7 +244,7 @@ class ChunkedProjection:
             piece = piece.float()
             while piece.shape[1]:
                 take = min(self.chunk_size - filled, piece.shape[1])
-                buffer[:, filled:filled + take] = piece[:, :take]
+                buffer[:, filled : filled + take] = piece[:, :take]
                 filled, piece = filled + take, piece[:, take:]
                 if filled == self.chunk_size:
                     out.addmm_(buffer, self.matrix(chunk))
@@ -243,8 +259,9 @@ class FeatureExtractor:
 
     def __init__(self, model: Transformer, spec: FeatureSpec, checkpoint: dict | None = None, source: str = ""):
         if spec.max_len > model.config.max_seq_len:
-            raise UserError(f"max_len={spec.max_len} exceeds the model's context of {model.config.max_seq_len}: "
-                            f"lower max_len")
+            raise UserError(
+                f"max_len={spec.max_len} exceeds the model's context of {model.config.max_seq_len}: lower max_len"
+            )
         self.model, self.spec = model.eval(), spec
         self.subset = GradientSubset(model, spec.subset, spec.seed)
         self.denominators = {}
@@ -328,8 +345,14 @@ def cosine_scores(candidates: np.ndarray, reference: np.ndarray) -> tuple[np.nda
     return similarity.mean(axis=1), similarity.max(axis=1)
 
 
-def cached_features(extractor: FeatureExtractor, cache: FeatureCache, hashes: Sequence[str],
-                    examples: Sequence[Sequence[int]], batch_size: int, on_batch=None) -> tuple[np.ndarray, int]:
+def cached_features(
+    extractor: FeatureExtractor,
+    cache: FeatureCache,
+    hashes: Sequence[str],
+    examples: Sequence[Sequence[int]],
+    batch_size: int,
+    on_batch=None,
+) -> tuple[np.ndarray, int]:
     """Features of every example (rows in the order given), computing only those whose text hash the cache lacks,
     `batch_size` at a time, each batch stored before the next starts; `on_batch(n)` is told after each. Returns
     the features and how many were computed."""
@@ -339,10 +362,11 @@ def cached_features(extractor: FeatureExtractor, cache: FeatureCache, hashes: Se
             seen.add(h)
             todo.append((h, ex))
     for start in range(0, len(todo), batch_size):
-        batch = todo[start:start + batch_size]
+        batch = todo[start : start + batch_size]
         features = extractor.features([ex for _, ex in batch]).numpy()
         cache.put([h for h, _ in batch], features)
         if on_batch is not None:
             on_batch(len(batch))
-    return np.stack([cache.get(h) for h in hashes]) if hashes else np.zeros((0, extractor.spec.d), np.float32), \
-        len(todo)
+    return np.stack([cache.get(h) for h in hashes]) if hashes else np.zeros((0, extractor.spec.d), np.float32), len(
+        todo
+    )

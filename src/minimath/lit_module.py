@@ -3,8 +3,8 @@ checkpoints carry."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Callable
 
 import lightning as L
 import torch
@@ -12,8 +12,8 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from minimath.checkpoint import CheckpointMeta, load_weights, model_state
 from minimath.errors import UserError
-from minimath.loss import IGNORE_INDEX, lm_loss
 from minimath.guards import LossSpikeGuard, Spike
+from minimath.loss import IGNORE_INDEX, lm_loss
 from minimath.model import ModelConfig, Probe, Transformer, document_attention
 from minimath.schedules import Constant
 
@@ -36,16 +36,36 @@ class MiniMathModule(L.LightningModule):
     the token-weighted mean loss of the last optimizer step over all its micro-batches and ranks.
     """
 
-    def __init__(self, model: dict, optim: dict, tokenizer: dict, heldout: dict | None = None,
-                 lr_schedule: Callable[[int], float] | None = None,  # tokens into the stage -> LR multiplier
-                 max_nonfinite_steps: int = 5, stage: int = 0, tokens_per_step: int = 0,
-                 loss_chunk_bytes: int | None = None, initial_optimizer_state: dict | None = None,
-                 z_loss: float = 0.0, loss_guard: LossSpikeGuard | None = None):
+    def __init__(
+        self,
+        model: dict,
+        optim: dict,
+        tokenizer: dict,
+        heldout: dict | None = None,
+        lr_schedule: Callable[[int], float] | None = None,  # tokens into the stage -> LR multiplier
+        max_nonfinite_steps: int = 5,
+        stage: int = 0,
+        tokens_per_step: int = 0,
+        loss_chunk_bytes: int | None = None,
+        initial_optimizer_state: dict | None = None,
+        z_loss: float = 0.0,
+        loss_guard: LossSpikeGuard | None = None,
+    ):
         super().__init__()
         # The run logs its whole composed config to the loggers itself; this only fills checkpoints.
-        self.save_hyperparameters(ignore=["lr_schedule", "max_nonfinite_steps", "stage", "tokens_per_step",
-                                          "loss_chunk_bytes", "initial_optimizer_state", "z_loss", "loss_guard"],
-                                  logger=False)
+        self.save_hyperparameters(
+            ignore=[
+                "lr_schedule",
+                "max_nonfinite_steps",
+                "stage",
+                "tokens_per_step",
+                "loss_chunk_bytes",
+                "initial_optimizer_state",
+                "z_loss",
+                "loss_guard",
+            ],
+            logger=False,
+        )
         self.model_config = ModelConfig(**model)
         self.model = Transformer(self.model_config)
         self.lr_schedule = lr_schedule or Constant()
@@ -74,8 +94,10 @@ class MiniMathModule(L.LightningModule):
             state = checkpoint["optimizer_states"][0]
             groups = len(self.model.parameter_groups())
             if len(state.get("param_groups", [])) != groups:
-                raise UserError(f"{source} holds AdamW moments for {len(state.get('param_groups', []))} parameter "
-                                f"groups, this model has {groups} (µP adds one): set init_optimizer=false")
+                raise UserError(
+                    f"{source} holds AdamW moments for {len(state.get('param_groups', []))} parameter "
+                    f"groups, this model has {groups} (µP adds one): set init_optimizer=false"
+                )
             self.initial_optimizer_state = state
 
     def _reset_step_stats(self) -> None:
@@ -103,8 +125,9 @@ class MiniMathModule(L.LightningModule):
             hidden = self.model.hidden_states(batch["input_ids"], positions=positions, mask=mask)
         else:
             hidden = self.model.hidden_states(batch["input_ids"])
-        total, losses = lm_loss(hidden, self.model.output_weight, batch["targets"], chunk_bytes=self.loss_chunk_bytes,
-                                z_loss=self.z_loss)
+        total, losses = lm_loss(
+            hidden, self.model.output_weight, batch["targets"], chunk_bytes=self.loss_chunk_bytes, z_loss=self.z_loss
+        )
         valid = batch["targets"] != IGNORE_INDEX
         n_valid = int(valid.sum())
         loss = total / max(n_valid, 1)
@@ -136,12 +159,14 @@ class MiniMathModule(L.LightningModule):
             return False
         self._drop_gradients()
         self._nonfinite_in_a_row += 1
-        rank_zero_warn(f"non-finite loss at step {self.trainer.global_step}: step skipped "
-                       f"({self._nonfinite_in_a_row} in a row)")
+        rank_zero_warn(
+            f"non-finite loss at step {self.trainer.global_step}: step skipped ({self._nonfinite_in_a_row} in a row)"
+        )
         if self._nonfinite_in_a_row >= self.max_nonfinite_steps:
             raise NonFiniteLossError(
                 f"{self._nonfinite_in_a_row} optimizer steps in a row had a NaN/Inf loss (at step "
-                f"{self.trainer.global_step}): lower optim.lr or check the data; the last good checkpoint is kept")
+                f"{self.trainer.global_step}): lower optim.lr or check the data; the last good checkpoint is kept"
+            )
         self._reset_step_stats()
         return True
 
@@ -176,11 +201,19 @@ class MiniMathModule(L.LightningModule):
         optim = self.hparams.optim
         fused = optim.get("fused", "auto")
         fused = next(self.parameters()).is_cuda if fused == "auto" else bool(fused)  # one kernel for all params
-        groups = [{"params": params, "name": name, "lr": optim["lr"] * lr_mult, "lr_mult": lr_mult,
-                   "weight_decay": optim["weight_decay"] if decays else 0.0}
-                  for name, params, lr_mult, decays in self.model.parameter_groups()]
-        optimizer = torch.optim.AdamW(groups, lr=optim["lr"], betas=tuple(optim["betas"]), eps=optim["eps"],
-                                      fused=fused or None)
+        groups = [
+            {
+                "params": params,
+                "name": name,
+                "lr": optim["lr"] * lr_mult,
+                "lr_mult": lr_mult,
+                "weight_decay": optim["weight_decay"] if decays else 0.0,
+            }
+            for name, params, lr_mult, decays in self.model.parameter_groups()
+        ]
+        optimizer = torch.optim.AdamW(
+            groups, lr=optim["lr"], betas=tuple(optim["betas"]), eps=optim["eps"], fused=fused or None
+        )
         # keyed by tokens: evaluated at the stage's tokens so far whenever the scheduler steps (after each
         # optimizer step, whose tokens are already counted), whatever the batch
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: self.lr_schedule(self.stage_tokens))
@@ -192,8 +225,13 @@ class MiniMathModule(L.LightningModule):
         return self.tokens_seen - self.stage_start_tokens
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        CheckpointMeta(stage=self.stage, tokens_seen=self.tokens_seen, tokens_per_step=self.tokens_per_step,
-                       last_loss=self.last_loss, stage_start_tokens=self.stage_start_tokens).into(checkpoint)
+        CheckpointMeta(
+            stage=self.stage,
+            tokens_seen=self.tokens_seen,
+            tokens_per_step=self.tokens_per_step,
+            last_loss=self.last_loss,
+            stage_start_tokens=self.stage_start_tokens,
+        ).into(checkpoint)
         if self.loss_guard is not None:
             checkpoint[LOSS_GUARD_KEY] = self.loss_guard.state_dict()
 
@@ -209,6 +247,7 @@ def module_hparams(model_config: ModelConfig, optim: dict, tokenizer_state: dict
     """The constructor arguments as plain containers, so checkpoints load with `weights_only=True`. `heldout`: the
     generator configs of the data's held-out sets, so `eval.py` measures what the checkpoint was trained on."""
     if not isinstance(optim, dict) or not isinstance(heldout or {}, dict):
-        raise TypeError("optim and heldout must be plain dicts (OmegaConf.to_container) to keep checkpoints "
-                        "weights_only-safe")
+        raise TypeError(
+            "optim and heldout must be plain dicts (OmegaConf.to_container) to keep checkpoints weights_only-safe"
+        )
     return {"model": asdict(model_config), "optim": optim, "tokenizer": tokenizer_state, "heldout": heldout or {}}

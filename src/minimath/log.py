@@ -11,8 +11,9 @@ from lightning_utilities.core.rank_zero import rank_zero_only  # Lightning's own
 
 logger = logging.getLogger("minimath")
 if getattr(rank_zero_only, "rank", None) is None:  # what Lightning sets on import (from the same variables)
-    rank_zero_only.rank = next((int(os.environ[k]) for k in ("RANK", "LOCAL_RANK", "SLURM_PROCID",
-                                                              "JSM_NAMESPACE_RANK") if k in os.environ), 0)
+    rank_zero_only.rank = next(
+        (int(os.environ[k]) for k in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK") if k in os.environ), 0
+    )
 
 
 @rank_zero_only

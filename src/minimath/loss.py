@@ -29,8 +29,9 @@ def _row_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return losses.view_as(targets)
 
 
-def _softmax_cross_entropy_(logits: torch.Tensor, targets: torch.Tensor,
-                            z_loss: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _softmax_cross_entropy_(
+    logits: torch.Tensor, targets: torch.Tensor, z_loss: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-row cross-entropies (fp32), per-row z-loss terms `z_loss · log²Z` (fp32), and d(sum of both)/d(logits),
     computed in the logits' own memory.
 
@@ -60,22 +61,31 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk: int,
-                dtype: torch.dtype, z_loss: float = 0.0):
+    def forward(
+        ctx,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        targets: torch.Tensor,
+        chunk: int,
+        dtype: torch.dtype,
+        z_loss: float = 0.0,
+    ):
         n = hidden.shape[0]
         losses = torch.zeros(n, dtype=torch.float32, device=hidden.device)
         z_terms = torch.zeros(n, dtype=torch.float32, device=hidden.device)
         grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
-        grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) \
-            if ctx.needs_input_grad[1] else None
+        grad_weight = (
+            torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if ctx.needs_input_grad[1] else None
+        )
         with torch.autocast(hidden.device.type, enabled=False):
             w, x = weight.to(dtype), hidden.to(dtype)
             for start in range(0, n, chunk):
-                h, t = x[start:start + chunk], targets[start:start + chunk]
-                losses[start:start + chunk], z_terms[start:start + chunk], grad_logits = _softmax_cross_entropy_(
-                    h @ w.T, t, z_loss)
+                h, t = x[start : start + chunk], targets[start : start + chunk]
+                losses[start : start + chunk], z_terms[start : start + chunk], grad_logits = _softmax_cross_entropy_(
+                    h @ w.T, t, z_loss
+                )
                 if grad_hidden is not None:
-                    grad_hidden[start:start + chunk] = grad_logits @ w
+                    grad_hidden[start : start + chunk] = grad_logits @ w
                 if grad_weight is None:
                     continue
                 if dtype == torch.float32:
@@ -108,9 +118,14 @@ def chunk_positions(budget_bytes: int, vocab_size: int, dtype: torch.dtype) -> i
     return max(1, budget_bytes // (vocab_size * dtype.itemsize))
 
 
-def lm_loss(hidden: torch.Tensor, output_weight: torch.Tensor, targets: torch.Tensor,
-            chunk_size: int | None = None, chunk_bytes: int | None = None,
-            z_loss: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+def lm_loss(
+    hidden: torch.Tensor,
+    output_weight: torch.Tensor,
+    targets: torch.Tensor,
+    chunk_size: int | None = None,
+    chunk_bytes: int | None = None,
+    z_loss: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(sum over valid positions of the cross-entropy + `z_loss · log²Z`, with gradient; per-position
     cross-entropies (batch, seq), detached — what is logged).
 
@@ -128,13 +143,15 @@ def lm_loss(hidden: torch.Tensor, output_weight: torch.Tensor, targets: torch.Te
     dtype = matmul_dtype(hidden, output_weight)
     if chunk_size is None:
         chunk_size = chunk_positions(chunk_bytes, output_weight.shape[0], dtype)
-    total, losses = ChunkedLinearCrossEntropy.apply(hidden.flatten(0, 1), output_weight, targets.flatten(),
-                                                    int(chunk_size), dtype, float(z_loss))
+    total, losses = ChunkedLinearCrossEntropy.apply(
+        hidden.flatten(0, 1), output_weight, targets.flatten(), int(chunk_size), dtype, float(z_loss)
+    )
     return total, losses.view_as(targets)
 
 
-def next_token_loss(hidden: torch.Tensor, output_weight: torch.Tensor, targets: torch.Tensor,
-                    chunk_size: int | None = None) -> tuple[torch.Tensor, int]:
+def next_token_loss(
+    hidden: torch.Tensor, output_weight: torch.Tensor, targets: torch.Tensor, chunk_size: int | None = None
+) -> tuple[torch.Tensor, int]:
     """Summed cross-entropy over valid targets divided by their count, and that count."""
     n_valid = int((targets != IGNORE_INDEX).sum())
     total, _ = lm_loss(hidden, output_weight, targets, chunk_size)

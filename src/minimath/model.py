@@ -21,8 +21,8 @@ applied to the final hidden states (h/m)·Eᵀ, so the embedding's gradient thro
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass, fields
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -76,14 +76,15 @@ class ModelConfig:
         return self.mup_scale_depth / math.sqrt(self.n_layer) if self.mup else 1.0
 
     @classmethod
-    def from_preset(cls, preset, **derived) -> "ModelConfig":
+    def from_preset(cls, preset, **derived) -> ModelConfig:
         """From a `conf/model` preset (a mapping with more keys than the architecture: name, tokenizer, lr, ...):
         every architecture field the preset sets, plus what is truly derived (`vocab_size`, a benchmark's
         `max_seq_len`). A field added here is picked up by every caller; a missing required one is a ValueError."""
         names = [f.name for f in fields(cls)]
         values = {k: preset[k] for k in names if k in preset and k not in derived}
-        missing = [k for k in names if k not in values and k not in derived
-                   and cls.__dataclass_fields__[k].default is MISSING]
+        missing = [
+            k for k in names if k not in values and k not in derived and cls.__dataclass_fields__[k].default is MISSING
+        ]
         if missing:
             raise ValueError(f"the model preset does not set {', '.join(missing)}")
         return cls(**values, **derived)
@@ -159,8 +160,8 @@ class KVCache:
         t = k.shape[2]
         if self.length + t > self.k.shape[3]:
             raise ValueError(f"KV cache of {self.k.shape[3]} positions is full")
-        self.k[layer, :, :, self.length:self.length + t] = k
-        self.v[layer, :, :, self.length:self.length + t] = v
+        self.k[layer, :, :, self.length : self.length + t] = k
+        self.v[layer, :, :, self.length : self.length + t] = v
         end = self.length + t
         if layer == self.k.shape[0] - 1:
             self.length = end
@@ -192,10 +193,17 @@ class Attention(nn.Module):
         """max |q·k|/√d over heads and positions: what grows before attention entropy collapses (QK-norm bounds it)."""
         q, k = self.queries_keys(x, cos, sin)
         k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
-        return (q.float() @ k.float().transpose(-1, -2)).abs().amax() / self.head_dim ** 0.5
+        return (q.float() @ k.float().transpose(-1, -2)).abs().amax() / self.head_dim**0.5
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: KVCache | None = None,
-                layer: int = 0, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        cache: KVCache | None = None,
+        layer: int = 0,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         b, t, _ = x.shape
         q, k = self.queries_keys(x, cos, sin)
         v = self.wv(x).view(b, t, self.n_kv_head, self.head_dim).transpose(1, 2)
@@ -231,8 +239,15 @@ class Block(nn.Module):
         self.feed_forward = FeedForward(config)
         self.residual_scale = config.residual_scale
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: KVCache | None = None,
-                layer: int = 0, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        cache: KVCache | None = None,
+        layer: int = 0,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         a = self.attention(self.attention_norm(x), cos, sin, cache, layer, mask)
         x = x + (a if self.residual_scale == 1.0 else a * self.residual_scale)
         f = self.feed_forward(self.ffn_norm(x))
@@ -242,6 +257,7 @@ class Block(nn.Module):
 @dataclass(frozen=True)
 class Probe:
     """A quantity a monitor reads off the forward pass: `measure(inputs, output)` of `module`'s forward, a scalar."""
+
     name: str
     module: nn.Module
     measure: Callable[[tuple, torch.Tensor], torch.Tensor]
@@ -272,25 +288,35 @@ class Transformer(nn.Module):
         """What the stability monitors read (YuLan-Mini's), per block i: `layer<i>/hidden_rms` (the residual stream
         after it), `layer<i>/{attn_norm,ffn_norm}_rms` (its norms' outputs) and `layer<i>/max_attn_logit`; and
         `logit_rms`, the output logits' RMS over at most `logit_positions` positions."""
+
         def output_rms(inputs, output):
             return _rms(output)
 
         def logit_rms(inputs, normed):
-            return _rms(self.output_hidden(normed.flatten(0, -2)[:logit_positions]).float()
-                        @ self.output_weight.float().T)
+            return _rms(
+                self.output_hidden(normed.flatten(0, -2)[:logit_positions]).float() @ self.output_weight.float().T
+            )
 
         probes = []
         for i, block in enumerate(self.layers):
-            probes += [Probe(f"layer{i}/hidden_rms", block, output_rms),
-                       Probe(f"layer{i}/attn_norm_rms", block.attention_norm, output_rms),
-                       Probe(f"layer{i}/ffn_norm_rms", block.ffn_norm, output_rms),
-                       Probe(f"layer{i}/max_attn_logit", block.attention,
-                             lambda inputs, output, attention=block.attention: attention.max_logit(*inputs[:3]))]
+            probes += [
+                Probe(f"layer{i}/hidden_rms", block, output_rms),
+                Probe(f"layer{i}/attn_norm_rms", block.attention_norm, output_rms),
+                Probe(f"layer{i}/ffn_norm_rms", block.ffn_norm, output_rms),
+                Probe(
+                    f"layer{i}/max_attn_logit",
+                    block.attention,
+                    lambda inputs, output, attention=block.attention: attention.max_logit(*inputs[:3]),
+                ),
+            ]
         return probes + [Probe("logit_rms", self.norm, logit_rms)]
 
     def residual_projection_names(self) -> tuple[str, ...]:
-        return ("attention.wo", "feed_forward.w2") if self.config.init_residual == "gpt2" else (
-            "attention.wo", "feed_forward.w3")
+        return (
+            ("attention.wo", "feed_forward.w2")
+            if self.config.init_residual == "gpt2"
+            else ("attention.wo", "feed_forward.w3")
+        )
 
     def init_std_of(self, name: str, module: nn.Module) -> float:
         """The init std of a linear or embedding module: the embedding init_std; a hidden matrix init_std/√m under
@@ -309,11 +335,16 @@ class Transformer(nn.Module):
         embedding = self.tok_embeddings.weight
         vectors = [p for p in self.parameters() if p.dim() < 2]
         if not self.config.mup:
-            return [("matrices", [p for p in self.parameters() if p.dim() >= 2], 1.0, True),
-                    ("vectors", vectors, 1.0, False)]
+            return [
+                ("matrices", [p for p in self.parameters() if p.dim() >= 2], 1.0, True),
+                ("vectors", vectors, 1.0, False),
+            ]
         hidden = [p for p in self.parameters() if p.dim() >= 2 and p is not embedding]
-        return [("hidden_matrices", hidden, 1.0 / self.config.width_mult, True), ("embedding", [embedding], 1.0, True),
-                ("vectors", vectors, 1.0, False)]
+        return [
+            ("hidden_matrices", hidden, 1.0 / self.config.width_mult, True),
+            ("embedding", [embedding], 1.0, True),
+            ("vectors", vectors, 1.0, False),
+        ]
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
@@ -323,12 +354,19 @@ class Transformer(nn.Module):
             elif isinstance(module, RMSNorm):
                 nn.init.ones_(module.weight)
         if self.rope_cos.device.type != "meta":
-            cos, sin = rope_tables(self.config.head_dim, self.config.max_seq_len, self.config.rope_theta, self.rope_cos.device)
+            cos, sin = rope_tables(
+                self.config.head_dim, self.config.max_seq_len, self.config.rope_theta, self.rope_cos.device
+            )
             self.rope_cos.copy_(cos)
             self.rope_sin.copy_(sin)
 
-    def hidden_states(self, idx: torch.Tensor, positions: torch.Tensor | None = None, cache: KVCache | None = None,
-                      mask: torch.Tensor | None = None) -> torch.Tensor:
+    def hidden_states(
+        self,
+        idx: torch.Tensor,
+        positions: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Final normalised hidden states (batch, seq, n_embd), µP's logit multiplier included; the loss applies the
         tied output layer.
 
@@ -357,7 +395,12 @@ class Transformer(nn.Module):
         """What multiplies the tied output layer: the final norm's output, ÷ m under µP (the logit multiplier)."""
         return normed if self.config.width_mult == 1.0 else normed / self.config.width_mult
 
-    def forward(self, idx: torch.Tensor, positions: torch.Tensor | None = None, cache: KVCache | None = None,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        idx: torch.Tensor,
+        positions: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Logits (batch, seq, vocab_size)."""
         return F.linear(self.hidden_states(idx, positions, cache, mask), self.output_weight)

@@ -23,10 +23,10 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -43,23 +43,47 @@ LOCK = ".lock"
 # What a run writes into a stage directory before its first checkpoint: a directory holding nothing else is removed
 # when the run stops (a failed start leaves no directory behind).
 BOOKKEEPING = (".hydra", "train.log", LOCK, FINGERPRINT)
-HF_PREFIX = "hf:"    # init_from=hf:DIR: a transformers model directory
+HF_PREFIX = "hf:"  # init_from=hf:DIR: a transformers model directory
 
 # The settings that determine a stage's checkpoints (dotted config keys; a key covers everything under it), and
 # the keys under them that do not (where the data lives, how many tokenizer processes, a compile or a memory
 # knob). Nothing else does: logging, measuring callbacks, paths, run_name, resume, dry_run, the curriculum's eval.
-RESULT_KEYS = ("stage.id", "seed", "model", "data", "batch.tokens_per_step", "optim", "scheduler", "train",
-               "hardware.precision", "trainer", "init_from", "init_optimizer", "branch_from",
-               "callbacks.stability.spike_action")
-NOT_RESULT_KEYS = ("data.dir", "data.workers", "train.compile", "train.loss_chunk_bytes",
-                   "trainer.log_every_n_steps", "trainer.enable_progress_bar", "trainer.enable_model_summary")
+RESULT_KEYS = (
+    "stage.id",
+    "seed",
+    "model",
+    "data",
+    "batch.tokens_per_step",
+    "optim",
+    "scheduler",
+    "train",
+    "hardware.precision",
+    "trainer",
+    "init_from",
+    "init_optimizer",
+    "branch_from",
+    "callbacks.stability.spike_action",
+)
+NOT_RESULT_KEYS = (
+    "data.dir",
+    "data.workers",
+    "train.compile",
+    "train.loss_chunk_bytes",
+    "trainer.log_every_n_steps",
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+)
 # Recorded keys whose values are derived from plain config keys (`stage=3`, `batch=1.63M`): the names they had when
 # stage and batch were config groups, so directories recorded then keep their fingerprints.
 # Likewise the loss guard's action (callbacks=monitored turns the guard on), recorded where it was when the guard
 # was a callback's setting.
-DERIVED = {"stage.id": lambda cfg: int(cfg.stage), "batch.tokens_per_step": lambda cfg: step_batch(cfg).tokens_per_step,
-           "callbacks.stability.spike_action": lambda cfg: cfg.train.loss_guard.action if cfg.train.get("loss_guard")
-           else None}
+DERIVED = {
+    "stage.id": lambda cfg: int(cfg.stage),
+    "batch.tokens_per_step": lambda cfg: step_batch(cfg).tokens_per_step,
+    "callbacks.stability.spike_action": lambda cfg: (
+        cfg.train.loss_guard.action if cfg.train.get("loss_guard") else None
+    ),
+}
 # Recorded only when set (settings added after directories recorded their fingerprints).
 RECORDED_WHEN_SET = ("branch_from", "train.loss_guard")
 
@@ -95,7 +119,7 @@ class Fingerprint:
     values: dict = field(default_factory=dict)
 
     @classmethod
-    def of(cls, cfg: DictConfig) -> "Fingerprint":
+    def of(cls, cfg: DictConfig) -> Fingerprint:
         out = {}
         for key in RESULT_KEYS:
             value = DERIVED[key](cfg) if key in DERIVED else OmegaConf.select(cfg, key, default=None)
@@ -106,23 +130,27 @@ class Fingerprint:
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.values, sort_keys=True).encode()).hexdigest()[:16]
 
-    def differences(self, other: "Fingerprint") -> list[str]:
+    def differences(self, other: Fingerprint) -> list[str]:
         """The keys whose values differ, the shallowest first (`seed` before the `data.sources.*.seed` it sets)."""
-        return sorted((k for k in set(self.values) | set(other.values) if self.values.get(k) != other.values.get(k)),
-                      key=lambda k: (k.count("."), k))
+        return sorted(
+            (k for k in set(self.values) | set(other.values) if self.values.get(k) != other.values.get(k)),
+            key=lambda k: (k.count("."), k),
+        )
 
-    def describe_differences(self, other: "Fingerprint", here: str, there: str, limit: int = 3) -> str:
+    def describe_differences(self, other: Fingerprint, here: str, there: str, limit: int = 3) -> str:
         keys = self.differences(other)
-        shown = [f"{k}={_short(self.values.get(k))} {here}, {_short(other.values.get(k))} {there}"
-                 for k in keys[:limit]]
+        shown = [
+            f"{k}={_short(self.values.get(k))} {here}, {_short(other.values.get(k))} {there}" for k in keys[:limit]
+        ]
         return "; ".join(shown) + (f"; and {len(keys) - limit} more" if len(keys) > limit else "")
 
     def save(self, stage_dir: Path, overrides: list[str]) -> None:
-        atomic_write_json(Path(stage_dir) / FINGERPRINT, {"fingerprint": self.digest, "overrides": overrides,
-                                                          "values": self.values})
+        atomic_write_json(
+            Path(stage_dir) / FINGERPRINT, {"fingerprint": self.digest, "overrides": overrides, "values": self.values}
+        )
 
     @classmethod
-    def load(cls, stage_dir: Path) -> "Fingerprint | None":
+    def load(cls, stage_dir: Path) -> Fingerprint | None:
         path = Path(stage_dir) / FINGERPRINT
         if not path.is_file():
             return None
@@ -195,8 +223,10 @@ def stage_config(cfg: DictConfig, key: str, overrides: list[str]) -> DictConfig:
     staged = cfg.copy()
     with open_dict(staged):
         staged.stage = str(key)
-        staged.paths.output_dir = str(run_dir(cfg.paths.runs, cfg.run_name) / (
-            stage_dir_name(key, step_batch(staged).name) + variant_suffix(overrides) + branch_suffix(staged)))
+        staged.paths.output_dir = str(
+            run_dir(cfg.paths.runs, cfg.run_name)
+            / (stage_dir_name(key, step_batch(staged).name) + variant_suffix(overrides) + branch_suffix(staged))
+        )
     return staged
 
 
@@ -223,9 +253,11 @@ def previous_stage_checkpoint(run: Path, stage: int, wanted: Fingerprint) -> tup
     if not previous:
         unfinished = [p.name for p in Path(run).glob(f"stage{stage - 1}-bs*")]
         hint = f" ({', '.join(unfinished)} did not finish)" if unfinished else ""
-        raise UserError(f"stage {stage} starts from stage {stage - 1}, but {run} has no finished stage "
-                        f"{stage - 1}{hint}: run `python train.py stage={stage - 1}` first, or pass init_from=PATH "
-                        f"(init_from=none: from scratch)")
+        raise UserError(
+            f"stage {stage} starts from stage {stage - 1}, but {run} has no finished stage "
+            f"{stage - 1}{hint}: run `python train.py stage={stage - 1}` first, or pass init_from=PATH "
+            f"(init_from=none: from scratch)"
+        )
     model = {k: v for k, v in wanted.values.items() if k.startswith("model.")}
     candidates = {}
     for directory, final in previous.items():
@@ -235,14 +267,18 @@ def previous_stage_checkpoint(run: Path, stage: int, wanted: Fingerprint) -> tup
     if not candidates:
         some = next(iter(previous))
         recorded = Fingerprint.load(some) or Fingerprint()
-        raise UserError(f"stage {stage} starts from stage {stage - 1}, but no finished stage {stage - 1} in {run} "
-                        f"has this model ({wanted.describe_differences(recorded, 'here', 'in ' + some.name)}): "
-                        f"run stage={stage - 1} with the same overrides first, or pass init_from=PATH")
+        raise UserError(
+            f"stage {stage} starts from stage {stage - 1}, but no finished stage {stage - 1} in {run} "
+            f"has this model ({wanted.describe_differences(recorded, 'here', 'in ' + some.name)}): "
+            f"run stage={stage - 1} with the same overrides first, or pass init_from=PATH"
+        )
     fewest = min(len(d) for d in candidates.values())
     best = [final for final, d in candidates.items() if len(d) == fewest]
     if len(best) > 1:
-        raise UserError(f"several finished stage-{stage - 1} runs in {run} are equally close to this one "
-                        f"({', '.join(p.parent.parent.name for p in best)}): pass init_from=PATH to choose one")
+        raise UserError(
+            f"several finished stage-{stage - 1} runs in {run} are equally close to this one "
+            f"({', '.join(p.parent.parent.name for p in best)}): pass init_from=PATH to choose one"
+        )
     return best[0], candidates[best[0]]
 
 
@@ -260,12 +296,16 @@ def check_fingerprint(stage_dir: Path, fingerprint: Fingerprint, overrides: list
     ways = f"pass run_name=NEW for a separate run, or remove {stage_dir} to train it again with these settings"
     if recorded is None:
         if checkpoint_dir(stage_dir).is_dir() and any(checkpoint_dir(stage_dir).iterdir()):
-            raise UserError(f"{stage_dir} holds checkpoints but no {FINGERPRINT} (trained before runs recorded "
-                            f"their settings): {ways}")
+            raise UserError(
+                f"{stage_dir} holds checkpoints but no {FINGERPRINT} (trained before runs recorded "
+                f"their settings): {ways}"
+            )
         fingerprint.save(stage_dir, result_overrides(overrides))
     elif recorded.digest != fingerprint.digest:
-        raise UserError(f"{stage_dir} was trained with other settings "
-                        f"({fingerprint.describe_differences(recorded, 'here', 'there')}): {ways}")
+        raise UserError(
+            f"{stage_dir} was trained with other settings "
+            f"({fingerprint.describe_differences(recorded, 'here', 'there')}): {ways}"
+        )
 
 
 @contextmanager
@@ -284,8 +324,10 @@ def stage_lock(stage_dir: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            raise UserError(f"{stage_dir} is in use by another run (pid {holder}): wait for it to end, or pass "
-                            f"run_name=NEW for a separate run") from None
+            raise UserError(
+                f"{stage_dir} is in use by another run (pid {holder}): wait for it to end, or pass "
+                f"run_name=NEW for a separate run"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield

@@ -40,10 +40,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 _MEMORY_EXIT = 86  # the bootstrap's exit status for a MemoryError in the program
 _SYSTEM_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
@@ -51,7 +51,7 @@ _UNSHARE = ("--user", "--map-root-user", "--net", "--pid", "--fork", "--kill-chi
 
 # Runs in the child as `python -I -S -c _BOOTSTRAP <json>`, before the program. Everything the hook uses is a default
 # argument bound at definition (the program could rebind os.path, builtins or this module's names, not those).
-_BOOTSTRAP = r'''
+_BOOTSTRAP = r"""
 import json, os, resource, stat, sys, traceback
 _cfg = json.loads(sys.argv[1])
 _memory_exit = _cfg["memory_exit"]
@@ -156,7 +156,7 @@ except SystemExit:
 except BaseException:
     traceback.print_exc()
     sys.exit(1)
-'''
+"""
 
 
 @dataclass(frozen=True)
@@ -222,10 +222,15 @@ def _package_dirs(packages: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str
 
 def _limit_resources(limits: SandboxLimits):
     def apply() -> None:  # runs in the forked child before exec: only async-signal-tolerant calls
-        for what, value in ((resource.RLIMIT_CPU, limits.cpu_seconds), (resource.RLIMIT_AS, limits.memory_bytes),
-                            (resource.RLIMIT_FSIZE, limits.file_bytes), (resource.RLIMIT_NOFILE, limits.open_files),
-                            (resource.RLIMIT_CORE, 0)):
+        for what, value in (
+            (resource.RLIMIT_CPU, limits.cpu_seconds),
+            (resource.RLIMIT_AS, limits.memory_bytes),
+            (resource.RLIMIT_FSIZE, limits.file_bytes),
+            (resource.RLIMIT_NOFILE, limits.open_files),
+            (resource.RLIMIT_CORE, 0),
+        ):
             resource.setrlimit(what, (value, value + 1 if what == resource.RLIMIT_CPU else value))
+
     return apply
 
 
@@ -251,8 +256,9 @@ def _status(returncode: int, timed_out: bool, cpu_seconds: float, limits: Sandbo
     return "killed" if returncode < 0 else "error"
 
 
-def run_program(code: str, limits: SandboxLimits = SandboxLimits(), tmp_root: str | Path | None = None
-                ) -> SandboxResult:
+def run_program(
+    code: str, limits: SandboxLimits = SandboxLimits(), tmp_root: str | Path | None = None
+) -> SandboxResult:
     """Run `code` as a script in the sandbox (see the module docstring); its private directory is made under
     `tmp_root` (default: the system's temporary directory) and removed afterwards."""
     wrapper = unshare_command() if limits.namespaces else None
@@ -263,18 +269,40 @@ def run_program(code: str, limits: SandboxLimits = SandboxLimits(), tmp_root: st
     work = Path(tempfile.mkdtemp(prefix="minimath-sandbox-", dir=tmp_root))
     try:
         (work / "main.py").write_text(code, encoding="utf-8")
-        config = {"work": str(work), "nproc": limits.processes, "path": paths, "read": dirs,
-                  "preload": names, "memory_exit": _MEMORY_EXIT}
+        config = {
+            "work": str(work),
+            "nproc": limits.processes,
+            "path": paths,
+            "read": dirs,
+            "preload": names,
+            "memory_exit": _MEMORY_EXIT,
+        }
         argv = [*(wrapper or ()), sys.executable, "-I", "-S", "-c", _BOOTSTRAP, json.dumps(config)]
-        env = {"PATH": _SYSTEM_PATH, "HOME": str(work), "LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1",
-               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        env = {
+            "PATH": _SYSTEM_PATH,
+            "HOME": str(work),
+            "LANG": "C.UTF-8",
+            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+        }
         start = time.monotonic()
-        proc = subprocess.Popen(argv, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True, close_fds=True,
-                                preexec_fn=_limit_resources(limits))
+        proc = subprocess.Popen(
+            argv,
+            cwd=work,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            close_fds=True,
+            preexec_fn=_limit_resources(limits),
+        )
         out, err = [b"", False], [b"", False]
-        readers = [threading.Thread(target=_drain, args=(proc.stdout, limits.output_bytes, False, out)),
-                   threading.Thread(target=_drain, args=(proc.stderr, limits.output_bytes, True, err))]
+        readers = [
+            threading.Thread(target=_drain, args=(proc.stdout, limits.output_bytes, False, out)),
+            threading.Thread(target=_drain, args=(proc.stderr, limits.output_bytes, True, err)),
+        ]
         for reader in readers:
             reader.start()
         timed_out = False
@@ -291,9 +319,15 @@ def run_program(code: str, limits: SandboxLimits = SandboxLimits(), tmp_root: st
         proc.stderr.close()
         seconds = time.monotonic() - start
         cpu = usage.ru_utime + usage.ru_stime
-        return SandboxResult(stdout=out[0].decode("utf-8", "replace"), stderr_tail=err[0].decode("utf-8", "replace"),
-                             status=_status(proc.returncode, timed_out, cpu, limits), returncode=proc.returncode,
-                             seconds=round(seconds, 3), truncated=bool(out[1] or err[1]), layers=tuple(layers))
+        return SandboxResult(
+            stdout=out[0].decode("utf-8", "replace"),
+            stderr_tail=err[0].decode("utf-8", "replace"),
+            status=_status(proc.returncode, timed_out, cpu, limits),
+            returncode=proc.returncode,
+            seconds=round(seconds, 3),
+            truncated=bool(out[1] or err[1]),
+            layers=tuple(layers),
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -310,8 +344,9 @@ def _wait(proc: subprocess.Popen, timeout: float):
         time.sleep(0.01)
 
 
-def run_programs(codes: Sequence[str], limits: SandboxLimits = SandboxLimits(), workers: int = 2,
-                 tmp_root: str | Path | None = None) -> list[SandboxResult]:
+def run_programs(
+    codes: Sequence[str], limits: SandboxLimits = SandboxLimits(), workers: int = 2, tmp_root: str | Path | None = None
+) -> list[SandboxResult]:
     """`run_program` for each code, at most `workers` at a time; results in the order of `codes`."""
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         return list(pool.map(lambda code: run_program(code, limits, tmp_root), codes))

@@ -26,11 +26,12 @@ SHAPES = ("exp", "linear", "sqrt")
 class Schedule:
     """Warmup shared by every schedule: `warmup_steps` (converted with the batch) or `warmup_tokens`."""
 
-    def __init__(self, warmup_steps: int = 0, warmup_tokens: int = 0, total_tokens: int = 0,
-                 tokens_per_step: int = 1):
+    def __init__(self, warmup_steps: int = 0, warmup_tokens: int = 0, total_tokens: int = 0, tokens_per_step: int = 1):
         if warmup_steps < 0 or warmup_tokens < 0 or tokens_per_step < 1:
-            raise ValueError(f"warmup_steps, warmup_tokens >= 0 and tokens_per_step >= 1; got {warmup_steps}, "
-                             f"{warmup_tokens}, {tokens_per_step}")
+            raise ValueError(
+                f"warmup_steps, warmup_tokens >= 0 and tokens_per_step >= 1; got {warmup_steps}, "
+                f"{warmup_tokens}, {tokens_per_step}"
+            )
         self.tokens_per_step, self.total_tokens = int(tokens_per_step), int(total_tokens)
         self.warmup_tokens = int(warmup_tokens) or int(warmup_steps) * self.tokens_per_step
 
@@ -61,13 +62,23 @@ class Constant(Schedule):
 class WSD(Schedule):
     """Warmup, stable at the base LR, then a decay over the stage's last tokens (rounded to whole steps)."""
 
-    def __init__(self, warmup_steps: int = 0, warmup_tokens: int = 0, decay_fraction: float = 0.1,
-                 decay_tokens: int | None = None, shape: str = "exp", final_ratio: float = 0.1,
-                 total_tokens: int = 0, tokens_per_step: int = 1):
+    def __init__(
+        self,
+        warmup_steps: int = 0,
+        warmup_tokens: int = 0,
+        decay_fraction: float = 0.1,
+        decay_tokens: int | None = None,
+        shape: str = "exp",
+        final_ratio: float = 0.1,
+        total_tokens: int = 0,
+        tokens_per_step: int = 1,
+    ):
         super().__init__(warmup_steps, warmup_tokens, total_tokens, tokens_per_step)
         if not 0.0 <= decay_fraction <= 1.0 or not 0.0 <= final_ratio <= 1.0 or shape not in SHAPES:
-            raise ValueError(f"decay_fraction and final_ratio in [0, 1], shape one of {SHAPES}; got "
-                             f"{decay_fraction}, {final_ratio}, {shape!r}")
+            raise ValueError(
+                f"decay_fraction and final_ratio in [0, 1], shape one of {SHAPES}; got "
+                f"{decay_fraction}, {final_ratio}, {shape!r}"
+            )
         if shape == "exp" and final_ratio == 0.0:
             raise ValueError("shape=exp decays geometrically: final_ratio must be above 0")
         decay = decay_tokens if decay_tokens is not None else decay_fraction * self.total_tokens
@@ -86,7 +97,7 @@ class WSD(Schedule):
             return 1.0
         x, r = min(1.0, x), self.final_ratio
         if self.shape == "exp":
-            return r ** x
+            return r**x
         return 1.0 - (1.0 - r) * (x if self.shape == "linear" else math.sqrt(x))
 
     def __call__(self, tokens: int) -> float:
@@ -96,8 +107,14 @@ class WSD(Schedule):
 class Cosine(Schedule):
     """Warmup, then a half cosine from the base LR down to `final_ratio` at the stage's end."""
 
-    def __init__(self, warmup_steps: int = 0, warmup_tokens: int = 0, final_ratio: float = 0.1,
-                 total_tokens: int = 0, tokens_per_step: int = 1):
+    def __init__(
+        self,
+        warmup_steps: int = 0,
+        warmup_tokens: int = 0,
+        final_ratio: float = 0.1,
+        total_tokens: int = 0,
+        tokens_per_step: int = 1,
+    ):
         super().__init__(warmup_steps, warmup_tokens, total_tokens, tokens_per_step)
         if not 0.0 <= final_ratio <= 1.0:
             raise ValueError(f"final_ratio in [0, 1]; got {final_ratio}")

@@ -19,7 +19,7 @@ SCHEMA = "schema"  # the name conf/config.yaml's defaults list uses
 
 
 class Resume(str, Enum):
-    auto = "auto"    # rerunning a command continues the stage from its last.ckpt
+    auto = "auto"  # rerunning a command continues the stage from its last.ckpt
     never = "never"  # refuse to run over an unfinished stage
 
     __str__ = str.__str__  # `auto`, as the YAML spells it (also in logged hyper-parameters)
@@ -54,14 +54,14 @@ class Checkpoint:
 @dataclass
 class Hardware:
     accelerator: str = "cpu"
-    devices: Any = 1          # a count, or Lightning's "auto"
+    devices: Any = 1  # a count, or Lightning's "auto"
     num_nodes: int = 1
-    strategy: Any = "auto"    # a Lightning strategy name or object config
-    precision: str = "auto"   # auto, 32-true, bf16-mixed, 16-mixed, ... (checked by minimath.hardware)
+    strategy: Any = "auto"  # a Lightning strategy name or object config
+    precision: str = "auto"  # auto, 32-true, bf16-mixed, 16-mixed, ... (checked by minimath.hardware)
     micro_batch: Any = "auto"  # sequences per forward/backward, or auto
     max_micro_batch: Optional[int] = None
     num_workers: int = 0
-    peak_tflops: Any = None   # TFLOP/s, measure, or null
+    peak_tflops: Any = None  # TFLOP/s, measure, or null
 
 
 @dataclass
@@ -74,8 +74,8 @@ class Paths:
 
 @dataclass
 class TrainingConfig:
-    stage: str = "all"           # all, or a stage of the data config (checked against it: minimath.config)
-    batch: str = "stage"         # stage, a name of batch_sizes, or a number of tokens per step
+    stage: str = "all"  # all, or a stage of the data config (checked against it: minimath.config)
+    batch: str = "stage"  # stage, a name of batch_sizes, or a number of tokens per step
     batch_sizes: Dict[str, int] = field(default_factory=dict)
     seed: int = 1234
     run_name: str = "run"

@@ -35,9 +35,14 @@ def compare(a: dict[int, dict[str, float]], b: dict[int, dict[str, float]], colu
 
 
 def markdown(summary: dict, a_title: str, b_title: str) -> str:
-    lines = [f"| held-out set | {a_title} (mean ± std) | {b_title} (mean ± std) | difference | beyond 2× the larger "
-             "seed std? |", "|---|---|---|---|---|"]
+    lines = [
+        f"| held-out set | {a_title} (mean ± std) | {b_title} (mean ± std) | difference | beyond 2× the larger "
+        "seed std? |",
+        "|---|---|---|---|---|",
+    ]
     for column, s in summary.items():
-        lines.append(f"| {column} | {s['a'][0]:.1f} ± {s['a'][1]:.1f} | {s['b'][0]:.1f} ± {s['b'][1]:.1f} | "
-                     f"{s['difference'][0]:+.1f} ± {s['difference'][1]:.1f} | {'yes' if s['exceeds_spread'] else 'no'} |")
+        lines.append(
+            f"| {column} | {s['a'][0]:.1f} ± {s['a'][1]:.1f} | {s['b'][0]:.1f} ± {s['b'][1]:.1f} | "
+            f"{s['difference'][0]:+.1f} ± {s['difference'][1]:.1f} | {'yes' if s['exceeds_spread'] else 'no'} |"
+        )
     return "\n".join(lines)

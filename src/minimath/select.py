@@ -37,13 +37,21 @@ def read_block(block: DictConfig):
     from minimath.synthesize import build
 
     source = build(block.source, name=str(block.name))
-    texts, stats, skipped = pipeline.read_seed_texts(source, block.count, int(block.max_chars),
-                                                     pipeline.read_selection(block.get("selection")),
-                                                     str(block.on_too_long))
+    texts, stats, skipped = pipeline.read_seed_texts(
+        source,
+        block.count,
+        int(block.max_chars),
+        pipeline.read_selection(block.get("selection")),
+        str(block.on_too_long),
+    )
     if not texts:
         raise UserError(f"no texts from the {block.name} source ({stats}): check its source settings")
-    return texts, {"texts": len(texts), "truncated": sum(t.truncated for t in texts), "source_stats": stats,
-                   "skipped": skipped.to_dict()}
+    return texts, {
+        "texts": len(texts),
+        "truncated": sum(t.truncated for t in texts),
+        "source_stats": stats,
+        "skipped": skipped.to_dict(),
+    }
 
 
 def tfidf_vectors(texts: list[str], n: int) -> list[dict]:
@@ -54,7 +62,7 @@ def tfidf_vectors(texts: list[str], n: int) -> list[dict]:
     counts = []
     for text in texts:
         u = units(text)
-        counts.append(Counter(tuple(u[i:i + k]) for k in range(1, n + 1) for i in range(len(u) - k + 1)))
+        counts.append(Counter(tuple(u[i : i + k]) for k in range(1, n + 1) for i in range(len(u) - k + 1)))
     df = Counter(term for c in counts for term in c)
     vectors = []
     for c in counts:
@@ -67,7 +75,7 @@ def tfidf_vectors(texts: list[str], n: int) -> list[dict]:
 def ngram_scores(candidates: list[str], reference: list[str], n: int) -> tuple[np.ndarray, np.ndarray]:
     """Each candidate's mean and max TF-IDF cosine to the reference texts (IDF over both sets together)."""
     vectors = tfidf_vectors(candidates + reference, n)
-    cands, refs = vectors[:len(candidates)], vectors[len(candidates):]
+    cands, refs = vectors[: len(candidates)], vectors[len(candidates) :]
     sims = np.array([[sum(w * r.get(t, 0.0) for t, w in c.items()) for r in refs] for c in cands])
     return sims.mean(axis=1), sims.max(axis=1)
 
@@ -102,8 +110,10 @@ class FeatureProgress:
         if self.done < self.total and now - self._shown < (0.5 if self._tty else self.every):
             return
         rate = self.done / max(now - self._start, 1e-9)
-        line = (f"influence features {self.done:,}/{self.total:,} to compute ({100 * self.done / self.total:.0f}%) | "
-                f"{rate:.1f} examples/s | ETA {self._duration((self.total - self.done) / rate)}")
+        line = (
+            f"influence features {self.done:,}/{self.total:,} to compute ({100 * self.done / self.total:.0f}%) | "
+            f"{rate:.1f} examples/s | ETA {self._duration((self.total - self.done) / rate)}"
+        )
         end = "\n" if not self._tty or self.done >= self.total else ""
         sys.stderr.write(("\r" if self._tty else "") + line + end)
         sys.stderr.flush()
@@ -116,24 +126,38 @@ def influence_scores(cfg: DictConfig, candidates: list[str], reference: list[str
     from minimath.checkpoint import load_checkpoint
     from minimath.data.shards import sha256_file
     from minimath.eval.generation import inference_objects
-    from minimath.influence import FeatureCache, FeatureExtractor, FeatureSpec, cached_features, cosine_scores, \
-        encode_examples
+    from minimath.influence import (
+        FeatureCache,
+        FeatureExtractor,
+        FeatureSpec,
+        cached_features,
+        cosine_scores,
+        encode_examples,
+    )
     from minimath.synthesis.records import text_hash
 
     if not cfg.ckpt:
-        raise UserError("method=influence needs ckpt=PATH (a train.py checkpoint: .../checkpoints/final.ckpt), "
-                        "or use method=ngram")
+        raise UserError(
+            "method=influence needs ckpt=PATH (a train.py checkpoint: .../checkpoints/final.ckpt), or use method=ngram"
+        )
     path = Path(str(cfg.ckpt))
     checkpoint = load_checkpoint(path)
     model, tokenizer = inference_objects(checkpoint, path)
-    spec = FeatureSpec(subset=str(cfg.subset), d=int(cfg.d), seed=int(cfg.projection_seed),
-                       precondition=str(cfg.precondition), max_len=int(cfg.max_len), projection=str(cfg.projection),
-                       chunk_size=int(cfg.chunk_size))
+    spec = FeatureSpec(
+        subset=str(cfg.subset),
+        d=int(cfg.d),
+        seed=int(cfg.projection_seed),
+        precondition=str(cfg.precondition),
+        max_len=int(cfg.max_len),
+        projection=str(cfg.projection),
+        chunk_size=int(cfg.chunk_size),
+    )
     extractor = FeatureExtractor(model, spec, checkpoint, str(path))
     del checkpoint  # the moments are copied into the extractor; the rest is not needed
     sha = sha256_file(path)
-    cache = FeatureCache(Path(str(cfg.cache_dir)), spec.cache_key(sha),
-                         {"checkpoint": str(path), "checkpoint_sha256": sha, **vars(spec)})
+    cache = FeatureCache(
+        Path(str(cfg.cache_dir)), spec.cache_key(sha), {"checkpoint": str(path), "checkpoint_sha256": sha, **vars(spec)}
+    )
     texts = reference + candidates
     hashes = [text_hash(t) for t in texts]
     examples, tokens, unknown = encode_examples(tokenizer, texts, spec.max_len)
@@ -143,15 +167,22 @@ def influence_scores(cfg: DictConfig, candidates: list[str], reference: list[str
     try:
         features, computed = cached_features(extractor, cache, hashes, examples, int(cfg.batch_size), progress.add)
     except KeyboardInterrupt:
-        raise Interrupted(f"{len(cache):,} features are cached in {cache.dir}: rerun the same command to compute "
-                          f"only the rest") from None
-    mean, best = cosine_scores(features[len(reference):], features[:len(reference)])
+        raise Interrupted(
+            f"{len(cache):,} features are cached in {cache.dir}: rerun the same command to compute only the rest"
+        ) from None
+    mean, best = cosine_scores(features[len(reference) :], features[: len(reference)])
     settings = {("projection_seed" if k == "seed" else k): v for k, v in vars(spec).items()}  # as conf/select.yaml
-    info = {"checkpoint": {"path": str(path), "sha256": sha}, **settings, "subset_parameters": extractor.subset.dim,
-            "model_parameters": sum(p.numel() for p in model.parameters()),
-            "features": {"computed": computed, "cached": len(set(hashes)) - computed, "cache": str(cache.dir)},
-            "tokens": tokens, "unknown_tokens": unknown, "unknown_token_rate": unknown / max(tokens, 1),
-            "truncated_to_max_len": sum(len(e) > spec.max_len for e in examples)}
+    info = {
+        "checkpoint": {"path": str(path), "sha256": sha},
+        **settings,
+        "subset_parameters": extractor.subset.dim,
+        "model_parameters": sum(p.numel() for p in model.parameters()),
+        "features": {"computed": computed, "cached": len(set(hashes)) - computed, "cache": str(cache.dir)},
+        "tokens": tokens,
+        "unknown_tokens": unknown,
+        "unknown_token_rate": unknown / max(tokens, 1),
+        "truncated_to_max_len": sum(len(e) > spec.max_len for e in examples),
+    }
     return mean, best, info
 
 
@@ -176,8 +207,7 @@ def write_histogram(path: Path, scores: np.ndarray, cut: float, label: str) -> N
 
 def select(cfg: DictConfig) -> dict:
     """Score, rank and select; writes the outputs and returns the manifest."""
-    from minimath.io import atomic_write_bytes, atomic_write_json
-    from minimath.io import jsonl_bytes
+    from minimath.io import atomic_write_bytes, atomic_write_json, jsonl_bytes
     from minimath.synthesis.records import text_hash
 
     start = time.perf_counter()
@@ -198,29 +228,56 @@ def select(cfg: DictConfig) -> dict:
     key = mean if rank_by == "mean" else best
     order = sorted(range(len(candidates)), key=lambda i: (-key[i], i))
     source = str(cfg.candidates.name)
-    rows = [{"id": candidates[i].seed_id, "text_hash": text_hash(candidates[i].text),
-             "score_mean": round(float(mean[i]), 6), "score_max": round(float(best[i]), 6), "rank": r + 1,
-             "source": source} for r, i in enumerate(order)]
+    rows = [
+        {
+            "id": candidates[i].seed_id,
+            "text_hash": text_hash(candidates[i].text),
+            "score_mean": round(float(mean[i]), 6),
+            "score_max": round(float(best[i]), 6),
+            "rank": r + 1,
+            "source": source,
+        }
+        for r, i in enumerate(order)
+    ]
     out = Path(str(cfg.out))
     atomic_write_bytes(out / "ranking.jsonl", jsonl_bytes(rows))
-    atomic_write_bytes(out / "selected.jsonl", jsonl_bytes({"id": r["id"], "text_hash": r["text_hash"], "rank": r["rank"],
-                                                       f"score_{rank_by}": r[f"score_{rank_by}"]} for r in rows[:k]))
-    write_histogram(out / "histogram.png", key, float(key[order[k - 1]]),
-                    f"{method} score ({rank_by} over {len(reference)} reference texts)")
-    manifest = {"method": method, "rank_by": rank_by, **info, "seed": int(cfg.seed),
-                "candidates": {"name": source, **candidate_counts},
-                "reference": {"name": str(cfg.reference.name), **reference_counts},
-                "selected": k, "cut_score": float(key[order[k - 1]]),
-                "seconds": round(time.perf_counter() - start, 2)}
+    atomic_write_bytes(
+        out / "selected.jsonl",
+        jsonl_bytes(
+            {"id": r["id"], "text_hash": r["text_hash"], "rank": r["rank"], f"score_{rank_by}": r[f"score_{rank_by}"]}
+            for r in rows[:k]
+        ),
+    )
+    write_histogram(
+        out / "histogram.png",
+        key,
+        float(key[order[k - 1]]),
+        f"{method} score ({rank_by} over {len(reference)} reference texts)",
+    )
+    manifest = {
+        "method": method,
+        "rank_by": rank_by,
+        **info,
+        "seed": int(cfg.seed),
+        "candidates": {"name": source, **candidate_counts},
+        "reference": {"name": str(cfg.reference.name), **reference_counts},
+        "selected": k,
+        "cut_score": float(key[order[k - 1]]),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
     atomic_write_json(out / "manifest.json", manifest)
-    print(f"select ({method}, rank by {rank_by}): {len(candidates):,} {source} texts scored against "
-          f"{len(reference):,} {cfg.reference.name} texts; top {k:,} (score >= {manifest['cut_score']:.4f}) -> "
-          f"{out}/selected.jsonl (ranking.jsonl, histogram.png, manifest.json)")
+    print(
+        f"select ({method}, rank by {rank_by}): {len(candidates):,} {source} texts scored against "
+        f"{len(reference):,} {cfg.reference.name} texts; top {k:,} (score >= {manifest['cut_score']:.4f}) -> "
+        f"{out}/selected.jsonl (ranking.jsonl, histogram.png, manifest.json)"
+    )
     if method == "influence":
-        print(f"features: {info['features']['computed']:,} computed, {info['features']['cached']:,} from the cache; "
-              f"subset {info['subset']} ({info['subset_parameters']:,} of {info['model_parameters']:,} parameters), "
-              f"d={info['d']}, precondition={info['precondition']}; unknown tokens "
-              f"{100 * info['unknown_token_rate']:.2f}%; {manifest['seconds']:.1f} s")
+        print(
+            f"features: {info['features']['computed']:,} computed, {info['features']['cached']:,} from the cache; "
+            f"subset {info['subset']} ({info['subset_parameters']:,} of {info['model_parameters']:,} parameters), "
+            f"d={info['d']}, precondition={info['precondition']}; unknown tokens "
+            f"{100 * info['unknown_token_rate']:.2f}%; {manifest['seconds']:.1f} s"
+        )
     return manifest
 
 

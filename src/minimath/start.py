@@ -65,19 +65,30 @@ class StageStart:
         if self.kind is StartKind.RESUME:
             return f"resuming {self.path} at step {meta.global_step} ({meta.tokens_seen:,} tokens seen)"
         if self.kind is StartKind.BRANCH:
-            return (f"a decay branch from {self.path} (step {meta.global_step}, "
-                    f"{meta.tokens_seen:,} tokens seen): its weights, AdamW moments and data position")
+            return (
+                f"a decay branch from {self.path} (step {meta.global_step}, "
+                f"{meta.tokens_seen:,} tokens seen): its weights, AdamW moments and data position"
+            )
         if self.kind is StartKind.INIT:
-            step = (f"; batch {meta.tokens_per_step:,} -> {tokens_per_step:,} tokens/step"
-                    if meta.tokens_per_step != tokens_per_step else "")
+            step = (
+                f"; batch {meta.tokens_per_step:,} -> {tokens_per_step:,} tokens/step"
+                if meta.tokens_per_step != tokens_per_step
+                else ""
+            )
             stage = "?" if meta.stage is None else meta.stage
             differs = f"; it was trained with other {', '.join(self.differs)}" if self.differs else ""
             return f"starting from {self.path} (stage {stage}, {meta.tokens_seen:,} tokens seen{step}{differs})"
         return "starting from scratch"
 
 
-def decide(stage_dir: Path, stage: int, init_from, resume: str, branch_from: str | None = None,
-           previous: Fingerprint | None = None) -> StageStart:
+def decide(
+    stage_dir: Path,
+    stage: int,
+    init_from,
+    resume: str,
+    branch_from: str | None = None,
+    previous: Fingerprint | None = None,
+) -> StageStart:
     """Decide where the stage in `stage_dir` starts (see `init_from`, `branch_from` and `resume` in
     conf/config.yaml; `previous`: the fingerprint of stage N-1 as this run would train it, what `init_from=auto`
     looks for)."""
@@ -98,7 +109,7 @@ def decide(stage_dir: Path, stage: int, init_from, resume: str, branch_from: str
     if str(init_from).startswith(HF_PREFIX):  # a transformers model directory (minimath.hf)
         from minimath.hf import hf_checkpoint
 
-        path = Path(str(init_from)[len(HF_PREFIX):])
+        path = Path(str(init_from)[len(HF_PREFIX) :])
         return StageStart(StartKind.INIT, path, hf_checkpoint(path))
     if str(init_from) == "auto":
         path, differs = previous_stage_checkpoint(Path(stage_dir).parent, stage, previous or Fingerprint())
@@ -106,8 +117,13 @@ def decide(stage_dir: Path, stage: int, init_from, resume: str, branch_from: str
     return StageStart(StartKind.INIT, Path(str(init_from)), load_checkpoint(Path(str(init_from))))
 
 
-def apply(start: StageStart, module: MiniMathModule, datamodule: MixtureDataModule, init_optimizer: bool,
-          decay_start_tokens: int | None) -> None:
+def apply(
+    start: StageStart,
+    module: MiniMathModule,
+    datamodule: MixtureDataModule,
+    init_optimizer: bool,
+    decay_start_tokens: int | None,
+) -> None:
     """Carry out `start` on a freshly built module and datamodule: the weights (checked against the model), the
     optimizer moments and the data position it brings, and where the stage's decay-phase mixture takes over
     (`decay_start_tokens` into this run, from the schedule). The trainer restores a resume itself

@@ -11,8 +11,9 @@ import functools
 import hashlib
 import importlib.util
 import unicodedata
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 import tiktoken
@@ -20,9 +21,7 @@ import tiktoken
 from minimath.errors import UserError
 
 # Qwen's pre-tokenizer (tokenization_qwen.py): like cl100k_base, but `\p{N}` alone splits digits one per token.
-QWEN_PATTERN = (
-    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
-)
+QWEN_PATTERN = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 ENDOFTEXT = "<|endoftext|>"
 QWEN_SPECIAL_TOKENS = (ENDOFTEXT, "<|im_start|>", "<|im_end|>") + tuple(f"<|extra_{i}|>" for i in range(205))
 QWEN_NUM_RANKS = 151_643
@@ -157,7 +156,7 @@ class CompactTokenizer:
         self.eot_id = int(self.from_base[base.eot_id])
 
     @classmethod
-    def keeping(cls, base: Tokenizer, corpus_ids: Iterable[int]) -> "CompactTokenizer":
+    def keeping(cls, base: Tokenizer, corpus_ids: Iterable[int]) -> CompactTokenizer:
         """The vocabulary of a corpus plus every token the evaluation protocols write or score (the answer letters,
         digits and signs, answer markers, prompt scaffolding: `eval.prompts.protocol_texts`)."""
         from minimath.eval.prompts import protocol_texts  # the evaluation builds on this module: imported on use
@@ -165,7 +164,7 @@ class CompactTokenizer:
         return cls(base, set(corpus_ids).union(*(base.encode(text) for text in protocol_texts())))
 
     @classmethod
-    def from_corpus(cls, base: Tokenizer, texts: Iterable[str]) -> "CompactTokenizer":
+    def from_corpus(cls, base: Tokenizer, texts: Iterable[str]) -> CompactTokenizer:
         seen: set[int] = set()
         for text in texts:
             seen.update(base.encode(text))

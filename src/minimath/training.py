@@ -12,12 +12,20 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from minimath import log
+from minimath.config import ALL_STAGES, step_batch
 from minimath.data.prepare import prepare
 from minimath.errors import Interrupted, UserError
 from minimath.hardware import resolve_precision
-from minimath.config import ALL_STAGES, step_batch
-from minimath.runs import (LAST, Fingerprint, check_fingerprint, checkpoint_dir, command_line_overrides, mark_final,
-                           stage_config, stage_lock)
+from minimath.runs import (
+    LAST,
+    Fingerprint,
+    check_fingerprint,
+    checkpoint_dir,
+    command_line_overrides,
+    mark_final,
+    stage_config,
+    stage_lock,
+)
 from minimath.start import StageStart, StartKind
 from minimath.tokenizer import CompactTokenizer, TokenizerLike, get_tokenizer, padded_vocab_size, tokenizer_from_state
 
@@ -56,8 +64,10 @@ def micro_batch_size(cfg: DictConfig) -> int:
     tokens_per_step = step_batch(cfg).tokens_per_step
     sequences, rest = divmod(tokens_per_step, int(cfg.model.max_seq_len) * world_size(cfg.hardware))
     if rest or sequences < 1:
-        raise UserError(f"batch of {tokens_per_step} tokens/step is not a whole number of "
-                        f"{cfg.model.max_seq_len}-token sequences per rank: pick another batch=")
+        raise UserError(
+            f"batch of {tokens_per_step} tokens/step is not a whole number of "
+            f"{cfg.model.max_seq_len}-token sequences per rank: pick another batch="
+        )
     largest = int(cfg.hardware.get("max_micro_batch", sequences))
     return max(m for m in range(1, min(sequences, largest) + 1) if sequences % m == 0)
 
@@ -75,8 +85,10 @@ def build_tokenizer(model_cfg: DictConfig, manifest: dict | None) -> TokenizerLi
     if manifest is None:
         raise UserError("a compact vocabulary needs prepared data (the manifest lists the ids it uses)")
     if manifest.get("tokenizer") != base.name:
-        raise UserError(f"the prepared data was tokenized with {manifest.get('tokenizer')}, the model uses "
-                        f"{base.name}: set data.tokenizer to the model's tokenizer and prepare again")
+        raise UserError(
+            f"the prepared data was tokenized with {manifest.get('tokenizer')}, the model uses "
+            f"{base.name}: set data.tokenizer to the model's tokenizer and prepare again"
+        )
     return CompactTokenizer.keeping(base, used_token_ids(manifest))
 
 
@@ -93,8 +105,10 @@ def start_tokenizer(model_cfg: DictConfig, manifest: dict, start: StageStart) ->
     if np.array_equal(inherited.kept_ids, built.kept_ids):
         return built
     outside = used_token_ids(manifest) - set(inherited.kept_ids.tolist())
-    log.info(f"  vocabulary: {start.path}'s ({inherited.vocab_size:,} ids); {len(outside):,} token ids of the "
-             f"prepared data are outside it and read as its unknown id")
+    log.info(
+        f"  vocabulary: {start.path}'s ({inherited.vocab_size:,} ids); {len(outside):,} token ids of the "
+        f"prepared data are outside it and read as its unknown id"
+    )
     return inherited
 
 
@@ -102,21 +116,32 @@ def build_datamodule(cfg: DictConfig, manifest: dict, tokenizer: TokenizerLike) 
     from minimath.data.datamodule import MixtureDataModule
     from minimath.data.mixture import StagePlan
 
-    plan = StagePlan(directory=str(cfg.data.dir), sources=manifest["sources"],
-                     stages=OmegaConf.to_container(cfg.data.stages, resolve=True), stage=str(cfg.stage),
-                     seq_len=int(cfg.model.max_seq_len), seed=int(cfg.seed))
+    plan = StagePlan(
+        directory=str(cfg.data.dir),
+        sources=manifest["sources"],
+        stages=OmegaConf.to_container(cfg.data.stages, resolve=True),
+        stage=str(cfg.stage),
+        seq_len=int(cfg.model.max_seq_len),
+        seed=int(cfg.seed),
+    )
     plan.build()  # checks every source of the stage yields sequences, before any model is built
     remap = tokenizer.from_base if isinstance(tokenizer, CompactTokenizer) else None
-    return MixtureDataModule(plan, micro_batch=micro_batch_size(cfg),
-                             num_workers=int(cfg.hardware.num_workers), remap=remap, eot_id=tokenizer.eot_id)
+    return MixtureDataModule(
+        plan,
+        micro_batch=micro_batch_size(cfg),
+        num_workers=int(cfg.hardware.num_workers),
+        remap=remap,
+        eot_id=tokenizer.eot_id,
+    )
 
 
 def stage_budget(cfg: DictConfig) -> int:
     """Tokens the data config gives the selected stage: tokens per epoch × epochs."""
     spec = cfg.data.stages.get(str(cfg.stage))
     if spec is None:
-        raise UserError(f"stage {cfg.stage} is not defined in data={cfg.data.name} (it has "
-                        f"{', '.join(map(str, cfg.data.stages))})")
+        raise UserError(
+            f"stage {cfg.stage} is not defined in data={cfg.data.name} (it has {', '.join(map(str, cfg.data.stages))})"
+        )
     return token_count(spec.tokens, f"data.stages.{cfg.stage}.tokens") * int(spec.epochs)
 
 
@@ -149,8 +174,10 @@ def build_model_config(model_cfg: DictConfig, tokenizer: TokenizerLike) -> Model
     if rows is None:
         rows = padded_vocab_size(tokenizer.vocab_size, int(model_cfg.vocab_pad_multiple))
     if rows < tokenizer.vocab_size:
-        raise UserError(f"model.vocab_size={rows} is smaller than the {tokenizer.name} vocabulary "
-                        f"({tokenizer.vocab_size}): set model.vocab_size=null to derive it")
+        raise UserError(
+            f"model.vocab_size={rows} is smaller than the {tokenizer.name} vocabulary "
+            f"({tokenizer.vocab_size}): set model.vocab_size=null to derive it"
+        )
     try:
         return ModelConfig.from_preset(model_cfg, vocab_size=int(rows))
     except ValueError as err:
@@ -171,12 +198,19 @@ def report_params(model_config: ModelConfig) -> dict[str, int]:
     return expected
 
 
-TRAINER_ARGS_FROM_CONFIG = {"accelerator": "hardware.accelerator", "devices": "hardware.devices",
-                            "num_nodes": "hardware.num_nodes", "strategy": "hardware.strategy",
-                            "precision": "hardware.precision", "max_steps": "train.max_tokens (or the data config)",
-                            "accumulate_grad_batches": "batch= and hardware.micro_batch",
-                            "logger": "logger=", "callbacks": "callbacks= (and checkpoint:)", "default_root_dir": "paths.output_dir",
-                            "plugins": "(the run's checkpoint I/O)"}
+TRAINER_ARGS_FROM_CONFIG = {
+    "accelerator": "hardware.accelerator",
+    "devices": "hardware.devices",
+    "num_nodes": "hardware.num_nodes",
+    "strategy": "hardware.strategy",
+    "precision": "hardware.precision",
+    "max_steps": "train.max_tokens (or the data config)",
+    "accumulate_grad_batches": "batch= and hardware.micro_batch",
+    "logger": "logger=",
+    "callbacks": "callbacks= (and checkpoint:)",
+    "default_root_dir": "paths.output_dir",
+    "plugins": "(the run's checkpoint I/O)",
+}
 
 
 def trainer_arguments(cfg: DictConfig, derived: dict) -> dict:
@@ -196,24 +230,42 @@ def build_callbacks(cfg: DictConfig, source_names: list[str]) -> list[L.Callback
     from minimath.callbacks import Checkpointing
     from minimath.data.datamodule import DataPositionTracker
 
-    built = [Checkpointing(dirpath=str(checkpoint_dir(cfg.paths.output_dir)), **cfg.checkpoint),
-             DataPositionTracker()]
+    built = [Checkpointing(dirpath=str(checkpoint_dir(cfg.paths.output_dir)), **cfg.checkpoint), DataPositionTracker()]
     for c in cfg.callbacks.values():
         derived = {"source_names": list(source_names)} if "source_names" in c else {}
         built.append(hydra.utils.instantiate(c, **derived))
     return built
 
 
-def build_trainer(cfg: DictConfig, precision: str, accumulate: int, max_steps: int, source_names: list[str],
-                  checkpoint_io: AtomicCheckpointIO) -> L.Trainer:
+def build_trainer(
+    cfg: DictConfig,
+    precision: str,
+    accumulate: int,
+    max_steps: int,
+    source_names: list[str],
+    checkpoint_io: AtomicCheckpointIO,
+) -> L.Trainer:
     import lightning as L
 
     hw = cfg.hardware
-    return L.Trainer(**trainer_arguments(cfg, dict(
-        accelerator=hw.accelerator, devices=hw.devices, num_nodes=hw.num_nodes, strategy=hw.strategy,
-        precision=precision, max_steps=max_steps, accumulate_grad_batches=accumulate,
-        logger=[hydra.utils.instantiate(cfg.logger)], callbacks=build_callbacks(cfg, source_names),
-        default_root_dir=cfg.paths.output_dir, plugins=[checkpoint_io])))
+    return L.Trainer(
+        **trainer_arguments(
+            cfg,
+            dict(
+                accelerator=hw.accelerator,
+                devices=hw.devices,
+                num_nodes=hw.num_nodes,
+                strategy=hw.strategy,
+                precision=precision,
+                max_steps=max_steps,
+                accumulate_grad_batches=accumulate,
+                logger=[hydra.utils.instantiate(cfg.logger)],
+                callbacks=build_callbacks(cfg, source_names),
+                default_root_dir=cfg.paths.output_dir,
+                plugins=[checkpoint_io],
+            ),
+        )
+    )
 
 
 def check_device(hardware: DictConfig) -> None:
@@ -231,8 +283,11 @@ def precision_reason(setting: str, resolved: str, accelerator: str) -> str:
         return f"hardware.precision={setting}"
     if accelerator == "gpu":
         return "auto: the GPU's bf16 support"
-    return ("auto: this CPU multiplies bf16 natively (AMX/AVX512-BF16)" if resolved.startswith("bf16")
-            else "auto: no native bf16 on this CPU (bf16 would be emulated, slower than fp32)")
+    return (
+        "auto: this CPU multiplies bf16 natively (AMX/AVX512-BF16)"
+        if resolved.startswith("bf16")
+        else "auto: no native bf16 on this CPU (bf16 would be emulated, slower than fp32)"
+    )
 
 
 HP_METRIC = "hparams/final_loss"  # the stage's last training loss: the metric of TensorBoard's HParams view
@@ -258,13 +313,16 @@ class RunPlan:
     output_dir: str
 
     def block(self, start: str) -> str:
-        return "\n".join([
-            f"stage {self.stage}: {start}",
-            f"  precision {self.precision} ({self.precision_reason}); device {self.device} x {self.world_size}",
-            f"  {self.tokens_per_step:,} tokens/step = {self.micro_batch} sequences x {self.seq_len} tokens x "
-            f"{self.accumulate} accumulation x {self.world_size} rank(s)",
-            f"  {self.steps:,} steps = {self.tokens:,} tokens (stage budget {self.stage_tokens:,})",
-            f"  output {self.output_dir}"])
+        return "\n".join(
+            [
+                f"stage {self.stage}: {start}",
+                f"  precision {self.precision} ({self.precision_reason}); device {self.device} x {self.world_size}",
+                f"  {self.tokens_per_step:,} tokens/step = {self.micro_batch} sequences x {self.seq_len} tokens x "
+                f"{self.accumulate} accumulation x {self.world_size} rank(s)",
+                f"  {self.steps:,} steps = {self.tokens:,} tokens (stage budget {self.stage_tokens:,})",
+                f"  output {self.output_dir}",
+            ]
+        )
 
 
 def plan_run(cfg: DictConfig) -> RunPlan:
@@ -274,20 +332,32 @@ def plan_run(cfg: DictConfig) -> RunPlan:
     tokens_per_step = batch.tokens_per_step
     budget = training_tokens(cfg)
     if tokens_per_step > budget:
-        raise UserError(f"batch {batch.name} is {tokens_per_step:,} tokens/step, more than the "
-                        f"{budget:,} tokens stage {cfg.stage} trains: pick a smaller batch= (or raise "
-                        f"data.stages.{cfg.stage}.tokens / train.max_tokens)")
+        raise UserError(
+            f"batch {batch.name} is {tokens_per_step:,} tokens/step, more than the "
+            f"{budget:,} tokens stage {cfg.stage} trains: pick a smaller batch= (or raise "
+            f"data.stages.{cfg.stage}.tokens / train.max_tokens)"
+        )
     n_ranks = world_size(cfg.hardware)
     micro_batch, seq_len = micro_batch_size(cfg), int(cfg.model.max_seq_len)
     accumulate = accumulation_steps(tokens_per_step, micro_batch, seq_len, n_ranks)
     steps = math.ceil(budget / tokens_per_step)
     setting, accelerator = str(cfg.hardware.precision), str(cfg.hardware.accelerator)
     precision = resolve_precision(setting, accelerator)
-    return RunPlan(stage=int(cfg.stage), precision=precision,
-                   precision_reason=precision_reason(setting, precision, accelerator), device=accelerator,
-                   world_size=n_ranks, micro_batch=micro_batch, accumulate=accumulate, seq_len=seq_len,
-                   tokens_per_step=tokens_per_step, steps=steps, tokens=steps * tokens_per_step,
-                   stage_tokens=stage_budget(cfg), output_dir=str(cfg.paths.output_dir))
+    return RunPlan(
+        stage=int(cfg.stage),
+        precision=precision,
+        precision_reason=precision_reason(setting, precision, accelerator),
+        device=accelerator,
+        world_size=n_ranks,
+        micro_batch=micro_batch,
+        accumulate=accumulate,
+        seq_len=seq_len,
+        tokens_per_step=tokens_per_step,
+        steps=steps,
+        tokens=steps * tokens_per_step,
+        stage_tokens=stage_budget(cfg),
+        output_dir=str(cfg.paths.output_dir),
+    )
 
 
 def run(cfg: DictConfig) -> None:
@@ -325,8 +395,10 @@ def train(cfg: DictConfig, plan: RunPlan, stage_dir: Path) -> None:
 
     start = decide_start(cfg, plan, stage_dir)
     if start.kind is StartKind.FINISHED:
-        return log.info(f"stage {plan.stage} (batch {step_batch(cfg).name}) {start.describe(0)}: trained with these "
-                        f"settings ({plan.tokens:,} tokens)")
+        return log.info(
+            f"stage {plan.stage} (batch {step_batch(cfg).name}) {start.describe(0)}: trained with these "
+            f"settings ({plan.tokens:,} tokens)"
+        )
     manifest = prepare(cfg.data, log=log.info)
     tokenizer = start_tokenizer(cfg.model, manifest, start)
     model_config = build_model_config(cfg.model, tokenizer)
@@ -335,8 +407,14 @@ def train(cfg: DictConfig, plan: RunPlan, stage_dir: Path) -> None:
     module = build_module(cfg, plan, model_config, tokenizer, schedule)
     stage_start.apply(start, module, datamodule, bool(cfg.init_optimizer), schedule.decay_start_tokens)
     resume = start.resume_path
-    trainer = build_trainer(cfg, plan.precision, plan.accumulate, plan.steps, datamodule.source_names,
-                            AtomicCheckpointIO(preloaded={resume: start.checkpoint} if resume else None))
+    trainer = build_trainer(
+        cfg,
+        plan.precision,
+        plan.accumulate,
+        plan.steps,
+        datamodule.source_names,
+        AtomicCheckpointIO(preloaded={resume: start.checkpoint} if resume else None),
+    )
     log_start(cfg, plan, start, trainer, model_config, tokenizer)
     del start  # the checkpoint dict is Lightning's now: it is let go once restored
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
@@ -349,20 +427,25 @@ def decide_start(cfg: DictConfig, plan: RunPlan, stage_dir: Path) -> StageStart:
 
     overrides = command_line_overrides()
     check_fingerprint(stage_dir, Fingerprint.of(cfg), overrides)
-    previous = (Fingerprint.of(stage_config(cfg, str(plan.stage - 1), overrides))
-                if plan.stage > 1 and str(cfg.init_from) == "auto" else None)  # what init_from=auto looks for
+    previous = (
+        Fingerprint.of(stage_config(cfg, str(plan.stage - 1), overrides))
+        if plan.stage > 1 and str(cfg.init_from) == "auto"
+        else None
+    )  # what init_from=auto looks for
     return decide(stage_dir, plan.stage, cfg.init_from, str(cfg.resume), cfg.branch_from, previous)
 
 
 def build_schedule(cfg: DictConfig, plan: RunPlan, start: StageStart) -> Schedule:
     """The LR schedule over this run's tokens; a decay branch trains its decay alone (no second warmup)."""
     branch = {"warmup_steps": 0, "warmup_tokens": 0} if start.kind is StartKind.BRANCH else {}
-    return hydra.utils.instantiate(cfg.scheduler, total_tokens=plan.tokens, tokens_per_step=plan.tokens_per_step,
-                                   **branch)
+    return hydra.utils.instantiate(
+        cfg.scheduler, total_tokens=plan.tokens, tokens_per_step=plan.tokens_per_step, **branch
+    )
 
 
-def build_module(cfg: DictConfig, plan: RunPlan, model_config: ModelConfig, tokenizer: TokenizerLike,
-                 schedule: Schedule) -> MiniMathModule:
+def build_module(
+    cfg: DictConfig, plan: RunPlan, model_config: ModelConfig, tokenizer: TokenizerLike, schedule: Schedule
+) -> MiniMathModule:
     """The LightningModule, seeded: its weights are the run's seed's (a start then loads over them)."""
     import lightning as L
 
@@ -371,28 +454,42 @@ def build_module(cfg: DictConfig, plan: RunPlan, model_config: ModelConfig, toke
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     optim = OmegaConf.to_container(cfg.optim, resolve=True)
     heldout = OmegaConf.to_container(cfg.data.heldout, resolve=True) if "heldout" in cfg.data else {}
-    module = MiniMathModule(**module_hparams(model_config, optim, tokenizer.state_dict(), heldout),
-                            lr_schedule=schedule, max_nonfinite_steps=int(cfg.train.max_nonfinite_steps),
-                            stage=plan.stage, tokens_per_step=plan.tokens_per_step,
-                            loss_chunk_bytes=cfg.train.loss_chunk_bytes, z_loss=float(cfg.train.z_loss),
-                            loss_guard=hydra.utils.instantiate(cfg.train.loss_guard) if cfg.train.loss_guard else None)
+    module = MiniMathModule(
+        **module_hparams(model_config, optim, tokenizer.state_dict(), heldout),
+        lr_schedule=schedule,
+        max_nonfinite_steps=int(cfg.train.max_nonfinite_steps),
+        stage=plan.stage,
+        tokens_per_step=plan.tokens_per_step,
+        loss_chunk_bytes=cfg.train.loss_chunk_bytes,
+        z_loss=float(cfg.train.z_loss),
+        loss_guard=hydra.utils.instantiate(cfg.train.loss_guard) if cfg.train.loss_guard else None,
+    )
     if cfg.train.compile:
         module.model.compile()  # in place: parameter names (and checkpoints) stay the same
     return module
 
 
-def log_start(cfg: DictConfig, plan: RunPlan, start: StageStart, trainer: L.Trainer, model_config: ModelConfig,
-              tokenizer: TokenizerLike) -> None:
+def log_start(
+    cfg: DictConfig,
+    plan: RunPlan,
+    start: StageStart,
+    trainer: L.Trainer,
+    model_config: ModelConfig,
+    tokenizer: TokenizerLike,
+) -> None:
     """The plan and the model on the console, and the resolved config as every logger's hyper-parameters (with a
     metric, or TensorBoard's HParams view is empty; its value comes at the end)."""
     from minimath.model import count_params
 
     log.info(plan.block(start.describe(plan.tokens_per_step)))
-    log.info(f"  model {cfg.model.name}: {count_params(model_config)['non_embedding']:,} non-embedding params, "
-             f"vocab {tokenizer.vocab_size} -> {model_config.vocab_size} rows")
+    log.info(
+        f"  model {cfg.model.name}: {count_params(model_config)['non_embedding']:,} non-embedding params, "
+        f"vocab {tokenizer.vocab_size} -> {model_config.vocab_size} rows"
+    )
     for logger in trainer.loggers:
-        logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "resolved": asdict(plan)},
-                               metrics={HP_METRIC: math.nan})
+        logger.log_hyperparams(
+            {**OmegaConf.to_container(cfg, resolve=True), "resolved": asdict(plan)}, metrics={HP_METRIC: math.nan}
+        )
 
 
 def finish(trainer: L.Trainer, module: MiniMathModule, plan: RunPlan, stage_dir: Path) -> None:
@@ -402,9 +499,11 @@ def finish(trainer: L.Trainer, module: MiniMathModule, plan: RunPlan, stage_dir:
 
     saver = next((c for c in trainer.callbacks if isinstance(c, Checkpointing)), None)
     if saver is not None and saver.interrupted_at is not None:
-        raise Interrupted(f"stage {plan.stage} stopped at step {saver.interrupted_at:,} of {plan.steps:,} "
-                          f"({module.tokens_seen:,} tokens seen); saved {checkpoint_dir(stage_dir) / LAST}: "
-                          f"rerun the same command to continue")
+        raise Interrupted(
+            f"stage {plan.stage} stopped at step {saver.interrupted_at:,} of {plan.steps:,} "
+            f"({module.tokens_seen:,} tokens seen); saved {checkpoint_dir(stage_dir) / LAST}: "
+            f"rerun the same command to continue"
+        )
     if trainer.global_step >= plan.steps and not trainer.interrupted:
         trainer.save_checkpoint(checkpoint_dir(stage_dir) / LAST, weights_only=False)  # full state
         log.to_loggers(trainer.loggers, {HP_METRIC: module.last_loss}, step=module.tokens_seen)

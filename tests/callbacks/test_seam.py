@@ -4,9 +4,10 @@ callbacks read nothing else from it."""
 import ast
 from pathlib import Path
 
+from test_lit_module import make_module
+
 import minimath.callbacks
 from minimath.callbacks import TrainingState
-from test_lit_module import make_module
 
 
 def test_the_module_offers_what_callbacks_may_read(tiny_model_config):
@@ -18,8 +19,9 @@ def test_the_module_offers_what_callbacks_may_read(tiny_model_config):
 
 
 def test_callbacks_read_only_what_the_seam_declares():
-    declared = set(TrainingState.__annotations__) | {name for name, value in vars(TrainingState).items()
-                                                     if callable(value) and not name.startswith("_")}
+    declared = set(TrainingState.__annotations__) | {
+        name for name, value in vars(TrainingState).items() if callable(value) and not name.startswith("_")
+    }
     read = set()
     for path in Path(minimath.callbacks.__file__).parent.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):

@@ -47,7 +47,9 @@ def test_dtensor_norms_are_of_the_full_tensors_with_one_reduction(world_of_one):
         def reduce(self, tensor, group=None, reduce_op="mean"):
             raise AssertionError("a DTensor's norm is completed by DTensor itself")
 
-    grads = [distribute_tensor(torch.tensor([3.0, 0.0]), world_of_one, [Shard(0)]),
-             distribute_tensor(torch.tensor([[4.0]]), world_of_one, [Replicate()])]
+    grads = [
+        distribute_tensor(torch.tensor([3.0, 0.0]), world_of_one, [Shard(0)]),
+        distribute_tensor(torch.tensor([[4.0]]), world_of_one, [Replicate()]),
+    ]
     norm = norm_over_ranks(grads, NoSecondReduction())
     assert not isinstance(norm, DTensor) and norm.item() == 5.0

@@ -16,8 +16,11 @@ class IdTokenizer:
 def lively_model(seed=0, max_seq_len=64, n_kv_head=2):
     """Random weights large enough that attention matters (a default-init model just repeats its input)."""
     torch.manual_seed(seed)
-    model = Transformer(ModelConfig(vocab_size=64, n_layer=2, n_head=4, n_kv_head=n_kv_head, n_embd=32,
-                                    ffn_hidden=64, max_seq_len=max_seq_len)).eval()
+    model = Transformer(
+        ModelConfig(
+            vocab_size=64, n_layer=2, n_head=4, n_kv_head=n_kv_head, n_embd=32, ffn_hidden=64, max_seq_len=max_seq_len
+        )
+    ).eval()
     with torch.no_grad():
         for p in model.parameters():
             if p.dim() == 2:
@@ -44,8 +47,12 @@ def test_stop_strings_and_eot():
     stop = " ".join(full.split()[3:5])
     cut = generate(model, tok, [PROMPTS[0]], GenerationConfig(max_new_tokens=20, stop=(stop,), stop_at_eot=False))[0]
     assert cut == full[: full.index(stop)]
-    assert generate_without_cache(model, tok, PROMPTS[0], GenerationConfig(max_new_tokens=20, stop=(stop,),
-                                                                           stop_at_eot=False)) == cut
+    assert (
+        generate_without_cache(
+            model, tok, PROMPTS[0], GenerationConfig(max_new_tokens=20, stop=(stop,), stop_at_eot=False)
+        )
+        == cut
+    )
     tok.eot_id = int(full.split()[2])
     assert generate(model, tok, [PROMPTS[0]], GenerationConfig(max_new_tokens=20)) == [" ".join(full.split()[:2])]
 

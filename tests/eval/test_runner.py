@@ -1,6 +1,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from test_generation import lively_model
 
 from minimath.errors import UserError
 from minimath.eval.generation import GenerationConfig
@@ -8,22 +9,35 @@ from minimath.eval.prompts import build_prompt
 from minimath.eval.runner import Protocol, markdown_table, rescore, run_task, select
 from minimath.eval.tasks import Doc, Task
 from minimath.tokenizer import CompactTokenizer, get_tokenizer
-from test_generation import lively_model
 
 
 def protocol(name="standard", **kw):
-    return Protocol(name=name, shots=kw.pop("shots", {"toy": 2}), extraction=kw.pop("extraction", "auto"),
-                    subset=kw.pop("subset", None), seed=0, generation=GenerationConfig(max_new_tokens=8), **kw)
+    return Protocol(
+        name=name,
+        shots=kw.pop("shots", {"toy": 2}),
+        extraction=kw.pop("extraction", "auto"),
+        subset=kw.pop("subset", None),
+        seed=0,
+        generation=GenerationConfig(max_new_tokens=8),
+        **kw,
+    )
 
 
-CHOICE_DOCS = [Doc("1+1?", "B", choices=["1", "2", "3", "4"], subject="math"),
-               Doc("2+2?", "D", choices=["1", "2", "3", "4"], subject="math")]
+CHOICE_DOCS = [
+    Doc("1+1?", "B", choices=["1", "2", "3", "4"], subject="math"),
+    Doc("2+2?", "D", choices=["1", "2", "3", "4"], subject="math"),
+]
 
 
 def test_multiple_choice_scoring_equals_hand_computed_log_probabilities():
-    tok = CompactTokenizer.from_corpus(get_tokenizer("qwen"), ["The following are multiple choice questions "
-                                                               "(with answers) about math. 1+1? 2+2? A. 1 B. 2 C. 3 "
-                                                               "D. 4 Answer:\n"])
+    tok = CompactTokenizer.from_corpus(
+        get_tokenizer("qwen"),
+        [
+            "The following are multiple choice questions "
+            "(with answers) about math. 1+1? 2+2? A. 1 B. 2 C. 3 "
+            "D. 4 Answer:\n"
+        ],
+    )
     model = lively_model(max_seq_len=128)
     model.tok_embeddings = torch.nn.Embedding(tok.vocab_size, 32)
     torch.nn.init.normal_(model.tok_embeddings.weight, 0, 0.3)
@@ -42,8 +56,13 @@ def test_multiple_choice_scoring_equals_hand_computed_log_probabilities():
 
 
 def test_standard_and_report_prompts():
-    task = Task("gsm8k", "numeric", [Doc("How many?", "3")], fewshot=[Doc("Q1?", "1", solution="It is 1.")],
-                prompt_style="gsm8k")
+    task = Task(
+        "gsm8k",
+        "numeric",
+        [Doc("How many?", "3")],
+        fewshot=[Doc("Q1?", "1", solution="It is 1.")],
+        prompt_style="gsm8k",
+    )
     p = build_prompt(task, task.docs[0], task.fewshot, "standard")
     assert p.text == "<|endoftext|>Question: Q1?\nAnswer: It is 1.\nThe answer is 1.\n\nQuestion: How many?\nAnswer:"
     assert "\n\nQuestion:" in p.stop
@@ -51,12 +70,16 @@ def test_standard_and_report_prompts():
     assert r.text == "<|endoftext|><|im_start|>user\nHow many?<|im_end|>\n<|im_start|>assistant\n"
     ceval = [Doc("1+1?", "B", choices=["1", "2", "3", "4"], subject="high_school_mathematics")]
     mc = build_prompt(Task("ceval", "choice", ceval, prompt_style="ceval"), ceval[0], [], "standard")
-    assert mc.text.startswith("<|endoftext|>以下是中国关于高中数学考试的单项选择题，请选出其中的正确答案。\n\n1+1?\nA. 1")
+    assert mc.text.startswith(
+        "<|endoftext|>以下是中国关于高中数学考试的单项选择题，请选出其中的正确答案。\n\n1+1?\nA. 1"
+    )
     assert mc.text.endswith("D. 4\n答案：")
     cmmlu = [Doc("1+1?", "B", choices=["1", "2", "3", "4"], subject="agronomy")]
     mc = build_prompt(Task("cmmlu", "choice", cmmlu, prompt_style="cmmlu"), cmmlu[0], cmmlu, "standard")
-    assert mc.text == ("<|endoftext|>以下是关于农学的单项选择题，请直接给出正确答案的选项。\n\n题目：1+1?\nA. 1\nB. 2\nC. 3\nD. 4\n答案是： B"
-                       "\n\n题目：1+1?\nA. 1\nB. 2\nC. 3\nD. 4\n答案是：")
+    assert mc.text == (
+        "<|endoftext|>以下是关于农学的单项选择题，请直接给出正确答案的选项。\n\n题目：1+1?\nA. 1\nB. 2\nC. 3\nD. 4\n答案是： B"
+        "\n\n题目：1+1?\nA. 1\nB. 2\nC. 3\nD. 4\n答案是："
+    )
 
 
 def test_seeded_subset():
@@ -68,11 +91,24 @@ def test_seeded_subset():
 
 def test_rescore_records_reasons_and_missing_predictions():
     task = Task("t", "numeric", [Doc("a", "5"), Doc("b", "7"), Doc("c", "9"), Doc("d", "1"), Doc("e", "x")])
-    summary, records = rescore(task, [{"doc_id": 0, "output": "The answer is 5."}, {"doc_id": 1, "output": ""},
-                                      {"doc_id": 2, "output": "It is 8."}, {"doc_id": 4, "output": "x"}], protocol())
+    summary, records = rescore(
+        task,
+        [
+            {"doc_id": 0, "output": "The answer is 5."},
+            {"doc_id": 1, "output": ""},
+            {"doc_id": 2, "output": "It is 8."},
+            {"doc_id": 4, "output": "x"},
+        ],
+        protocol(),
+    )
     assert (summary["n"], summary["accuracy"], summary["unscorable_golds"]) == (5, 0.2, 1)
-    assert [r["reason"] for r in records] == ["", "empty output", "wrong answer", "missing prediction",
-                                              "gold is not a number"]
+    assert [r["reason"] for r in records] == [
+        "",
+        "empty output",
+        "wrong answer",
+        "missing prediction",
+        "gold is not a number",
+    ]
 
 
 def test_rescore_scores_the_protocols_subset_and_rejects_unknown_doc_ids():
@@ -95,8 +131,14 @@ def test_few_shot_prompts_drop_exemplars_to_fit_and_record_what_ran():
     model = lively_model(max_seq_len=64)
     model.tok_embeddings = torch.nn.Embedding(tok.vocab_size, 32)
     long_shot = Doc("How many apples are there in " + "a very big basket " * 3 + "?", "4", solution="It is 4.")
-    task = Task("toy", "numeric", [Doc("1+1?", "2"), Doc("How many pears " + "in the big red crate " * 12 + "?", "1")],
-                fewshot=[long_shot, long_shot], prompt_style="gsm8k", fewshot_source="fixed:toy.jsonl")
+    task = Task(
+        "toy",
+        "numeric",
+        [Doc("1+1?", "2"), Doc("How many pears " + "in the big red crate " * 12 + "?", "1")],
+        fewshot=[long_shot, long_shot],
+        prompt_style="gsm8k",
+        fewshot_source="fixed:toy.jsonl",
+    )
     summary, records = run_task(model, tok, task, protocol(shots={"toy": 2}))
     p = summary["protocol"]
     assert p["shots"] == 2 and p["fewshot_source"] == "fixed:toy.jsonl"
@@ -123,8 +165,10 @@ def test_multiple_choice_needs_the_answer_letters_in_the_vocabulary():
 
 
 def test_markdown_table_shows_the_tasks_run_in_the_report_order_in_percent():
-    table = markdown_table({"arithmetic": {"accuracy": 0.5}, "math23k": {"accuracy": 0.6004},
-                            "gsm8k": {"accuracy": 0.4334}}, "run/stage4-bs2.5K")
+    table = markdown_table(
+        {"arithmetic": {"accuracy": 0.5}, "math23k": {"accuracy": 0.6004}, "gsm8k": {"accuracy": 0.4334}},
+        "run/stage4-bs2.5K",
+    )
     header, _, row = table.split("\n")
     assert header == "|model|GSM8K|MATH23K|Math Avg.|arithmetic|"
     assert row == "|run/stage4-bs2.5K|43.34%|60.04%|51.69%|50.00%|"

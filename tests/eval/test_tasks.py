@@ -8,6 +8,7 @@ from minimath.data.synth.base import split_of
 from minimath.data.synth.word_problems import WordProblemSource
 from minimath.errors import UserError
 from minimath.eval.tasks import heldout_task, load_public_task
+
 from conftest import embedded_heldout
 
 
@@ -17,19 +18,27 @@ def write_jsonl(path, records):
 
 
 def test_gsm8k(tmp_path):
-    path = write_jsonl(tmp_path / "test.jsonl", [{"question": "q1", "answer": "1+1=<<1+1=2>>2\n#### 2"},
-                                                 {"question": "q2", "answer": "so\n#### 1,000"}])
+    path = write_jsonl(
+        tmp_path / "test.jsonl",
+        [{"question": "q1", "answer": "1+1=<<1+1=2>>2\n#### 2"}, {"question": "q2", "answer": "so\n#### 1,000"}],
+    )
     task = load_public_task("gsm8k", "gsm8k", path=path)
     assert [d.gold for d in task.docs] == ["2", "1000"] and task.kind == "numeric"
     assert task.docs[0].solution == "1+1=<<1+1=2>>2"
 
 
 def test_math23k_json_and_ape210k_jsonl(tmp_path):
-    rec = {"id": "1", "original_text": "一本书120页，看了80%，看了多少页？", "segmented_text": "", "equation": "x=120*80%",
-           "ans": "96"}
+    rec = {
+        "id": "1",
+        "original_text": "一本书120页，看了80%，看了多少页？",
+        "segmented_text": "",
+        "equation": "x=120*80%",
+        "ans": "96",
+    }
     (tmp_path / "m.json").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in [rec, rec]))
-    task = load_public_task("math23k", "math23k", path=str(tmp_path / "m.json"),
-                            fewshot_path=write_jsonl(tmp_path / "a.jsonl", [rec]))
+    task = load_public_task(
+        "math23k", "math23k", path=str(tmp_path / "m.json"), fewshot_path=write_jsonl(tmp_path / "a.jsonl", [rec])
+    )
     assert len(task.docs) == 2 and task.docs[0].gold == "96"
     assert task.fewshot[0].solution.endswith("答：96")
 
@@ -49,17 +58,21 @@ def test_multiple_choice_layouts(tmp_path):
     assert mmlu.docs[1].question == "A, quoted" and mmlu.docs[0].choices == ["1", "2", "3", "4"]
     assert load_public_task("ceval", "ceval", path=str(tmp_path / "val.csv")).docs[0].gold == "C"
     assert load_public_task("cmmlu", "cmmlu", path=str(tmp_path / "cmmlu.csv")).docs[0].choices == list("abcd")
-    hf = write_jsonl(tmp_path / "hf.jsonl", [{"question": "q", "subject": "s", "choices": ["a", "b", "c", "d"],
-                                             "answer": 3}])
+    hf = write_jsonl(
+        tmp_path / "hf.jsonl", [{"question": "q", "subject": "s", "choices": ["a", "b", "c", "d"], "answer": 3}]
+    )
     assert load_public_task("mmlu", "mmlu", path=hf).docs[0].gold == "D"
 
 
-@pytest.mark.parametrize("content,fmt,message", [
-    ('{"question": "q", "answer": "#### 1"}\n{broken\n', "gsm8k", "t.jsonl:2: malformed JSON"),
-    ('{"question": "q"}\n', "gsm8k", "t.jsonl:1: missing field 'answer'"),
-    ('{"question": "q", "answer": "no marker"}\n', "gsm8k", "t.jsonl:1: GSM8K answer has no"),
-    ('{"question": "q", "A": "a", "B": "b", "C": "c", "D": "d", "answer": "E"}\n', "mmlu", "not one of A-D"),
-])
+@pytest.mark.parametrize(
+    "content,fmt,message",
+    [
+        ('{"question": "q", "answer": "#### 1"}\n{broken\n', "gsm8k", "t.jsonl:2: malformed JSON"),
+        ('{"question": "q"}\n', "gsm8k", "t.jsonl:1: missing field 'answer'"),
+        ('{"question": "q", "answer": "no marker"}\n', "gsm8k", "t.jsonl:1: GSM8K answer has no"),
+        ('{"question": "q", "A": "a", "B": "b", "C": "c", "D": "d", "answer": "E"}\n', "mmlu", "not one of A-D"),
+    ],
+)
 def test_malformed_files_are_one_line_errors_naming_file_and_line(tmp_path, content, fmt, message):
     (tmp_path / "t.jsonl").write_text(content)
     with pytest.raises(UserError, match=message):
@@ -98,38 +111,68 @@ def test_training_generators_never_produce_heldout_problems():
 
 # Records as the public test files write them (ids, equations and answers copied from the Math23k 1k test and the
 # Ape210k test; question texts shortened): every answer shape those files use.
-MATH23K_RECORDS = [("440", "x=1-(1/6)-(1/6)", "((2)/(3))"), ("1302", "x=(2/5)+(1/3)+(3/8)-1", "((13)/(120))"),
-                   ("2305", "x=10*(1-(2/5))-(3/10)", "5((7)/(10))"), ("18063", "x=15/7", "2((1)/(7))"),
-                   ("923", "x=(120-90)/120", "25%"), ("730", "x=35/8", "4.375"), ("5868", "x=135.60+12.20+135.60",
-                   "283.40"), ("7207", "x=5.25", "((21)/(4))"), ("243", "x=3.14*[(3+2)^2-3^2]", "50.24"),
-                   ("514", "x=12*25/20", "15"), ("1291", "x=[(20000*6)-(20000-200)]/6", "16700")]
-APE210K_RECORDS = [("328487", "x=(45+39)/(45-39)", "(45+39)/(45-39)"), ("215279", "x=(3/8)/(1/5)", "(3/8)/(1/5)"),
-                   ("294840", "x=(2(5/11)+0.25)/(4/7+1/28)", "4(5/11)"), ("681137", "x=(1/10)", "(1/10)"),
-                   ("155142", "x=(1/3)", "(13/39)"), ("298954", "x=60%/(1-60%)", "150%"),
-                   ("672453", "x=10.00", "10.00"), ("651633", "x=(1/3)*3.14*(31.4/(2*3.14))**2*1.2/(10/100*4)",
-                   "78.5"), ("313230", "x=2.75-1(5/6)+3(1/4)-2(1/6)", "2"), ("973841", "x=135000/1.6", "84375")]
+MATH23K_RECORDS = [
+    ("440", "x=1-(1/6)-(1/6)", "((2)/(3))"),
+    ("1302", "x=(2/5)+(1/3)+(3/8)-1", "((13)/(120))"),
+    ("2305", "x=10*(1-(2/5))-(3/10)", "5((7)/(10))"),
+    ("18063", "x=15/7", "2((1)/(7))"),
+    ("923", "x=(120-90)/120", "25%"),
+    ("730", "x=35/8", "4.375"),
+    ("5868", "x=135.60+12.20+135.60", "283.40"),
+    ("7207", "x=5.25", "((21)/(4))"),
+    ("243", "x=3.14*[(3+2)^2-3^2]", "50.24"),
+    ("514", "x=12*25/20", "15"),
+    ("1291", "x=[(20000*6)-(20000-200)]/6", "16700"),
+]
+APE210K_RECORDS = [
+    ("328487", "x=(45+39)/(45-39)", "(45+39)/(45-39)"),
+    ("215279", "x=(3/8)/(1/5)", "(3/8)/(1/5)"),
+    ("294840", "x=(2(5/11)+0.25)/(4/7+1/28)", "4(5/11)"),
+    ("681137", "x=(1/10)", "(1/10)"),
+    ("155142", "x=(1/3)", "(13/39)"),
+    ("298954", "x=60%/(1-60%)", "150%"),
+    ("672453", "x=10.00", "10.00"),
+    ("651633", "x=(1/3)*3.14*(31.4/(2*3.14))**2*1.2/(10/100*4)", "78.5"),
+    ("313230", "x=2.75-1(5/6)+3(1/4)-2(1/6)", "2"),
+    ("973841", "x=135000/1.6", "84375"),
+]
 
 
 def math23k_file(path, records):
     """Math23k's own layout: pretty-printed objects one after another (not a JSON array)."""
-    path.write_text("".join(json.dumps({"id": i, "original_text": f"题{i}", "segmented_text": f"题 {i}",
-                                        "equation": e, "ans": a}, ensure_ascii=False, indent=4) + "\n"
-                            for i, e, a in records), encoding="utf-8")
+    path.write_text(
+        "".join(
+            json.dumps(
+                {"id": i, "original_text": f"题{i}", "segmented_text": f"题 {i}", "equation": e, "ans": a},
+                ensure_ascii=False,
+                indent=4,
+            )
+            + "\n"
+            for i, e, a in records
+        ),
+        encoding="utf-8",
+    )
     return str(path)
 
 
 @pytest.mark.parametrize("name,records", [("math23k", MATH23K_RECORDS), ("ape210k", APE210K_RECORDS)])
 def test_published_answers_score_right_and_off_by_one_scores_wrong(tmp_path, name, records):
+    from test_runner import protocol
+
     from minimath.data.synth.expression import evaluate, parse_equation
     from minimath.eval.answers import answer_value
     from minimath.eval.runner import rescore
-    from test_runner import protocol
 
     if name == "math23k":
         path = math23k_file(tmp_path / "test.json", records)
     else:
-        path = write_jsonl(tmp_path / "test.ape.json", [{"id": i, "segmented_text": "", "original_text": f"题{i}",
-                                                         "ans": a, "equation": e} for i, e, a in records])
+        path = write_jsonl(
+            tmp_path / "test.ape.json",
+            [
+                {"id": i, "segmented_text": "", "original_text": f"题{i}", "ans": a, "equation": e}
+                for i, e, a in records
+            ],
+        )
     task = load_public_task(name, name, path=path)
     assert [d.gold for d in task.docs] == [a for _, _, a in records]
     assert all(evaluate(parse_equation(e)) == answer_value(a) for _, e, a in records)  # each equation gives its answer
@@ -144,13 +187,18 @@ def test_published_answers_score_right_and_off_by_one_scores_wrong(tmp_path, nam
 
 
 def test_gsm8k_gold_solutions_score_and_the_next_integer_does_not(tmp_path):
-    from minimath.eval.runner import rescore
     from test_runner import protocol
 
-    path = write_jsonl(tmp_path / "test.jsonl", [
-        {"question": "q", "answer": "He has 48/2 = <<48/2=24>>24 clips.\n#### 24"},
-        {"question": "q", "answer": "It costs 70,000 + 5 = <<70000+5=70005>>70,005 dollars.\n#### 70005"},
-        {"question": "q", "answer": "She loses 3 - 5 = <<3-5=-2>>-2.\n#### -2"}])
+    from minimath.eval.runner import rescore
+
+    path = write_jsonl(
+        tmp_path / "test.jsonl",
+        [
+            {"question": "q", "answer": "He has 48/2 = <<48/2=24>>24 clips.\n#### 24"},
+            {"question": "q", "answer": "It costs 70,000 + 5 = <<70000+5=70005>>70,005 dollars.\n#### 70005"},
+            {"question": "q", "answer": "She loses 3 - 5 = <<3-5=-2>>-2.\n#### -2"},
+        ],
+    )
     task = load_public_task("gsm8k", "gsm8k", path=path)
     raw = [json.loads(line)["answer"] for line in open(path)]
     for p in (protocol(), protocol("report", extraction="last_number")):
@@ -165,9 +213,13 @@ def test_missing_few_shot_pool_falls_back_to_the_projects_exemplars_and_says_so(
     assert task.fewshot_source == "fixed:fewshot_gsm8k.jsonl" and len(task.fewshot) == 8
     assert all(d.gold.isdigit() and d.solution for d in task.fewshot)
     for fmt, k in (("math23k", 5), ("math", 4)):
-        fixed = load_public_task(fmt, fmt, path=math23k_file(tmp_path / "m.json", MATH23K_RECORDS[:1])
-                                 if fmt == "math23k" else write_jsonl(tmp_path / "p.jsonl", [
-                                     {"problem": "p", "solution": "$\\boxed{1}$"}]))
+        fixed = load_public_task(
+            fmt,
+            fmt,
+            path=math23k_file(tmp_path / "m.json", MATH23K_RECORDS[:1])
+            if fmt == "math23k"
+            else write_jsonl(tmp_path / "p.jsonl", [{"problem": "p", "solution": "$\\boxed{1}$"}]),
+        )
         assert len(fixed.fewshot) == k and all(d.solution for d in fixed.fewshot)
     mmlu = tmp_path / "x_test.csv"
     mmlu.write_text("q,1,2,3,4,A\n")

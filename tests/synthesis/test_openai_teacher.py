@@ -16,15 +16,24 @@ from omegaconf import OmegaConf
 from minimath.config import CONF_DIR
 from minimath.errors import UserError
 from minimath.synthesis.records import Request, Sampling, text_hash
-from minimath.synthesis.testing_server import ChatServer, Fault, echo_hash
 from minimath.synthesis.teachers.openai_teacher import OpenAITeacher, retry_after_seconds
+from minimath.synthesis.testing_server import ChatServer, Fault, echo_hash
 
 KEY = "sk-test-abc123"
 
 
-def make_requests(*contents: str, sampling: Sampling = Sampling(max_tokens=32, seed=7)) -> list[Request]:
-    return [Request(prompt_id="p", seed_id=f"s{i}", text_hash=text_hash(c), sampling=sampling,
-                    messages=(("system", "Solve step by step."), ("user", c))) for i, c in enumerate(contents)]
+def make_requests(*contents: str, sampling: Sampling | None = None) -> list[Request]:
+    sampling = sampling or Sampling(max_tokens=32, seed=7)
+    return [
+        Request(
+            prompt_id="p",
+            seed_id=f"s{i}",
+            text_hash=text_hash(c),
+            sampling=sampling,
+            messages=(("system", "Solve step by step."), ("user", c)),
+        )
+        for i, c in enumerate(contents)
+    ]
 
 
 def calls_for(server: ChatServer, content: str) -> int:
@@ -53,10 +62,24 @@ def test_every_request_is_answered_exactly_once_through_transient_faults(chat_se
     assert all(c.ok and c.text == echo_hash(c.request.chat()) for c in completions)
     assert all(c.tokens_in > 0 and c.tokens_out == 2 and c.finish_reason == "stop" for c in completions)
     sent = Counter(body["messages"][-1]["content"] for body in chat_server.bodies())
-    assert sent == {"q-429": 2, "q-500": 3, "q-stall": 2, "q-malformed": 2, "q-no-choices": 2, "q-a": 1, "q-b": 1,
-                    "q-c": 1}
-    assert teacher.stats.to_dict() == {"calls": 14, "retries": 6, "answered": 8, "failures": {},
-                                       "tokens_in": sum(c.tokens_in for c in completions), "tokens_out": 16}
+    assert sent == {
+        "q-429": 2,
+        "q-500": 3,
+        "q-stall": 2,
+        "q-malformed": 2,
+        "q-no-choices": 2,
+        "q-a": 1,
+        "q-b": 1,
+        "q-c": 1,
+    }
+    assert teacher.stats.to_dict() == {
+        "calls": 14,
+        "retries": 6,
+        "answered": 8,
+        "failures": {},
+        "tokens_in": sum(c.tokens_in for c in completions),
+        "tokens_out": 16,
+    }
 
 
 def test_permanent_failures_are_counted_by_reason_and_answers_are_not_retried(chat_server, make_teacher):
@@ -67,8 +90,15 @@ def test_permanent_failures_are_counted_by_reason_and_answers_are_not_retried(ch
 
     failures = {c.request.seed_id: c.failure for c in teacher.complete(requests)}
 
-    assert failures == {"s0": "http 500", "s1": "http 429", "s2": "timeout", "s3": "refusal", "s4": "refusal",
-                        "s5": "context length", "s6": None}
+    assert failures == {
+        "s0": "http 500",
+        "s1": "http 429",
+        "s2": "timeout",
+        "s3": "refusal",
+        "s4": "refusal",
+        "s5": "context length",
+        "s6": None,
+    }
     assert teacher.stats.failures == {"http 500": 1, "http 429": 1, "timeout": 1, "refusal": 2, "context length": 1}
     assert [calls_for(chat_server, r.messages[-1][1]) for r in requests] == [3, 3, 3, 1, 1, 1, 1]
 
@@ -92,20 +122,23 @@ def test_retry_after_reads_seconds_and_http_dates():
     assert retry_after_seconds("soon", now) is None
 
 
-def test_key_travels_only_in_the_authorization_header(chat_server, make_teacher, monkeypatch, tmp_path, caplog,
-                                                      capsys):
+def test_key_travels_only_in_the_authorization_header(chat_server, make_teacher, monkeypatch, tmp_path, caplog, capsys):
     monkeypatch.setenv("OPENAI_TEST_KEY", KEY)
     caplog.set_level(logging.DEBUG)  # the openai client's and httpx's own debug logs included
     chat_server.script("q-500", "500")
     teacher = make_teacher(chat_server.url, api_key_env="OPENAI_TEST_KEY")
     completions = list(teacher.complete(make_requests("q-500", "q-ok")))
     (tmp_path / "answers.jsonl").write_text("".join(json.dumps(dataclasses.asdict(c)) + "\n" for c in completions))
-    (tmp_path / "manifest.json").write_text(json.dumps({"teacher": repr(teacher), "stats": teacher.stats.to_dict(),
-                                                        "settings": vars(teacher)}, default=str))
+    (tmp_path / "manifest.json").write_text(
+        json.dumps({"teacher": repr(teacher), "stats": teacher.stats.to_dict(), "settings": vars(teacher)}, default=str)
+    )
     print(teacher, teacher.stats)
     with pytest.raises(UserError) as refused:
-        list(make_teacher(closed_port_url(), api_key_env="OPENAI_TEST_KEY", failure_budget=1).complete(
-            make_requests("q")))
+        list(
+            make_teacher(closed_port_url(), api_key_env="OPENAI_TEST_KEY", failure_budget=1).complete(
+                make_requests("q")
+            )
+        )
 
     assert [r.headers["authorization"] for r in chat_server.received] == [f"Bearer {KEY}"] * 3
     written = [p.read_text() for p in tmp_path.rglob("*") if p.is_file()]
@@ -181,8 +214,18 @@ def test_failures_in_a_row_count_across_units(chat_server, make_teacher):
 
 def test_concurrency_limit_is_respected():
     with ChatServer(latency=0.2) as server:
-        teacher = OpenAITeacher(base_url=server.url, model="m", api_key_env=None, concurrency=4, max_retries=0,
-                                backoff_base=0.001, backoff_max=0.01, timeout=2.0, failure_budget=5, seed=0)
+        teacher = OpenAITeacher(
+            base_url=server.url,
+            model="m",
+            api_key_env=None,
+            concurrency=4,
+            max_retries=0,
+            backoff_base=0.001,
+            backoff_max=0.01,
+            timeout=2.0,
+            failure_budget=5,
+            seed=0,
+        )
         completions = list(teacher.complete(make_requests(*(f"q{i}" for i in range(12)))))
 
     assert len(completions) == 12 and all(c.ok for c in completions)
@@ -196,8 +239,14 @@ def test_sampling_settings_and_model_are_sent(chat_server, make_teacher):
     list(make_teacher(chat_server.url, model="qwen-72b", concurrency=1).complete(seeded + unseeded))
 
     first, second = chat_server.bodies()
-    assert first == {"model": "qwen-72b", "messages": seeded[0].chat(), "temperature": 0.2, "top_p": 0.9,
-                     "max_tokens": 77, "seed": 5}
+    assert first == {
+        "model": "qwen-72b",
+        "messages": seeded[0].chat(),
+        "temperature": 0.2,
+        "top_p": 0.9,
+        "max_tokens": 77,
+        "seed": 5,
+    }
     assert "seed" not in second and second["max_tokens"] == 1024
 
 

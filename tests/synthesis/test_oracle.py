@@ -19,8 +19,13 @@ from minimath.synthesis.records import Request, text_hash
 from minimath.synthesis.teachers.oracle import MODEL, OracleTeacher
 
 PROMPTS = PromptSet.shipped()
-GENERATORS = [TextbookSource(), WordProblemSource(), LinearEquationSource(), ArithmeticSource(worked_steps=True),
-              GeneralTextSource()]
+GENERATORS = [
+    TextbookSource(),
+    WordProblemSource(),
+    LinearEquationSource(),
+    ArithmeticSource(worked_steps=True),
+    GeneralTextSource(),
+]
 TEXTS = [g.document(random.Random(i)) for i, g in enumerate(GENERATORS)] + ["No numbers here at all.", "没有数字。"]
 STEP = re.compile(r"^(?:Step \d+: |第\d+步：)(.+) = ([^=]+)$")
 
@@ -100,9 +105,20 @@ def test_problems_use_the_seed_texts_numbers():
 
 
 def test_the_oracle_answers_from_a_given_prompt_block_and_fails_other_prompts():
-    teacher = OracleTeacher({"templates": {"only_en": {
-        "stage": "middle_school", "language": "en", "tool": False, "weight": 1, "system": "s",
-        "user": "Write a problem about: {text}"}}})
+    teacher = OracleTeacher(
+        {
+            "templates": {
+                "only_en": {
+                    "stage": "middle_school",
+                    "language": "en",
+                    "tool": False,
+                    "weight": 1,
+                    "system": "s",
+                    "user": "Write a problem about: {text}",
+                }
+            }
+        }
+    )
     template = teacher.prompt_set.get("only_en")
     good = Request("only_en", "x#0", text_hash("50% of 80"), render(template, "50% of 80"))
     [answer] = teacher.complete([good])

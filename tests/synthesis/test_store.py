@@ -15,10 +15,15 @@ def request(i: int, **sampling) -> Request:
 def test_the_cache_key_covers_backend_model_prompt_sampling_and_sample_index():
     base = request(1).cache_key("openai", "m")
     assert base == request(1).cache_key("openai", "m")
-    variants = [request(1).cache_key("vllm", "m"), request(1).cache_key("openai", "m2"), request(2).cache_key(
-        "openai", "m"), request(1, temperature=0.2).cache_key("openai", "m"),
-        Request("grade_school_en", "text#1", f"{1:016x}", (("user", "text 1"),), Sampling(),
-                sample_index=1).cache_key("openai", "m")]
+    variants = [
+        request(1).cache_key("vllm", "m"),
+        request(1).cache_key("openai", "m2"),
+        request(2).cache_key("openai", "m"),
+        request(1, temperature=0.2).cache_key("openai", "m"),
+        Request("grade_school_en", "text#1", f"{1:016x}", (("user", "text 1"),), Sampling(), sample_index=1).cache_key(
+            "openai", "m"
+        ),
+    ]
     assert base not in variants and len(set(variants)) == len(variants)
 
 

@@ -10,8 +10,7 @@ from hydra import compose, initialize_config_dir
 from minimath.config import CONF_DIR
 from minimath.errors import UserError
 from minimath.synthesis import prompts as prompts_module
-from minimath.synthesis.prompts import (ParseFailure, PromptSet, TextTooLong, choose_prompt, parse, render,
-                                        seed_text)
+from minimath.synthesis.prompts import ParseFailure, PromptSet, TextTooLong, choose_prompt, parse, render, seed_text
 
 OPTIONS = sorted(p.stem for p in (CONF_DIR / "prompts").glob("*.yaml"))
 STAGES = ("grade_school", "middle_school", "high_school", "college", "amc8", "amc10", "amc12", "aime")
@@ -24,8 +23,14 @@ def composed(option: str) -> PromptSet:
 
 
 def entry(**changes) -> dict:
-    base = {"stage": "grade_school", "language": "en", "tool": False, "weight": 1.0, "system": "s",
-            "user": "Text: {text}"}
+    base = {
+        "stage": "grade_school",
+        "language": "en",
+        "tool": False,
+        "weight": 1.0,
+        "system": "s",
+        "user": "Text: {text}",
+    }
     return {"templates": {"p": {**base, **changes}}}
 
 
@@ -56,12 +61,15 @@ def test_render_refuses_a_text_over_the_limit():
         render(template, "x" * 11, max_text_chars=10)
 
 
-@pytest.mark.parametrize("changes,message", [
-    ({"user": "no placeholder"}, "{text} exactly once"),
-    ({"language": "fr"}, "language must be one of en, zh"),
-    ({"weight": 0}, "weight must be positive"),
-    ({"colour": "red"}, "unknown field(s) colour"),
-])
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"user": "no placeholder"}, "{text} exactly once"),
+        ({"language": "fr"}, "language must be one of en, zh"),
+        ({"weight": 0}, "weight must be positive"),
+        ({"colour": "red"}, "unknown field(s) colour"),
+    ],
+)
 def test_invalid_templates_are_one_line_user_errors(changes, message):
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)").replace("{", r"\{")):
         PromptSet.from_config(entry(**changes))
@@ -81,7 +89,8 @@ def test_duplicate_ids_across_options_are_a_user_error(tmp_path, monkeypatch):
     for name in ("a", "b"):
         (tmp_path / "prompts" / f"{name}.yaml").write_text(
             "templates:\n  same:\n    {stage: grade_school, language: en, tool: false, weight: 1, system: s, "
-            "user: 'T {text}'}\n")
+            "user: 'T {text}'}\n"
+        )
     monkeypatch.setattr(prompts_module, "CONF_DIR", tmp_path)
     with pytest.raises(UserError, match="same in more than one option"):
         PromptSet.shipped()
@@ -115,8 +124,10 @@ def tool():
 
 
 def test_parse_accepts_an_echoed_header_and_drops_chatter_around_the_example(cot):
-    reply = ("Sure! Here is a problem.\n\n## Question\nTom has 3 bags of 12 apples. How many apples?\n## Solution\n"
-             "Step 1: 3 × 12 = 36\nThe answer is 36.\n\nI hope this helps! Let me know if you need more.")
+    reply = (
+        "Sure! Here is a problem.\n\n## Question\nTom has 3 bags of 12 apples. How many apples?\n## Solution\n"
+        "Step 1: 3 × 12 = 36\nThe answer is 36.\n\nI hope this helps! Let me know if you need more."
+    )
     example = parse(reply, cot, seed_id="s#1", text_hash="abc")
     assert example.problem == "Tom has 3 bags of 12 apples. How many apples?"
     assert example.solution == "Step 1: 3 × 12 = 36\nThe answer is 36."
@@ -124,33 +135,44 @@ def test_parse_accepts_an_echoed_header_and_drops_chatter_around_the_example(cot
 
 
 def test_parse_reads_a_reply_that_continues_the_prompts_question_header(cot):
-    example = parse("A rope is 10 m long; 3/4 of it is used. How much is left?\n## Solution\n"
-                    "Step 1: 1 - 3/4 = 1/4\nStep 2: 10 × 1/4 = 2.5\nThe answer is 2.5 m.", cot)
+    example = parse(
+        "A rope is 10 m long; 3/4 of it is used. How much is left?\n## Solution\n"
+        "Step 1: 1 - 3/4 = 1/4\nStep 2: 10 × 1/4 = 2.5\nThe answer is 2.5 m.",
+        cot,
+    )
     assert example.problem.startswith("A rope") and example.answer == "2.5"
 
 
 def test_parse_ends_the_example_where_a_run_on_question_starts(cot):
-    example = parse("Q one?\n## Solution\n2 + 2 = 4\nThe answer is 4.\n## Question\nQ two?\n## Solution\n"
-                    "The answer is 5.", cot)
+    example = parse(
+        "Q one?\n## Solution\n2 + 2 = 4\nThe answer is 4.\n## Question\nQ two?\n## Solution\nThe answer is 5.", cot
+    )
     assert example.answer == "4" and "Q two" not in example.solution
 
 
 def test_parse_reads_chinese_full_width_punctuation(cot):
     zh = composed("cot_zh").get("grade_school_zh")
-    example = parse("## Question\n小明有１２个苹果，吃了３个，还剩几个？\n## Solution\n第1步：１２－３＝９\n答案是：９。", zh)
+    example = parse(
+        "## Question\n小明有１２个苹果，吃了３个，还剩几个？\n## Solution\n第1步：１２－３＝９\n答案是：９。", zh
+    )
     assert example.answer == "9"
 
 
-@pytest.mark.parametrize("reply,reason", [
-    ("Tom has 5 apples.\n\nStep 1: 5 + 1 = 6\nThe answer is 6.", "no solution section"),
-    ("## Solution\nStep 1: 5 + 1 = 6\nThe answer is 6.", "no question section"),
-    ("## Question\n\n## Solution\nThe answer is 6.", "no question section"),
-    ("## Question\nQ?\n## Solution\nStep 1: 5 + 1 = 6\nSo Tom has 6 apples now.", "no answer marker"),
-    ("## Question\nQ?\n## Solution\n5 + 1 = 6\nThe answer is 6.\n## Solution\nAnother way: 6.\nThe answer is 6.",
-     "two solution sections"),
-    ("## Question\nFind f(x) = x^2 + 1.\n## Solution\nThe answer is x^2 + 1.", "answer does not parse as a number"),
-    ("## Question\nQ?\n## Solution\nThe answer is \\sqrt{2}.", "answer does not parse as a number"),
-])
+@pytest.mark.parametrize(
+    "reply,reason",
+    [
+        ("Tom has 5 apples.\n\nStep 1: 5 + 1 = 6\nThe answer is 6.", "no solution section"),
+        ("## Solution\nStep 1: 5 + 1 = 6\nThe answer is 6.", "no question section"),
+        ("## Question\n\n## Solution\nThe answer is 6.", "no question section"),
+        ("## Question\nQ?\n## Solution\nStep 1: 5 + 1 = 6\nSo Tom has 6 apples now.", "no answer marker"),
+        (
+            "## Question\nQ?\n## Solution\n5 + 1 = 6\nThe answer is 6.\n## Solution\nAnother way: 6.\nThe answer is 6.",
+            "two solution sections",
+        ),
+        ("## Question\nFind f(x) = x^2 + 1.\n## Solution\nThe answer is x^2 + 1.", "answer does not parse as a number"),
+        ("## Question\nQ?\n## Solution\nThe answer is \\sqrt{2}.", "answer does not parse as a number"),
+    ],
+)
 def test_parse_failures_say_what_is_missing(cot, reply, reason):
     with pytest.raises(ParseFailure) as caught:
         parse(reply, replace(cot, response_prefix=""))
@@ -158,8 +180,10 @@ def test_parse_failures_say_what_is_missing(cot, reply, reason):
 
 
 def test_parse_reads_a_tool_reply_and_names_missing_blocks(tool):
-    reply = ("## Question\nWhat is 2^10?\n## Solution\nCompute it.\n```python\nprint(2 ** 10)\n```\n"
-             "```output\n1024\n```\nThe answer is 1024.")
+    reply = (
+        "## Question\nWhat is 2^10?\n## Solution\nCompute it.\n```python\nprint(2 ** 10)\n```\n"
+        "```output\n1024\n```\nThe answer is 1024."
+    )
     example = parse(reply, tool)
     assert (example.program, example.claimed_output, example.answer) == ("print(2 ** 10)\n", "1024", "1024")
     with pytest.raises(ParseFailure, match="no python block"):
@@ -167,5 +191,8 @@ def test_parse_reads_a_tool_reply_and_names_missing_blocks(tool):
     with pytest.raises(ParseFailure, match="no output block"):
         parse("## Question\nQ?\n## Solution\n```python\nprint(2 ** 10)\n```\nThe answer is 1024.", tool)
     with pytest.raises(ParseFailure, match="no answer marker"):  # a marker only inside the program does not count
-        parse("## Question\nQ?\n## Solution\n```python\nprint('The answer is', 1024)\n```\n```output\n"
-              "The answer is 1024\n```\nDone.", tool)
+        parse(
+            "## Question\nQ?\n## Solution\n```python\nprint('The answer is', 1024)\n```\n```output\n"
+            "The answer is 1024\n```\nDone.",
+            tool,
+        )

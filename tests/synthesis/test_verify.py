@@ -7,19 +7,35 @@ import pytest
 from minimath.synthesis.records import Example
 from minimath.synthesis.verify import FILTERS, arithmetic_steps, outputs_match, verify_examples
 
-EVAL_QUESTION = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
-                 "How many clips did Natalia sell altogether in April and May?")
+EVAL_QUESTION = (
+    "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+    "How many clips did Natalia sell altogether in April and May?"
+)
 
 
 def config(*enabled, eval_path=None, **overrides):
     cfg = {
-        "length": {"problem_min_chars": 10, "problem_max_chars": 500, "solution_min_chars": 5,
-                   "solution_max_chars": 2000},
+        "length": {
+            "problem_min_chars": 10,
+            "problem_max_chars": 500,
+            "solution_min_chars": 5,
+            "solution_max_chars": 2000,
+        },
         "arithmetic": {"final_answer": True},
-        "decontaminate": {"n": 13, "eval_sets": [] if eval_path is None else
-                          [{"name": "gsm8k_test", "path": str(eval_path), "fields": ["question"]}]},
-        "tool": {"workers": 2, "wall_seconds": 1.5, "cpu_seconds": 1, "memory_mb": 512, "output_bytes": 4096,
-                 "packages": []},
+        "decontaminate": {
+            "n": 13,
+            "eval_sets": []
+            if eval_path is None
+            else [{"name": "gsm8k_test", "path": str(eval_path), "fields": ["question"]}],
+        },
+        "tool": {
+            "workers": 2,
+            "wall_seconds": 1.5,
+            "cpu_seconds": 1,
+            "memory_mb": 512,
+            "output_bytes": 4096,
+            "packages": [],
+        },
         "near_dedup": {"threshold": 0.8},
     }
     for name in FILTERS:
@@ -34,9 +50,11 @@ def example(problem="Tom has 3 boxes of 4 pens and 2 more pens. How many pens?",
 
 
 def test_correct_arithmetic_is_kept():
-    good = example(solution="3 × 4 + 2 = 14 pens. 1,200 + 300 = 1,500 and $\\frac{1}{2} + \\frac{1}{4} = "
-                            "\\frac{3}{4}$, 10 \\div 4 = 2.5, 100 ÷ 3 = 33.33, 20% × 50 = 10, so 10 + 4 = 14.",
-                   answer="14")
+    good = example(
+        solution="3 × 4 + 2 = 14 pens. 1,200 + 300 = 1,500 and $\\frac{1}{2} + \\frac{1}{4} = "
+        "\\frac{3}{4}$, 10 \\div 4 = 2.5, 100 ÷ 3 = 33.33, 20% × 50 = 10, so 10 + 4 = 14.",
+        answer="14",
+    )
     kept, report = verify_examples([good], config("arithmetic"))
     assert kept == [good] and report.steps_checked == 7 and not report.dropped
 
@@ -49,8 +67,10 @@ def test_wrong_step_is_dropped_with_offender():
 
 
 def test_unchecked_steps_are_not_dropped():
-    text = ("Let x = 5. Then 2x = 10 and x + 3 = 8. The ratio 3:4 = 6:8, 1 km = 1000 m, 25% of 80 = 20, "
-            "a <= 5, 2(x - 1) = 8.")
+    text = (
+        "Let x = 5. Then 2x = 10 and x + 3 = 8. The ratio 3:4 = 6:8, 1 km = 1000 m, 25% of 80 = 20, "
+        "a <= 5, 2(x - 1) = 8."
+    )
     kept, report = verify_examples([example(solution=text, answer="8")], config("arithmetic"))
     assert len(kept) == 1 and report.steps_checked == 0 and report.steps_unchecked == len(arithmetic_steps(text)) == 8
 
@@ -76,10 +96,17 @@ def test_outputs_match_at_printed_precision():
 
 @pytest.mark.slow
 def test_tool_programs_matched_mismatched_and_timed_out():
-    programs = [("print(3 * 4 + 2)", "14"), ("print(10 / 3)", "3.33"), ("print(3 * 4)", "13"),
-                ("while True:\n    pass", "1"), ("import socket\nsocket.socket()", "0")]
-    examples = [example(solution="see program", program=code, claimed_output=out, seed_id=f"t{i}")
-                for i, (code, out) in enumerate(programs)] + [example(solution="no program", seed_id="plain")]
+    programs = [
+        ("print(3 * 4 + 2)", "14"),
+        ("print(10 / 3)", "3.33"),
+        ("print(3 * 4)", "13"),
+        ("while True:\n    pass", "1"),
+        ("import socket\nsocket.socket()", "0"),
+    ]
+    examples = [
+        example(solution="see program", program=code, claimed_output=out, seed_id=f"t{i}")
+        for i, (code, out) in enumerate(programs)
+    ] + [example(solution="no program", seed_id="plain")]
     kept, report = verify_examples(examples, config("tool"))
     assert [ex.seed_id for ex in kept] == ["t0", "t1", "plain"]
     assert report.dropped == {"tool output mismatch": 1, "tool timeout": 1, "tool error": 1}
@@ -89,12 +116,17 @@ def test_tool_programs_matched_mismatched_and_timed_out():
 
 
 def test_near_duplicate_problem_is_dropped():
-    first = example(problem="A farmer has 12 cows and buys 5 more cows at the market. How many cows now?",
-                    solution="12 + 5 = 17", seed_id="a")
-    copy = example(problem="A farmer has 12 cows and buys 5 more cows at the market. How many cows now ?",
-                   solution="12 + 5 = 17", seed_id="b")
-    other = example(problem="What is the area of a square with side 7 centimetres?", solution="7 × 7 = 49",
-                    seed_id="c")
+    first = example(
+        problem="A farmer has 12 cows and buys 5 more cows at the market. How many cows now?",
+        solution="12 + 5 = 17",
+        seed_id="a",
+    )
+    copy = example(
+        problem="A farmer has 12 cows and buys 5 more cows at the market. How many cows now ?",
+        solution="12 + 5 = 17",
+        seed_id="b",
+    )
+    other = example(problem="What is the area of a square with side 7 centimetres?", solution="7 × 7 = 49", seed_id="c")
     kept, report = verify_examples([first, copy, other], config("near_dedup"))
     assert [ex.seed_id for ex in kept] == ["a", "c"] and report.dropped == {"near duplicate": 1}
     assert report.first_offender["near duplicate"].startswith("b: A farmer")
@@ -103,10 +135,17 @@ def test_near_duplicate_problem_is_dropped():
 def test_contaminated_problem_is_dropped(tmp_path):
     eval_path = tmp_path / "test.jsonl"
     eval_path.write_text(json.dumps({"question": EVAL_QUESTION}) + "\n")
-    copied = example(problem="Natalia sold clips to 48 of her friends in April, and then she sold half as many "
-                             "clips in May. How many in total?", solution="48 ÷ 2 = 24", seed_id="leak")
-    fresh = example(problem="A baker made 30 rolls and sold 12 of them. How many rolls are left?",
-                    solution="30 - 12 = 18", seed_id="ok")
+    copied = example(
+        problem="Natalia sold clips to 48 of her friends in April, and then she sold half as many "
+        "clips in May. How many in total?",
+        solution="48 ÷ 2 = 24",
+        seed_id="leak",
+    )
+    fresh = example(
+        problem="A baker made 30 rolls and sold 12 of them. How many rolls are left?",
+        solution="30 - 12 = 18",
+        seed_id="ok",
+    )
     kept, report = verify_examples([copied, fresh], config("decontaminate", eval_path=eval_path))
     assert kept == [fresh] and report.dropped == {"contaminated (gsm8k_test)": 1}
     assert report.first_offender["contaminated (gsm8k_test)"].startswith("leak: Natalia")
@@ -118,8 +157,10 @@ def test_length_limits():
     fine = example(solution="3 × 4 + 2 = 14")
     kept, report = verify_examples([short, long, fine], config("length"))
     assert kept == [fine]
-    assert report.first_offender == {"problem too short": "short: 4 characters",
-                                     "solution too long": "long: 2001 characters"}
+    assert report.first_offender == {
+        "problem too short": "short: 4 characters",
+        "solution too long": "long: 2001 characters",
+    }
 
 
 def test_report_counts_with_every_filter_in_order(tmp_path):
@@ -136,12 +177,23 @@ def test_report_counts_with_every_filter_in_order(tmp_path):
     kept, report = verify_examples(examples, config(*FILTERS, eval_path=eval_path))
     assert [ex.seed_id for ex in kept] == ["good"]
     assert report.to_dict() == {
-        "read": 6, "kept": 1,
-        "dropped": {"problem too short": 1, "arithmetic step wrong": 1, "contaminated (gsm8k_test)": 1,
-                    "tool output mismatch": 1, "near duplicate": 1},
-        "first_offender": {"problem too short": "short: 4 characters",
-                           "arithmetic step wrong": "wrong: arithmetic step wrong: 3 × 4 + 2 = 15",
-                           "contaminated (gsm8k_test)": "leak: " + EVAL_QUESTION[:80],
-                           "tool output mismatch": "liar: printed '15', claimed '14'",
-                           "near duplicate": "dup: Tom has 3 boxes of 4 pens and 2 more pens. How many pens?"},
-        "steps_checked": 6, "steps_unchecked": 0, "sandbox_layers": list(report.sandbox_layers)}
+        "read": 6,
+        "kept": 1,
+        "dropped": {
+            "problem too short": 1,
+            "arithmetic step wrong": 1,
+            "contaminated (gsm8k_test)": 1,
+            "tool output mismatch": 1,
+            "near duplicate": 1,
+        },
+        "first_offender": {
+            "problem too short": "short: 4 characters",
+            "arithmetic step wrong": "wrong: arithmetic step wrong: 3 × 4 + 2 = 15",
+            "contaminated (gsm8k_test)": "leak: " + EVAL_QUESTION[:80],
+            "tool output mismatch": "liar: printed '15', claimed '14'",
+            "near duplicate": "dup: Tom has 3 boxes of 4 pens and 2 more pens. How many pens?",
+        },
+        "steps_checked": 6,
+        "steps_unchecked": 0,
+        "sandbox_layers": list(report.sandbox_layers),
+    }

@@ -18,20 +18,24 @@ import time
 from pathlib import Path
 
 from minimath.config import CONF_DIR
-from minimath.log import quiet_third_party
 from minimath.data.clean import normalize
 from minimath.data.prepare import tokenize_stream
 from minimath.data.shards import ShardWriter
 from minimath.data.synth.general import GeneralTextSource
 from minimath.data.synth.textbook import TextbookSource
 from minimath.data.synth.word_problems import WordProblemSource
+from minimath.log import quiet_third_party
 from minimath.tokenizer import get_tokenizer
 
 
 def mixed_corpus(documents: int, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
-    generators = [GeneralTextSource(languages=("en",)), GeneralTextSource(languages=("zh",)), TextbookSource(),
-                  WordProblemSource()]
+    generators = [
+        GeneralTextSource(languages=("en",)),
+        GeneralTextSource(languages=("zh",)),
+        TextbookSource(),
+        WordProblemSource(),
+    ]
     return [normalize(generators[i % len(generators)].document(rng)) for i in range(documents)]
 
 
@@ -55,18 +59,32 @@ def loader_wait_share(steps: int, data_root: str) -> tuple[float, float, int]:
     from omegaconf import OmegaConf
 
     from minimath.lit_module import MiniMathModule, module_hparams
+    from minimath.schema import register_configs
     from minimath.training import build_datamodule, build_model_config, build_tokenizer, prepare
 
+    register_configs()  # the training config's schema, as train.py registers it
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=["stage=3", f"paths.data_root={data_root}"])
     manifest = prepare(cfg.data, log=lambda *_: None)
     tokenizer = build_tokenizer(cfg.model, manifest)
     datamodule = build_datamodule(cfg, manifest, tokenizer)
-    module = MiniMathModule(**module_hparams(build_model_config(cfg.model, tokenizer),
-                                             OmegaConf.to_container(cfg.optim, resolve=True), tokenizer.state_dict()))
+    module = MiniMathModule(
+        **module_hparams(
+            build_model_config(cfg.model, tokenizer),
+            OmegaConf.to_container(cfg.optim, resolve=True),
+            tokenizer.state_dict(),
+        )
+    )
     profiler = SimpleProfiler(dirpath=tempfile.mkdtemp(), filename="profile")  # the table goes to a file
-    trainer = L.Trainer(accelerator="cpu", max_steps=steps, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, profiler=profiler)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        profiler=profiler,
+    )
     trainer.fit(module, datamodule=datamodule)
     durations = profiler.recorded_durations
     wait = sum(sum(v) for k, v in durations.items() if k.endswith("train_dataloader_next"))
@@ -93,11 +111,15 @@ def main() -> None:
         tokens = runs[0][0]
         rates = sorted(tokens / elapsed for _, elapsed in runs)
         median, best = rates[len(rates) // 2], rates[-1]
-        print(f"tokenize+pack workers={workers}: {tokens:,} tokens; median {median:,.0f} tokens/s = "
-              f"{median / workers:,.0f} tokens/s/core (best {best / workers:,.0f}/core, {args.repeats} runs)")
+        print(
+            f"tokenize+pack workers={workers}: {tokens:,} tokens; median {median:,.0f} tokens/s = "
+            f"{median / workers:,.0f} tokens/s/core (best {best / workers:,.0f}/core, {args.repeats} runs)"
+        )
     wait, total, steps = loader_wait_share(args.steps, args.data_root)
-    print(f"loader wait (nano, embedded stage 3, {steps} steps): {wait:.3f}s of {total:.2f}s = {wait / total:.2%} "
-          f"of step time")
+    print(
+        f"loader wait (nano, embedded stage 3, {steps} steps): {wait:.3f}s of {total:.2f}s = {wait / total:.2%} "
+        f"of step time"
+    )
 
 
 if __name__ == "__main__":

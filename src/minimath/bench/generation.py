@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
 
 from minimath.config import CONF_DIR
-from minimath.log import quiet_third_party
 from minimath.eval.generation import GenerationConfig, generate, generate_without_cache, load_for_inference
+from minimath.log import quiet_third_party
 from minimath.model import ModelConfig, Transformer
-
 
 
 class _IdTokenizer:
@@ -53,8 +51,9 @@ def main() -> None:
         tokenizer = _IdTokenizer(model.config.vocab_size)
     torch.set_num_threads(torch.get_num_threads())
     g = torch.Generator().manual_seed(1)
-    prompts = [torch.randint(0, tokenizer.vocab_size, (args.prompt_tokens,), generator=g).tolist()
-               for _ in range(args.batch)]
+    prompts = [
+        torch.randint(0, tokenizer.vocab_size, (args.prompt_tokens,), generator=g).tolist() for _ in range(args.batch)
+    ]
     cfg = GenerationConfig(max_new_tokens=args.new_tokens, stop_at_eot=False)
 
     start = time.perf_counter()
@@ -68,13 +67,17 @@ def main() -> None:
     t_ref = time.perf_counter() - start
     assert cached == reference == single, "KV-cache decoding differs from re-forward decoding"
     n = sum(len(text.split()) for text in cached)
-    print(f"model: {sum(p.numel() for p in model.parameters()):,} params, max_seq_len {model.config.max_seq_len}; "
-          f"{args.batch} prompts × {args.prompt_tokens} tokens, {n // args.batch} new tokens each")
+    print(
+        f"model: {sum(p.numel() for p in model.parameters()):,} params, max_seq_len {model.config.max_seq_len}; "
+        f"{args.batch} prompts × {args.prompt_tokens} tokens, {n // args.batch} new tokens each"
+    )
     print(f"kv-cache, batch {args.batch}: {n / t_cache:,.0f} tokens/s ({t_cache:.2f}s)")
     print(f"kv-cache, one prompt at a time: {n / t_single:,.0f} tokens/s ({t_single:.2f}s)")
     print(f"re-forward, one prompt at a time: {n / t_ref:,.0f} tokens/s ({t_ref:.2f}s)")
-    print(f"speed-up over re-forward: {t_ref / t_single:.1f}x from the cache alone, {t_ref / t_cache:.1f}x "
-          f"with batching (identical tokens)")
+    print(
+        f"speed-up over re-forward: {t_ref / t_single:.1f}x from the cache alone, {t_ref / t_cache:.1f}x "
+        f"with batching (identical tokens)"
+    )
 
 
 if __name__ == "__main__":

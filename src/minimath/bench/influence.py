@@ -38,7 +38,7 @@ def loop_gradients(extractor: FeatureExtractor, ids: torch.Tensor, targets: torc
     loss = _ExampleLoss(extractor.model)
     named = dict(extractor.model.named_parameters())
     params = [named[n] for n in extractor.subset.names]
-    rows = [torch.autograd.grad(loss(ids[i:i + 1], targets[i:i + 1]), params) for i in range(len(ids))]
+    rows = [torch.autograd.grad(loss(ids[i : i + 1], targets[i : i + 1]), params) for i in range(len(ids))]
     return {n: torch.stack([r[j] for r in rows]) for j, n in enumerate(extractor.subset.names)}
 
 
@@ -48,10 +48,13 @@ def throughput(cfg: ModelConfig, subset: str, args) -> tuple[dict[str, dict[str,
     model = Transformer(cfg).eval()
     extractor = FeatureExtractor(model, FeatureSpec(subset=subset, d=args.d, max_len=args.max_len))
     g = torch.Generator().manual_seed(0)
-    ids, targets = batch_tensors(torch.randint(0, cfg.vocab_size, (args.examples, args.max_len + 1),
-                                               generator=g).tolist(), args.max_len)
-    variants = {"vmap": lambda: extractor.gradients(ids, targets), "loop": lambda: loop_gradients(extractor, ids,
-                                                                                                    targets)}
+    ids, targets = batch_tensors(
+        torch.randint(0, cfg.vocab_size, (args.examples, args.max_len + 1), generator=g).tolist(), args.max_len
+    )
+    variants = {
+        "vmap": lambda: extractor.gradients(ids, targets),
+        "loop": lambda: loop_gradients(extractor, ids, targets),
+    }
     rates = {v: {"gradients": [], "features": []} for v in variants}
     for grads in variants.values():  # warm-up (vmap's first call traces)
         grads()
@@ -86,7 +89,8 @@ def projection_peak(n: int, d: int, chunk_size: int, piece: int) -> tuple[int, f
     g = torch.Generator().manual_seed(0)
     start = time.perf_counter()
     ChunkedProjection(d, 0, "rademacher", chunk_size).project(
-        (torch.randn(1, min(piece, n - i), generator=g) for i in range(0, n, piece)), 1)
+        (torch.randn(1, min(piece, n - i), generator=g) for i in range(0, n, piece)), 1
+    )
     seconds = time.perf_counter() - start
     done.set()
     sampler.join()
@@ -105,30 +109,38 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=65536)
     parser.add_argument("--overhead-mib", type=int, default=32)
     args = parser.parse_args()
-    print(f"influence features: {torch.get_num_threads()} threads, fp32, max_len {args.max_len}, d {args.d}, "
-          f"Rademacher projection, chunk {args.chunk_size:,}")
+    print(
+        f"influence features: {torch.get_num_threads()} threads, fp32, max_len {args.max_len}, d {args.d}, "
+        f"Rademacher projection, chunk {args.chunk_size:,}"
+    )
 
     small = preset("small", None)
     n = count_params(small)["total"]
     piece = 1 << 20
     peak, seconds = projection_peak(n, args.memory_d, args.chunk_size, piece)
     bound = 3 * args.chunk_size * args.memory_d * 4 + args.overhead_mib * MIB
-    print(f"projection of {n:,} coordinates (small preset) to d={args.memory_d}, chunk {args.chunk_size:,}: peak RSS "
-          f"+{peak / MIB:.1f} MiB, bound 3 x chunk x d x 4 B + {args.overhead_mib} MiB = {bound / MIB:.1f} MiB "
-          f"({'within' if peak <= bound else 'OVER'}); {seconds:.1f} s")
+    print(
+        f"projection of {n:,} coordinates (small preset) to d={args.memory_d}, chunk {args.chunk_size:,}: peak RSS "
+        f"+{peak / MIB:.1f} MiB, bound 3 x chunk x d x 4 B + {args.overhead_mib} MiB = {bound / MIB:.1f} MiB "
+        f"({'within' if peak <= bound else 'OVER'}); {seconds:.1f} s"
+    )
 
-    runs = [("nano", preset("nano", 2048), "all", args.examples, args.repeats),
-            ("small", small, "last:1", args.small_examples, args.small_repeats),
-            ("small", small, "lora:8", args.small_examples, args.small_repeats)]
+    runs = [
+        ("nano", preset("nano", 2048), "all", args.examples, args.repeats),
+        ("small", small, "last:1", args.small_examples, args.small_repeats),
+        ("small", small, "lora:8", args.small_examples, args.small_repeats),
+    ]
     for name, cfg, subset, examples, repeats in runs:
         args.examples, args.repeats = examples, repeats
         rates, dim = throughput(cfg, subset, args)
         med = {v: {k: statistics.median(r) for k, r in kinds.items()} for v, kinds in rates.items()}
-        print(f"{name:5s} subset {subset:7s} ({dim:>10,} coords), {examples:>2} examples | gradients/s: vmap "
-              f"{med['vmap']['gradients']:.2f} ({', '.join(f'{r:.2f}' for r in rates['vmap']['gradients'])}), loop "
-              f"{med['loop']['gradients']:.2f} ({', '.join(f'{r:.2f}' for r in rates['loop']['gradients'])}), vmap "
-              f"{med['vmap']['gradients'] / med['loop']['gradients']:.2f}x | features/s (with the projection): "
-              f"vmap {med['vmap']['features']:.2f}, loop {med['loop']['features']:.2f}")
+        print(
+            f"{name:5s} subset {subset:7s} ({dim:>10,} coords), {examples:>2} examples | gradients/s: vmap "
+            f"{med['vmap']['gradients']:.2f} ({', '.join(f'{r:.2f}' for r in rates['vmap']['gradients'])}), loop "
+            f"{med['loop']['gradients']:.2f} ({', '.join(f'{r:.2f}' for r in rates['loop']['gradients'])}), vmap "
+            f"{med['vmap']['gradients'] / med['loop']['gradients']:.2f}x | features/s (with the projection): "
+            f"vmap {med['vmap']['features']:.2f}, loop {med['loop']['features']:.2f}"
+        )
 
 
 if __name__ == "__main__":

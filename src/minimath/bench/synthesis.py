@@ -34,7 +34,9 @@ def seed_texts(n: int) -> list[str]:
 
 
 def random_teacher(texts: list[str]) -> CheckpointTeacher:
-    tokenizer = CompactTokenizer.from_corpus(get_tokenizer("qwen"), [compact_prompt("grade_school.en", t) for t in texts])
+    tokenizer = CompactTokenizer.from_corpus(
+        get_tokenizer("qwen"), [compact_prompt("grade_school.en", t) for t in texts]
+    )
     preset = OmegaConf.load(CONF_DIR / "model" / "nano.yaml")
     preset.max_seq_len = 512
     torch.manual_seed(0)
@@ -59,11 +61,17 @@ def main() -> None:
     texts = seed_texts(args.requests)
     teacher = checkpoint_teacher(args.ckpt) if args.ckpt else random_teacher(texts)
     sampling = Sampling(temperature=0.0, max_tokens=args.new_tokens)
-    requests = [Request("grade_school.en", f"bench#{i}", text_hash(t), (("user", compact_prompt("grade_school.en", t)),),
-                        sampling) for i, t in enumerate(texts)]
-    print(f"checkpoint teacher: {teacher.model}, {sum(p.numel() for p in teacher.model_obj.parameters()):,} params, "
-          f"{len(requests)} requests, {args.new_tokens} new tokens max, greedy, {torch.get_num_threads()} threads, "
-          f"precision fp32")
+    requests = [
+        Request(
+            "grade_school.en", f"bench#{i}", text_hash(t), (("user", compact_prompt("grade_school.en", t)),), sampling
+        )
+        for i, t in enumerate(texts)
+    ]
+    print(
+        f"checkpoint teacher: {teacher.model}, {sum(p.numel() for p in teacher.model_obj.parameters()):,} params, "
+        f"{len(requests)} requests, {args.new_tokens} new tokens max, greedy, {torch.get_num_threads()} threads, "
+        f"precision fp32"
+    )
     rates: dict[int, list[float]] = {b: [] for b in args.batch}
     timed(teacher, requests[:2])  # warm-up
     for _ in range(args.repeats):
@@ -74,8 +82,10 @@ def main() -> None:
     base = statistics.median(rates[args.batch[0]])
     for b in args.batch:
         med = statistics.median(rates[b])
-        print(f"batch {b:>3}: median {med:,.0f} generated tokens/s ({', '.join(f'{r:,.0f}' for r in rates[b])}); "
-              f"{med / base:.2f}x batch {args.batch[0]}")
+        print(
+            f"batch {b:>3}: median {med:,.0f} generated tokens/s ({', '.join(f'{r:,.0f}' for r in rates[b])}); "
+            f"{med / base:.2f}x batch {args.batch[0]}"
+        )
 
 
 if __name__ == "__main__":

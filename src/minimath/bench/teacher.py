@@ -28,15 +28,32 @@ def serve(latency: float, urls, stop) -> None:
 
 
 def bench_requests(n: int, tag: str) -> list[Request]:
-    return [Request(prompt_id="bench", seed_id=f"{tag}-{i}", text_hash=text_hash(f"{tag}-{i}"),
-                    messages=(("user", f"Problem {tag}-{i}: what is {i} + {i}?"),), sampling=Sampling(max_tokens=64))
-            for i in range(n)]
+    return [
+        Request(
+            prompt_id="bench",
+            seed_id=f"{tag}-{i}",
+            text_hash=text_hash(f"{tag}-{i}"),
+            messages=(("user", f"Problem {tag}-{i}: what is {i} + {i}?"),),
+            sampling=Sampling(max_tokens=64),
+        )
+        for i in range(n)
+    ]
 
 
 def throughput(url: str, concurrency: int, requests: int) -> tuple[int, float]:
     """(answered, seconds) for `requests` requests at `concurrency`, after one untimed round opens the connections."""
-    teacher = OpenAITeacher(base_url=url, model="bench", api_key_env=None, concurrency=concurrency, max_retries=0,
-                            backoff_base=0.1, backoff_max=1.0, timeout=30.0, failure_budget=1, seed=0)
+    teacher = OpenAITeacher(
+        base_url=url,
+        model="bench",
+        api_key_env=None,
+        concurrency=concurrency,
+        max_retries=0,
+        backoff_base=0.1,
+        backoff_max=1.0,
+        timeout=30.0,
+        failure_budget=1,
+        seed=0,
+    )
     list(teacher.complete(bench_requests(concurrency, f"warmup{concurrency}")))
     start = time.perf_counter()
     answered = sum(c.ok for c in teacher.complete(bench_requests(requests, f"c{concurrency}")))
@@ -47,8 +64,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.1, help="seconds the server takes per request")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
-    parser.add_argument("--requests", type=int, default=None,
-                        help="timed requests per concurrency (default: 20 per request in flight)")
+    parser.add_argument(
+        "--requests", type=int, default=None, help="timed requests per concurrency (default: 20 per request in flight)"
+    )
     args = parser.parse_args()
 
     context = multiprocessing.get_context("spawn")

@@ -29,10 +29,11 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from minimath.config import CONF_DIR
-from minimath.log import quiet_third_party
 from minimath.flops import flops_per_token, mfu, peak_flops
 from minimath.hardware import resolve_precision
+from minimath.log import quiet_third_party
 from minimath.model import ModelConfig, Transformer
+
 
 def model_config(spec: dict) -> ModelConfig:
     return ModelConfig.from_preset(spec["model"], vocab_size=spec["vocab_size"], max_seq_len=spec["seq_len"])
@@ -83,7 +84,7 @@ def run_reference(spec: dict, device: str) -> list[float]:
         optimizer.zero_grad(set_to_none=True)
         _sync(device)
         times.append(time.perf_counter() - start)
-    return times[spec["warmup"]:]
+    return times[spec["warmup"] :]
 
 
 def run_ours(spec: dict, device: str) -> list[float]:
@@ -106,17 +107,26 @@ def run_ours(spec: dict, device: str) -> list[float]:
 
     torch.manual_seed(0)
     optim = {"lr": spec["lr"], "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.1, "fused": "auto"}
-    module = MiniMathModule(**module_hparams(model_config(spec), optim, {"name": "qwen"}),
-                            loss_chunk_bytes=spec["loss_chunk_bytes"])
+    module = MiniMathModule(
+        **module_hparams(model_config(spec), optim, {"name": "qwen"}), loss_chunk_bytes=spec["loss_chunk_bytes"]
+    )
     if spec["compile"]:
         module.model.compile()  # in place: parameter names (and checkpoints) stay the same
     timer = StepTimer()
-    trainer = L.Trainer(accelerator="gpu" if device == "cuda" else "cpu", devices=1, precision=spec["precision"],
-                        max_steps=spec["warmup"] + spec["steps"], logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=1.0,
-                        callbacks=[timer])
+    trainer = L.Trainer(
+        accelerator="gpu" if device == "cuda" else "cpu",
+        devices=1,
+        precision=spec["precision"],
+        max_steps=spec["warmup"] + spec["steps"],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        gradient_clip_val=1.0,
+        callbacks=[timer],
+    )
     trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches(spec, "cpu"), batch_size=None))
-    return timer.times[spec["warmup"]:]
+    return timer.times[spec["warmup"] :]
 
 
 def worker(variant: str, spec: dict) -> None:
@@ -134,8 +144,12 @@ def worker(variant: str, spec: dict) -> None:
 
 
 def measure(variant: str, spec: dict) -> dict:
-    result = subprocess.run([sys.executable, "-m", "minimath.bench", "--worker", variant, json.dumps(spec)],
-                            capture_output=True, text=True, timeout=3600)
+    result = subprocess.run(
+        [sys.executable, "-m", "minimath.bench", "--worker", variant, json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     if result.returncode != 0:
         raise SystemExit(f"error: the {variant} benchmark failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -143,21 +157,31 @@ def measure(variant: str, spec: dict) -> dict:
 
 def report(cfg: DictConfig) -> dict:
     model = OmegaConf.to_container(cfg.model, resolve=True)
-    spec = {"model": model, "vocab_size": int(model["vocab_size"] or cfg.vocab_size), "seq_len": int(cfg.seq_len),
-            "micro_batch": int(cfg.micro_batch), "steps": int(cfg.steps), "warmup": int(cfg.warmup),
-            "lr": float(model["lr"]), "loss_chunk_bytes": cfg.loss_chunk_bytes, "compile": bool(cfg.compile),
-            "precision": resolve_precision(str(cfg.hardware.precision), str(cfg.hardware.accelerator)),
-            "accelerator": str(cfg.hardware.accelerator),
-            "reference_precision": reference_precision(str(cfg.reference_precision), str(cfg.hardware.accelerator))}
+    spec = {
+        "model": model,
+        "vocab_size": int(model["vocab_size"] or cfg.vocab_size),
+        "seq_len": int(cfg.seq_len),
+        "micro_batch": int(cfg.micro_batch),
+        "steps": int(cfg.steps),
+        "warmup": int(cfg.warmup),
+        "lr": float(model["lr"]),
+        "loss_chunk_bytes": cfg.loss_chunk_bytes,
+        "compile": bool(cfg.compile),
+        "precision": resolve_precision(str(cfg.hardware.precision), str(cfg.hardware.accelerator)),
+        "accelerator": str(cfg.hardware.accelerator),
+        "reference_precision": reference_precision(str(cfg.reference_precision), str(cfg.hardware.accelerator)),
+    }
     tokens = spec["micro_batch"] * spec["seq_len"]
     flops = flops_per_token(model_config(spec), spec["seq_len"])
     peak = peak_flops(cfg.hardware.peak_tflops, spec["precision"])
-    print(f"model {model['name']}: {model['n_layer']}L × {model['n_embd']}, vocab {spec['vocab_size']:,}; batch "
-          f"{spec['micro_batch']}×{spec['seq_len']}; {spec['steps']} timed steps after {spec['warmup']}; "
-          f"ours: {spec['precision']}, loss chunks of {spec['loss_chunk_bytes']} bytes of logits, "
-          f"compile {spec['compile']}; "
-          f"reference: {spec['reference_precision']}, full logits; "
-          f"FLOPs/token: transformer {flops.transformer:.3g}, output layer {flops.output_layer:.3g}")
+    print(
+        f"model {model['name']}: {model['n_layer']}L × {model['n_embd']}, vocab {spec['vocab_size']:,}; batch "
+        f"{spec['micro_batch']}×{spec['seq_len']}; {spec['steps']} timed steps after {spec['warmup']}; "
+        f"ours: {spec['precision']}, loss chunks of {spec['loss_chunk_bytes']} bytes of logits, "
+        f"compile {spec['compile']}; "
+        f"reference: {spec['reference_precision']}, full logits; "
+        f"FLOPs/token: transformer {flops.transformer:.3g}, output layer {flops.output_layer:.3g}"
+    )
     if peak:
         print(f"peak: {peak / 1e12:.2f} TFLOP/s ({cfg.hardware.peak_tflops})")
     runs = {"reference": [], "ours": []}
@@ -167,14 +191,21 @@ def report(cfg: DictConfig) -> dict:
     results = {}
     for variant, measured in runs.items():
         rates = sorted(tokens / m["median_step_s"] for m in measured)
-        r = {"tokens_per_s": rates[len(rates) // 2], "peak_bytes": max(m["peak_bytes"] for m in measured),
-             "tokens_per_s_each_run": [round(tokens / m["median_step_s"], 1) for m in measured]}
-        line = (f"{variant:>9}: {r['tokens_per_s']:>10,.0f} tokens/s (median of {r['tokens_per_s_each_run']})  "
-                f"peak memory {r['peak_bytes'] / 2**30:6.2f} GiB")
+        r = {
+            "tokens_per_s": rates[len(rates) // 2],
+            "peak_bytes": max(m["peak_bytes"] for m in measured),
+            "tokens_per_s_each_run": [round(tokens / m["median_step_s"], 1) for m in measured],
+        }
+        line = (
+            f"{variant:>9}: {r['tokens_per_s']:>10,.0f} tokens/s (median of {r['tokens_per_s_each_run']})  "
+            f"peak memory {r['peak_bytes'] / 2**30:6.2f} GiB"
+        )
         if peak:
             r.update(mfu(r["tokens_per_s"], flops, peak))
-            line += (f"  MFU {100 * r['mfu']:.1f}% (output layer {100 * r['mfu_output_layer']:.1f}%, "
-                     f"total {100 * r['mfu_total']:.1f}%)")
+            line += (
+                f"  MFU {100 * r['mfu']:.1f}% (output layer {100 * r['mfu_output_layer']:.1f}%, "
+                f"total {100 * r['mfu_total']:.1f}%)"
+            )
         print(line)
         results[variant] = r
     speed = results["ours"]["tokens_per_s"] / results["reference"]["tokens_per_s"]

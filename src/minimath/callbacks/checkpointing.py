@@ -35,8 +35,14 @@ class Checkpointing(StepBoundary, Checkpoint):
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self, dirpath: str, every_n_train_steps: int | None = 100, every_minutes: float | None = None,
-                 keep_last: int | None = 3, save_on_interrupt: bool = True):
+    def __init__(
+        self,
+        dirpath: str,
+        every_n_train_steps: int | None = 100,
+        every_minutes: float | None = None,
+        keep_last: int | None = 3,
+        save_on_interrupt: bool = True,
+    ):
         if keep_last is not None and keep_last < 1:
             raise ValueError(f"checkpoint.keep_last={keep_last}: keep at least 1, or null for all")
         self.dirpath = Path(dirpath)
@@ -55,8 +61,10 @@ class Checkpointing(StepBoundary, Checkpoint):
         self._signal = signum
         if sys.stdout.isatty():
             sys.stdout.write("\n")  # off the in-place progress line
-        log.info(f"{signal.Signals(signum).name}: finishing this optimizer step, then saving last.ckpt "
-                 f"(Ctrl-C again aborts without saving)")
+        log.info(
+            f"{signal.Signals(signum).name}: finishing this optimizer step, then saving last.ckpt "
+            f"(Ctrl-C again aborts without saving)"
+        )
 
     def on_train_start(self, trainer: L.Trainer, pl_module: TrainingState) -> None:
         self._start_counting(trainer)
@@ -69,16 +77,16 @@ class Checkpointing(StepBoundary, Checkpoint):
             signal.signal(s, handler)
         self._previous_handlers = {}
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: TrainingState, outputs, batch,
-                           batch_idx) -> None:
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: TrainingState, outputs, batch, batch_idx) -> None:
         if not self._step_ended(trainer):
             return  # inside an optimizer step (gradient accumulation)
         step = trainer.global_step
         due_time = self.every_minutes is not None and time.monotonic() - self._saved_at >= 60 * self.every_minutes
         stop = self._signal is not None
         if trainer.world_size > 1:  # one rank's clock or signal decides for all
-            flags = trainer.strategy.reduce(torch.tensor([float(due_time), float(stop)],
-                                                         device=trainer.strategy.root_device), reduce_op="sum")
+            flags = trainer.strategy.reduce(
+                torch.tensor([float(due_time), float(stop)], device=trainer.strategy.root_device), reduce_op="sum"
+            )
             due_time, stop = bool(flags[0] > 0), bool(flags[1] > 0)
         due_steps = bool(self.every_n_train_steps) and step % self.every_n_train_steps == 0
         if due_steps or due_time or stop:
@@ -94,6 +102,6 @@ class Checkpointing(StepBoundary, Checkpoint):
         if trainer.is_global_zero:
             atomic_publish(path, self.dirpath / LAST)
             if self.keep_last is not None:
-                for old in sorted(self.dirpath.glob("step*.ckpt"))[:-self.keep_last]:
+                for old in sorted(self.dirpath.glob("step*.ckpt"))[: -self.keep_last]:
                     old.unlink(missing_ok=True)
         trainer.strategy.barrier("checkpoint")

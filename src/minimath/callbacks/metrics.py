@@ -21,8 +21,9 @@ class TrainingMetrics(StepBoundary, L.Callback):
     peak (`hardware.peak_tflops`: TFLOP/s, `measure`, or null), `perf/{mfu,mfu_output_layer,mfu_total}` from the
     model's FLOPs per token at its context length and the run's precision, over all devices."""
 
-    def __init__(self, source_names: list[str] | None = None, log_every_n_steps: int = 1,
-                 peak_tflops: float | str | None = None):
+    def __init__(
+        self, source_names: list[str] | None = None, log_every_n_steps: int = 1, peak_tflops: float | str | None = None
+    ):
         self.source_names = list(source_names or [])
         self.log_every_n_steps = int(log_every_n_steps)
         self.peak_tflops = peak_tflops
@@ -56,7 +57,8 @@ class TrainingMetrics(StepBoundary, L.Callback):
             source = batch["source"].to(device)
             self._source_loss = self._source_loss.to(device).index_add(0, source, outputs["sequence_loss"].double())
             self._source_tokens = self._source_tokens.to(device).index_add(
-                0, source, outputs["sequence_tokens"].double())
+                0, source, outputs["sequence_tokens"].double()
+            )
         if not self._step_ended(trainer):
             return  # a micro-batch inside an optimizer step (gradient accumulation)
         step = trainer.global_step - 1
@@ -85,8 +87,13 @@ class TrainingMetrics(StepBoundary, L.Callback):
             "train/step": float(step),
         }
         if sources is not None:
-            metrics.update({f"train_source/{name}": float(sources[0][i] / sources[1][i])
-                            for i, name in enumerate(self.source_names) if sources[1][i] > 0})
+            metrics.update(
+                {
+                    f"train_source/{name}": float(sources[0][i] / sources[1][i])
+                    for i, name in enumerate(self.source_names)
+                    if sources[1][i] > 0
+                }
+            )
         if self._peak and elapsed > 0:
             metrics.update({f"perf/{k}": v for k, v in mfu(step_tokens / elapsed, self._flops, self._peak).items()})
         log.to_loggers(trainer.loggers, metrics, step=pl_module.tokens_seen)

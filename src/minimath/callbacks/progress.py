@@ -39,12 +39,13 @@ class Progress(StepBoundary, L.Callback):
         rate = (pl_module.tokens_seen - self._first_tokens) / elapsed if elapsed > 0 else 0.0
         steps_done = done - self._first_step
         eta = elapsed / steps_done * (total - done) if steps_done else float("nan")
-        return (f"stage {pl_module.stage} step {done:,}/{total:,} ({100 * done / max(total, 1):.0f}%) | "
-                f"{pl_module.tokens_seen:,} tokens | loss {pl_module.last_loss:.4f} | {rate:,.0f} tokens/s | "
-                f"elapsed {_duration(elapsed)} | ETA {_duration(eta) if eta == eta else '?'}")
+        return (
+            f"stage {pl_module.stage} step {done:,}/{total:,} ({100 * done / max(total, 1):.0f}%) | "
+            f"{pl_module.tokens_seen:,} tokens | loss {pl_module.last_loss:.4f} | {rate:,.0f} tokens/s | "
+            f"elapsed {_duration(elapsed)} | ETA {_duration(eta) if eta == eta else '?'}"
+        )
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: TrainingState, outputs, batch,
-                           batch_idx) -> None:
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: TrainingState, outputs, batch, batch_idx) -> None:
         if not self._step_ended(trainer) or not trainer.is_global_zero:
             return
         now = time.monotonic()

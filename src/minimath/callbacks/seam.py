@@ -4,7 +4,8 @@ nothing else from it, so the module can change inside without them."""
 
 from __future__ import annotations
 
-from typing import Iterator, Protocol, runtime_checkable
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
 
 import torch
 
@@ -16,11 +17,11 @@ from minimath.model import ModelConfig, Probe
 class TrainingState(Protocol):
     model_config: ModelConfig
     stage: int
-    tokens_per_step: int       # the batch: input positions per optimizer step, all ranks
-    tokens_seen: int           # input positions consumed by optimizer steps, all ranks, carried across stages
-    last_loss: float           # the last optimizer step's mean loss per valid token, all micro-batches and ranks
-    last_step_skipped: bool    # the last optimizer step changed nothing (a NaN/Inf loss, or a spike skipped)
-    last_spike: Spike | None   # what the loss guard found in the last optimizer step
+    tokens_per_step: int  # the batch: input positions per optimizer step, all ranks
+    tokens_seen: int  # input positions consumed by optimizer steps, all ranks, carried across stages
+    last_loss: float  # the last optimizer step's mean loss per valid token, all micro-batches and ranks
+    last_step_skipped: bool  # the last optimizer step changed nothing (a NaN/Inf loss, or a spike skipped)
+    last_spike: Spike | None  # what the loss guard found in the last optimizer step
 
     def parameters(self, recurse: bool = True) -> Iterator[torch.nn.Parameter]: ...
 

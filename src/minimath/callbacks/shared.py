@@ -3,7 +3,7 @@ may be sharded over the ranks (gradients, parameter updates) taken over the whol
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import lightning as L
 import torch

@@ -34,8 +34,9 @@ class StabilityMonitor(StepBoundary, L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: TrainingState) -> None:
         self._start_counting(trainer)
-        self._handles = [probe.module.register_forward_hook(self._hook(probe))
-                         for probe in pl_module.probes(self.logit_positions)]
+        self._handles = [
+            probe.module.register_forward_hook(self._hook(probe)) for probe in pl_module.probes(self.logit_positions)
+        ]
 
     def on_train_end(self, trainer: L.Trainer, pl_module: TrainingState) -> None:
         for handle in self._handles:
@@ -47,6 +48,7 @@ class StabilityMonitor(StepBoundary, L.Callback):
             if self._capture:
                 with torch.no_grad():
                     self._stats[probe.name] = float(probe.measure(inputs, output.detach()))
+
         return hook
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: TrainingState, batch, batch_idx) -> None:
@@ -69,8 +71,11 @@ class StabilityMonitor(StepBoundary, L.Callback):
             return  # a micro-batch inside an optimizer step
         spike = pl_module.last_spike
         if spike is not None and trainer.is_global_zero:
-            log.to_loggers(trainer.loggers, {"stability/loss_spike": spike.z, "stability/spike_loss": spike.loss},
-                           step=self._tokens_before)
+            log.to_loggers(
+                trainer.loggers,
+                {"stability/loss_spike": spike.z, "stability/spike_loss": spike.loss},
+                step=self._tokens_before,
+            )
         if not self._stats:
             return
         layers = pl_module.layer_parameters()

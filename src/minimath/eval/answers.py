@@ -28,8 +28,10 @@ _MARKERS = [
     re.compile(r"(?:答案是|答案为|答案：|答案:|(?<![解回])答[:：])[ \t]*([^\n]*?)(?:。|$)", re.MULTILINE),
 ]
 _RUN = re.compile(r"[0-9.+\-*/×÷^()%\s]*[0-9][0-9.+\-*/×÷^()%\s]*")
-_LITERAL = re.compile(r"\d+\(\(\d+\)/\(\d+\)\)|\(\(\d+(?:\.\d+)?\)/\(\d+(?:\.\d+)?\)\)"
-                      r"|\d+(?:\.\d+)?(?:/\d+(?:\.\d+)?)?%?")
+_LITERAL = re.compile(
+    r"\d+\(\(\d+\)/\(\d+\)\)|\(\(\d+(?:\.\d+)?\)/\(\d+(?:\.\d+)?\)\)"
+    r"|\d+(?:\.\d+)?(?:/\d+(?:\.\d+)?)?%?"
+)
 _DECIMAL = re.compile(r"^-?\d+\.(\d+)(%?)$")
 _CHOICE = re.compile(r"(?<![A-Za-z])([ABCD])(?![A-Za-z])")
 METHODS = ("auto", "last_number", "boxed")
@@ -47,7 +49,7 @@ def last_boxed(text: str) -> str | None:
     for j in range(i, len(text)):
         depth += {"{": 1, "}": -1}.get(text[j], 0)
         if depth == 0:
-            return text[i + 1:j]
+            return text[i + 1 : j]
     return None
 
 

@@ -4,9 +4,10 @@ report's table. Adding a benchmark in a public format is one `Benchmark` here an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from minimath.errors import UserError
 from minimath.eval.documents import LETTERS, Doc
@@ -62,8 +63,12 @@ def choice_doc(record: dict, where: str) -> Doc:
     gold = LETTERS[int(answer)] if isinstance(answer, int) or str(answer).isdigit() else str(answer).strip().upper()
     if gold not in LETTERS:
         raise UserError(f"{where}: answer {answer!r} is not one of A-D")
-    return Doc(str(_field(rec, "question", where)), gold, choices=[str(c) for c in choices],
-               subject=str(rec.get("subject", "")))
+    return Doc(
+        str(_field(rec, "question", where)),
+        gold,
+        choices=[str(c) for c in choices],
+        subject=str(rec.get("subject", "")),
+    )
 
 
 def svamp_doc(record: dict, where: str) -> Doc:
@@ -73,8 +78,11 @@ def svamp_doc(record: dict, where: str) -> Doc:
     answer = _field(record, "Answer", where)
     gold = str(int(answer)) if isinstance(answer, float) and answer.is_integer() else str(answer)
     equation = str(record.get("Equation") or "").strip()
-    return Doc(f"{body if body.endswith('.') else body + '.'} {str(_field(record, 'Question', where)).strip()}",
-               gold, solution=f"{equation} = {gold}" if equation else "")
+    return Doc(
+        f"{body if body.endswith('.') else body + '.'} {str(_field(record, 'Question', where)).strip()}",
+        gold,
+        solution=f"{equation} = {gold}" if equation else "",
+    )
 
 
 @dataclass(frozen=True)
@@ -92,13 +100,16 @@ class Benchmark:
 
 
 # In the order of the report's table: C-Eval, CMMLU, MMLU, GSM8K, MATH, MATH23K (and the average of the math ones).
-BENCHMARKS = {b.format: b for b in (
-    Benchmark("ceval", choice_doc, "choice", "ceval", column="C-Eval"),
-    Benchmark("cmmlu", choice_doc, "choice", "cmmlu", column="CMMLU"),
-    Benchmark("mmlu", choice_doc, "choice", "mmlu", column="MMLU"),
-    Benchmark("gsm8k", gsm8k_doc, "numeric", "gsm8k", RESOURCES / "fewshot_gsm8k.jsonl", "GSM8K", True),
-    Benchmark("math", math_doc, "math", "minerva", RESOURCES / "fewshot_math.jsonl", "MATH", True),
-    Benchmark("math23k", math23k_doc, "numeric", "math23k", RESOURCES / "fewshot_math23k.json", "MATH23K", True),
-    Benchmark("ape210k", math23k_doc, "numeric", "math23k", RESOURCES / "fewshot_math23k.json"),
-    Benchmark("svamp", svamp_doc, "numeric", "gsm8k"),
-)}
+BENCHMARKS = {
+    b.format: b
+    for b in (
+        Benchmark("ceval", choice_doc, "choice", "ceval", column="C-Eval"),
+        Benchmark("cmmlu", choice_doc, "choice", "cmmlu", column="CMMLU"),
+        Benchmark("mmlu", choice_doc, "choice", "mmlu", column="MMLU"),
+        Benchmark("gsm8k", gsm8k_doc, "numeric", "gsm8k", RESOURCES / "fewshot_gsm8k.jsonl", "GSM8K", True),
+        Benchmark("math", math_doc, "math", "minerva", RESOURCES / "fewshot_math.jsonl", "MATH", True),
+        Benchmark("math23k", math23k_doc, "numeric", "math23k", RESOURCES / "fewshot_math23k.json", "MATH23K", True),
+        Benchmark("ape210k", math23k_doc, "numeric", "math23k", RESOURCES / "fewshot_math23k.json"),
+        Benchmark("svamp", svamp_doc, "numeric", "gsm8k"),
+    )
+}

@@ -4,23 +4,31 @@ held-out prepared sources (`HeldoutLoss`: instruction pairs' output tokens only,
 
 from __future__ import annotations
 
-from typing import Mapping, Protocol as TypingProtocol
+from collections.abc import Mapping
+from typing import Protocol as TypingProtocol
 
 import lightning as L
 import torch
 
 from minimath import log
-from minimath.eval.runner import Protocol, run_task
-from minimath.loss import IGNORE_INDEX, lm_loss
 from minimath.data.synth.base import DocumentGenerator
+from minimath.eval.runner import Protocol, run_task
 from minimath.eval.tasks import as_generator, heldout_task
+from minimath.loss import IGNORE_INDEX, lm_loss
 from minimath.tokenizer import tokenizer_from_state
 
 
 class HeldoutEval(L.Callback):
-    def __init__(self, every_n_steps: int, generators: Mapping[str, DocumentGenerator | Mapping],
-                 tasks: list[str] | None = None, n: int = 50, max_new_tokens: int = 96, batch_size: int = 25,
-                 seed: int = 0):
+    def __init__(
+        self,
+        every_n_steps: int,
+        generators: Mapping[str, DocumentGenerator | Mapping],
+        tasks: list[str] | None = None,
+        n: int = 50,
+        max_new_tokens: int = 96,
+        batch_size: int = 25,
+        seed: int = 0,
+    ):
         """`generators` (or their configs): the data config's held-out sources (`data.heldout`), so the sets follow
         the training data; `tasks`: which of them (None: all)."""
         self.tasks = [heldout_task(name, n, as_generator(generators[name]), seed) for name in tasks or generators]
@@ -33,8 +41,10 @@ class HeldoutEval(L.Callback):
             self._tokenizer = tokenizer_from_state(module.hparams.tokenizer)
         was_training = module.model.training
         module.model.eval()
-        metrics = {f"eval/{task.name}": run_task(module.model, self._tokenizer, task, self.protocol)[0]["accuracy"]
-                   for task in self.tasks}
+        metrics = {
+            f"eval/{task.name}": run_task(module.model, self._tokenizer, task, self.protocol)[0]["accuracy"]
+            for task in self.tasks
+        }
         module.model.train(was_training)
         log.to_loggers(trainer.loggers, metrics, step=module.tokens_seen)
 
@@ -60,8 +70,7 @@ class HeldoutLoss(L.Callback):
     `documents` documents of each prepared source in `sources` (each alone, after `<|endoftext|>`; an instruction
     pair's prompt is no target), logged as `eval/<source>_loss`. No sources: nothing runs."""
 
-    def __init__(self, every_n_steps: int, sources: list[str] | None = None, documents: int = 64,
-                 batch_size: int = 16):
+    def __init__(self, every_n_steps: int, sources: list[str] | None = None, documents: int = 64, batch_size: int = 16):
         self.sources = list(sources or [])
         self.every_n_steps, self.documents, self.batch_size = int(every_n_steps), int(documents), int(batch_size)
         self._rows: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -75,8 +84,8 @@ class HeldoutLoss(L.Callback):
     def _loss(self, module, input_ids: torch.Tensor, targets: torch.Tensor) -> float:
         total, valid = 0.0, 0
         for start in range(0, len(input_ids), self.batch_size):
-            ids = input_ids[start:start + self.batch_size].to(module.device)
-            target = targets[start:start + self.batch_size].to(module.device)
+            ids = input_ids[start : start + self.batch_size].to(module.device)
+            target = targets[start : start + self.batch_size].to(module.device)
             hidden = module.model.hidden_states(ids)
             loss, _ = lm_loss(hidden, module.model.output_weight, target, chunk_bytes=module.loss_chunk_bytes)
             total, valid = total + float(loss), valid + int((target != IGNORE_INDEX).sum())
@@ -92,8 +101,9 @@ class HeldoutLoss(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
-        if (self._rows and step and step % self.every_n_steps == 0 and step != self._last
-                and trainer.is_global_zero):  # with gradient accumulation the same step ends several micro-batches
+        if (
+            self._rows and step and step % self.every_n_steps == 0 and step != self._last and trainer.is_global_zero
+        ):  # with gradient accumulation the same step ends several micro-batches
             self._evaluate(trainer, pl_module)
 
     def on_train_end(self, trainer, pl_module) -> None:

@@ -3,9 +3,9 @@ re-forward reference decoder, log-likelihoods of continuations, and loading a ch
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -77,15 +77,17 @@ def _cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
     return (text[: min(cuts)], True) if cuts else (text, False)
 
 
-def generate(model: Transformer, tokenizer: TokenizerLike, prompts: Sequence[list[int]],
-             cfg: GenerationConfig) -> list[str]:
+def generate(
+    model: Transformer, tokenizer: TokenizerLike, prompts: Sequence[list[int]], cfg: GenerationConfig
+) -> list[str]:
     """Continuations of a batch of prompts, decoded with a KV cache (prefill once, then one token per step)."""
     return [text for text, _ in generate_counted(model, tokenizer, prompts, cfg)]
 
 
 @torch.no_grad()
-def generate_counted(model: Transformer, tokenizer: TokenizerLike, prompts: Sequence[list[int]],
-                     cfg: GenerationConfig) -> list[tuple[str, int]]:
+def generate_counted(
+    model: Transformer, tokenizer: TokenizerLike, prompts: Sequence[list[int]], cfg: GenerationConfig
+) -> list[tuple[str, int]]:
     """`generate`, with the number of new tokens each continuation took (a synthesis teacher reports it)."""
     max_new = new_token_budget(model.config.max_seq_len, cfg.max_new_tokens)
     prompts = _fit_prompts(prompts, model.config.max_seq_len, max_new)
@@ -94,8 +96,8 @@ def generate_counted(model: Transformer, tokenizer: TokenizerLike, prompts: Sequ
     ids = torch.zeros(b, width, dtype=torch.long, device=device)
     valid = torch.zeros(b, width + max_new, dtype=torch.bool, device=device)
     for i, p in enumerate(prompts):  # left padding: every prompt ends at the same column
-        ids[i, width - len(p):] = torch.tensor(p, device=device)
-        valid[i, width - len(p):width + max_new] = True
+        ids[i, width - len(p) :] = torch.tensor(p, device=device)
+        valid[i, width - len(p) : width + max_new] = True
     positions = (valid[:, :width].long().cumsum(-1) - 1).clamp(min=0)
     causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
     # A padded query attends to itself only, so no row of the mask is empty.
@@ -126,8 +128,9 @@ def generate_counted(model: Transformer, tokenizer: TokenizerLike, prompts: Sequ
 
 
 @torch.no_grad()
-def generate_without_cache(model: Transformer, tokenizer: TokenizerLike, prompt: list[int],
-                           cfg: GenerationConfig) -> str:
+def generate_without_cache(
+    model: Transformer, tokenizer: TokenizerLike, prompt: list[int], cfg: GenerationConfig
+) -> str:
     """Reference decoder: re-runs the whole prefix for every new token (greedy only). For tests and benchmarks."""
     max_new = new_token_budget(model.config.max_seq_len, cfg.max_new_tokens)
     (prompt,) = _fit_prompts([prompt], model.config.max_seq_len, max_new)
@@ -146,18 +149,20 @@ def generate_without_cache(model: Transformer, tokenizer: TokenizerLike, prompt:
 
 
 @torch.no_grad()
-def loglikelihoods(model: Transformer, contexts: Sequence[list[int]], continuations: Sequence[list[int]]) -> list[float]:
+def loglikelihoods(
+    model: Transformer, contexts: Sequence[list[int]], continuations: Sequence[list[int]]
+) -> list[float]:
     """Sum of log p(continuation | context) for each pair (contexts left-truncated to fit the model)."""
     scores = []
     for context, continuation in zip(contexts, continuations):
         if not continuation:
             raise ValueError("empty continuation")
         keep = model.config.max_seq_len + 1 - len(continuation)
-        ids = (list(context) + list(continuation))[-(model.config.max_seq_len + 1):]
+        ids = (list(context) + list(continuation))[-(model.config.max_seq_len + 1) :]
         if keep < 1:
             raise UserError(f"continuation of {len(continuation)} tokens does not fit max_seq_len")
         x = torch.tensor([ids[:-1]], device=model.output_weight.device)
         logprobs = F.log_softmax(model(x)[0].float(), -1)
-        targets = torch.tensor(ids[-len(continuation):], device=x.device)
-        scores.append(float(logprobs[-len(continuation):].gather(-1, targets[:, None]).sum()))
+        targets = torch.tensor(ids[-len(continuation) :], device=x.device)
+        scores.append(float(logprobs[-len(continuation) :].gather(-1, targets[:, None]).sum()))
     return scores

@@ -9,23 +9,29 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from minimath.config import CONF_DIR
 from minimath.checkpoint import CheckpointMeta, load_checkpoint
+from minimath.config import CONF_DIR
+from minimath.data.synth.base import DocumentGenerator
 from minimath.errors import UserError
 from minimath.eval.generation import GenerationConfig, generate, inference_objects, load_for_inference
 from minimath.eval.prompts import DOCUMENT_START
 from minimath.eval.runner import Protocol, rescore, run_task, write_results
-from minimath.data.synth.base import DocumentGenerator
-from minimath.io import remove_if_only
 from minimath.eval.tasks import Task, as_generator, heldout_generators, heldout_task, load_public_task, read_records
-
+from minimath.io import remove_if_only
 
 
 def build_protocol(cfg: DictConfig) -> Protocol:
     p = OmegaConf.to_container(cfg.protocol, resolve=True)
-    return Protocol(name=p["name"], shots=p["shots"], extraction=p["extraction"], subset=p["subset"], seed=p["seed"],
-                    generation=GenerationConfig(**p["generation"]), batch_size=p["batch_size"],
-                    bare_percent=bool(p["bare_percent"]))
+    return Protocol(
+        name=p["name"],
+        shots=p["shots"],
+        extraction=p["extraction"],
+        subset=p["subset"],
+        seed=p["seed"],
+        generation=GenerationConfig(**p["generation"]),
+        batch_size=p["batch_size"],
+        bare_percent=bool(p["bare_percent"]),
+    )
 
 
 def heldout_generator(task_cfg: DictConfig, trained: dict | None) -> DocumentGenerator:
@@ -41,11 +47,19 @@ def heldout_generator(task_cfg: DictConfig, trained: dict | None) -> DocumentGen
 
 def build_task(task_cfg: DictConfig, trained_heldout: dict | None = None) -> Task:
     if task_cfg.get("heldout"):
-        return heldout_task(task_cfg.name, int(task_cfg.n), heldout_generator(task_cfg, trained_heldout),
-                            int(task_cfg.seed))
-    return load_public_task(task_cfg.name, task_cfg.format, task_cfg.get("path"), task_cfg.get("hub"),
-                            task_cfg.get("hub_config"), task_cfg.get("split", "test"), task_cfg.get("fewshot_path"),
-                            task_cfg.get("fewshot_split", "train"))
+        return heldout_task(
+            task_cfg.name, int(task_cfg.n), heldout_generator(task_cfg, trained_heldout), int(task_cfg.seed)
+        )
+    return load_public_task(
+        task_cfg.name,
+        task_cfg.format,
+        task_cfg.get("path"),
+        task_cfg.get("hub"),
+        task_cfg.get("hub_config"),
+        task_cfg.get("split", "test"),
+        task_cfg.get("fewshot_path"),
+        task_cfg.get("fewshot_split", "train"),
+    )
 
 
 def task_overrides() -> list[str]:
@@ -91,8 +105,10 @@ def evaluate(cfg: DictConfig) -> dict:
     if not names:
         raise UserError(f"{cfg.ckpt} names no held-out sets: pass tasks=[...] (names of conf/task/*.yaml)")
     if task_overrides() and cfg.task.name not in names:
-        raise UserError(f"{' '.join(task_overrides())} sets up task {cfg.task.name}, which tasks={names} does not "
-                        f"evaluate: add it to tasks=[...] (or select it with task=<name>)")
+        raise UserError(
+            f"{' '.join(task_overrides())} sets up task {cfg.task.name}, which tasks={names} does not "
+            f"evaluate: add it to tasks=[...] (or select it with task=<name>)"
+        )
     for name in names:
         task = build_task(task_config(cfg, name), trained_heldout)
         summaries[name], records[name] = run_task(model, tokenizer, task, protocol)
@@ -148,8 +164,9 @@ def main(cfg: DictConfig):
     if cfg.mode not in MODES:
         raise UserError(f"mode={cfg.mode}: choose evaluate, rescore or generate")
     if cfg.mode != "rescore" and cfg.mode != "evaluate" and task_overrides():
-        raise UserError(f"{' '.join(task_overrides())}: mode={cfg.mode} reads no task (task= is for mode=rescore "
-                        f"and mode=evaluate)")
+        raise UserError(
+            f"{' '.join(task_overrides())}: mode={cfg.mode} reads no task (task= is for mode=rescore and mode=evaluate)"
+        )
     out = Path(cfg.paths.output_dir)
     try:
         result = MODES[cfg.mode](cfg)

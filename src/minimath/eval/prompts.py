@@ -23,8 +23,33 @@ from minimath.tokenizer import ENDOFTEXT
 DOCUMENT_START = ENDOFTEXT
 CHAT_USER, CHAT_ASSISTANT = "<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n"
 # How answers are written, as the answer grammar reads them (`answers.py`): digits, signs, and the answer markers.
-ANSWER_TEXTS = ("0123456789", " 0 1 2 3 4 5 6 7 8 9", " ", ".", ".\n", ".\n\n", ",", "%", "/", "(", ")", "=", "+",
-                "-", "×", "÷", "$", "####", " The answer is", "Final Answer:", "\\boxed{", "}", "答：", "答案：", "。")
+ANSWER_TEXTS = (
+    "0123456789",
+    " 0 1 2 3 4 5 6 7 8 9",
+    " ",
+    ".",
+    ".\n",
+    ".\n\n",
+    ",",
+    "%",
+    "/",
+    "(",
+    ")",
+    "=",
+    "+",
+    "-",
+    "×",
+    "÷",
+    "$",
+    "####",
+    " The answer is",
+    "Final Answer:",
+    "\\boxed{",
+    "}",
+    "答：",
+    "答案：",
+    "。",
+)
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -163,11 +188,13 @@ PROMPT_STYLES = {
     "gsm8k": QuestionAnswer(),
     "minerva": ProblemSolution(),
     "math23k": BilingualProblem(),
-    "mmlu": MultipleChoice("mmlu", "The following are multiple choice questions (with answers) about {subject}.\n\n",
-                           "Answer:"),
+    "mmlu": MultipleChoice(
+        "mmlu", "The following are multiple choice questions (with answers) about {subject}.\n\n", "Answer:"
+    ),
     "ceval": MultipleChoice("ceval", "以下是中国关于{subject}考试的单项选择题，请选出其中的正确答案。\n\n", "答案："),
-    "cmmlu": MultipleChoice("cmmlu", "以下是关于{subject}的单项选择题，请直接给出正确答案的选项。\n\n", "答案是：",
-                            question_prefix="题目："),
+    "cmmlu": MultipleChoice(
+        "cmmlu", "以下是关于{subject}的单项选择题，请直接给出正确答案的选项。\n\n", "答案是：", question_prefix="题目："
+    ),
 }
 
 

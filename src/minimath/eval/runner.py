@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
-from minimath.io import atomic_write_bytes, atomic_write_json
 from minimath.errors import UserError
 from minimath.eval.answers import answer_value, extract_answer, extract_choice, math_equal, numbers_equal
 from minimath.eval.benchmarks import BENCHMARKS
 from minimath.eval.documents import LETTERS, Doc, Task
 from minimath.eval.generation import GenerationConfig, generate, loglikelihoods, new_token_budget
 from minimath.eval.prompts import Prompt, build_prompt
+from minimath.io import atomic_write_bytes, atomic_write_json
 from minimath.model import Transformer
 from minimath.tokenizer import TokenizerLike
 
@@ -39,11 +39,18 @@ class Protocol:
     bare_percent: bool = True  # a bare 35 also answers a 35% gold
 
     @classmethod
-    def heldout(cls, max_new_tokens: int = 96, batch_size: int = 25, seed: int = 0) -> "Protocol":
+    def heldout(cls, max_new_tokens: int = 96, batch_size: int = 25, seed: int = 0) -> Protocol:
         """How every held-out set is measured during and after training (the in-training callback and the
         curriculum table): zero-shot, greedy, the standard answer grammar."""
-        return cls(name="standard", shots={}, extraction="auto", subset=None, seed=seed,
-                   generation=GenerationConfig(max_new_tokens=max_new_tokens), batch_size=batch_size)
+        return cls(
+            name="standard",
+            shots={},
+            extraction="auto",
+            subset=None,
+            seed=seed,
+            generation=GenerationConfig(max_new_tokens=max_new_tokens),
+            batch_size=batch_size,
+        )
 
     def shots_for(self, task: str) -> int:
         return int(self.shots.get(task, 0)) if self.name == "standard" else 0
@@ -72,8 +79,9 @@ class FittedPrompt:
     truncated: bool  # even zero-shot did not fit: the model sees the prompt's end only
 
 
-def fit_prompt(task: Task, doc: Doc, shots: list[Doc], protocol: str, tokenizer: TokenizerLike,
-               room: int) -> FittedPrompt:
+def fit_prompt(
+    task: Task, doc: Doc, shots: list[Doc], protocol: str, tokenizer: TokenizerLike, room: int
+) -> FittedPrompt:
     """The prompt with as many of its exemplars as fit in `room` tokens (the last ones dropped first); a prompt
     too long even without exemplars is marked truncated, never cut silently."""
     for keep in range(len(shots), -1, -1):
@@ -106,8 +114,13 @@ def score_output(task: Task, doc: Doc, output: str, protocol: Protocol) -> dict:
 def _choice_by_loglikelihood(model, context: list[int], continuations: list[list[int]], doc: Doc) -> dict:
     scores = loglikelihoods(model, [context] * len(continuations), continuations)
     best = LETTERS[max(range(len(scores)), key=scores.__getitem__)]
-    return {"output": best, "extracted": best, "correct": best == doc.gold, "loglikelihoods": scores,
-            "reason": "" if best == doc.gold else "wrong answer"}
+    return {
+        "output": best,
+        "extracted": best,
+        "correct": best == doc.gold,
+        "loglikelihoods": scores,
+        "reason": "" if best == doc.gold else "wrong answer",
+    }
 
 
 def _answer_letters(tokenizer: TokenizerLike, task: Task, letters: Sequence[str]) -> list[list[int]]:
@@ -116,8 +129,10 @@ def _answer_letters(tokenizer: TokenizerLike, task: Task, letters: Sequence[str]
     unk = getattr(tokenizer, "unk_id", None)
     missing = [letter for letter, ids in zip(letters, encoded) if unk is not None and unk in ids]
     if missing:
-        raise UserError(f"task {task.name}: the model's vocabulary ({tokenizer.name}) has no token for "
-                        f"{', '.join(repr(m) for m in missing)}; multiple choice cannot be scored with it")
+        raise UserError(
+            f"task {task.name}: the model's vocabulary ({tokenizer.name}) has no token for "
+            f"{', '.join(repr(m) for m in missing)}; multiple choice cannot be scored with it"
+        )
     return encoded
 
 
@@ -126,39 +141,67 @@ def run_task(model: Transformer, tokenizer: TokenizerLike, task: Task, protocol:
     chosen = select(task.docs, protocol.subset, protocol.seed)
     k = protocol.shots_for(task.name)
     if k and not task.fewshot:
-        raise UserError(f"task {task.name}: {k}-shot needs few-shot exemplars and none were found "
-                        f"(set the task's fewshot_path, or protocol.shots.{task.name}=0)")
+        raise UserError(
+            f"task {task.name}: {k}-shot needs few-shot exemplars and none were found "
+            f"(set the task's fewshot_path, or protocol.shots.{task.name}=0)"
+        )
     choice_ll = task.kind == "choice" and protocol.name == "standard"
     max_len = model.config.max_seq_len
     new_tokens = new_token_budget(max_len, protocol.generation.max_new_tokens)
-    letters = _answer_letters(tokenizer, task, build_prompt(task, task.docs[0], [], "standard").choices) \
-        if choice_ll else []
+    letters = (
+        _answer_letters(tokenizer, task, build_prompt(task, task.docs[0], [], "standard").choices) if choice_ll else []
+    )
     room = max_len + 1 - max(map(len, letters)) if choice_ll else max_len - new_tokens
-    fitted = [fit_prompt(task, doc, exemplars(task, doc, k, protocol.seed), protocol.name, tokenizer, room)
-              for _, doc in chosen]
+    fitted = [
+        fit_prompt(task, doc, exemplars(task, doc, k, protocol.seed), protocol.name, tokenizer, room)
+        for _, doc in chosen
+    ]
     records, stops_used = [], set()
     if choice_ll:
         for (doc_id, doc), f in zip(chosen, fitted):
-            records.append({"doc_id": doc_id, "prompt": f.prompt.text, "gold": doc.gold, "shots": f.shots,
-                            "truncated": f.truncated, **_choice_by_loglikelihood(model, f.ids, letters, doc)})
+            records.append(
+                {
+                    "doc_id": doc_id,
+                    "prompt": f.prompt.text,
+                    "gold": doc.gold,
+                    "shots": f.shots,
+                    "truncated": f.truncated,
+                    **_choice_by_loglikelihood(model, f.ids, letters, doc),
+                }
+            )
     else:
         for start in range(0, len(chosen), protocol.batch_size):
-            batch = list(zip(chosen, fitted))[start:start + protocol.batch_size]
+            batch = list(zip(chosen, fitted))[start : start + protocol.batch_size]
             stops = tuple(sorted({s for _, f in batch for s in f.prompt.stop}))
             stops_used.update(stops)
             cfg = GenerationConfig(**{**vars(protocol.generation), "stop": stops})
             outputs = generate(model, tokenizer, [f.ids for _, f in batch], cfg)
             for ((doc_id, doc), f), output in zip(batch, outputs):
-                records.append({"doc_id": doc_id, "prompt": f.prompt.text, "output": output, "gold": doc.gold,
-                                "shots": f.shots, "truncated": f.truncated, **_category(doc),
-                                **score_output(task, doc, output, protocol)})
-    settings = {"shots_used": _spread([f.shots for f in fitted]), "fewshot_source": task.fewshot_source if k else None,
-                "truncated": sum(f.truncated for f in fitted),
-                "prompts_with_unknown_tokens": sum(bool(_unknown(tokenizer, f.ids)) for f in fitted)}
+                records.append(
+                    {
+                        "doc_id": doc_id,
+                        "prompt": f.prompt.text,
+                        "output": output,
+                        "gold": doc.gold,
+                        "shots": f.shots,
+                        "truncated": f.truncated,
+                        **_category(doc),
+                        **score_output(task, doc, output, protocol),
+                    }
+                )
+    settings = {
+        "shots_used": _spread([f.shots for f in fitted]),
+        "fewshot_source": task.fewshot_source if k else None,
+        "truncated": sum(f.truncated for f in fitted),
+        "prompts_with_unknown_tokens": sum(bool(_unknown(tokenizer, f.ids)) for f in fitted),
+    }
     if not choice_ll:
-        settings["generation"] = {**vars(protocol.generation), "max_new_tokens": new_tokens,
-                                  "max_new_tokens_requested": protocol.generation.max_new_tokens,
-                                  "stop": sorted(stops_used)}
+        settings["generation"] = {
+            **vars(protocol.generation),
+            "max_new_tokens": new_tokens,
+            "max_new_tokens_requested": protocol.generation.max_new_tokens,
+            "stop": sorted(stops_used),
+        }
     return summarize(task.name, records, protocol, settings), records
 
 
@@ -181,16 +224,25 @@ def summarize(name: str, records: list[dict], protocol: Protocol | None = None, 
     summary = {"task": name, "n": n, "accuracy": sum(r["correct"] for r in records) / n if n else 0.0}
     categories = sorted({r["category"] for r in records if "category" in r})
     if categories:  # e.g. held-out arithmetic per operator
-        summary["by_category"] = {c: sum(r["correct"] for r in records if r.get("category") == c) /
-                                  sum(r.get("category") == c for r in records) for c in categories}
+        summary["by_category"] = {
+            c: sum(r["correct"] for r in records if r.get("category") == c)
+            / sum(r.get("category") == c for r in records)
+            for c in categories
+        }
     unscorable = sum(r.get("reason") == "gold is not a number" for r in records)
     if unscorable:
         summary["unscorable_golds"] = unscorable
     if protocol is not None:
-        summary["protocol"] = {"name": protocol.name, "shots": protocol.shots_for(name),
-                               "extraction": protocol.extraction, "bare_percent": protocol.bare_percent,
-                               "subset": protocol.subset, "seed": protocol.seed,
-                               "generation": vars(protocol.generation), **(settings or {})}
+        summary["protocol"] = {
+            "name": protocol.name,
+            "shots": protocol.shots_for(name),
+            "extraction": protocol.extraction,
+            "bare_percent": protocol.bare_percent,
+            "subset": protocol.subset,
+            "seed": protocol.seed,
+            "generation": vars(protocol.generation),
+            **(settings or {}),
+        }
     return summary
 
 
@@ -203,20 +255,36 @@ def rescore(task: Task, predictions: list[dict], protocol: Protocol) -> tuple[di
     for p in predictions:
         doc_id = int(p["doc_id"])
         if doc_id not in selected:
-            raise UserError(f"prediction for doc_id {doc_id}: not one of the {len(selected)} items the protocol "
-                            f"selects from {task.name} ({len(task.docs)} items, subset={protocol.subset}, "
-                            f"seed={protocol.seed})")
+            raise UserError(
+                f"prediction for doc_id {doc_id}: not one of the {len(selected)} items the protocol "
+                f"selects from {task.name} ({len(task.docs)} items, subset={protocol.subset}, "
+                f"seed={protocol.seed})"
+            )
         if doc_id in by_id:
             raise UserError(f"two predictions for doc_id {doc_id}")
         by_id[doc_id] = str(p.get("output") or "")
     records = []
     for doc_id, doc in chosen:
         if doc_id not in by_id:
-            records.append({"doc_id": doc_id, "gold": doc.gold, "output": None, "extracted": None, "correct": False,
-                            "reason": "missing prediction"})
+            records.append(
+                {
+                    "doc_id": doc_id,
+                    "gold": doc.gold,
+                    "output": None,
+                    "extracted": None,
+                    "correct": False,
+                    "reason": "missing prediction",
+                }
+            )
             continue
-        records.append({"doc_id": doc_id, "gold": doc.gold, "output": by_id[doc_id],
-                        **score_output(task, doc, by_id[doc_id], protocol)})
+        records.append(
+            {
+                "doc_id": doc_id,
+                "gold": doc.gold,
+                "output": by_id[doc_id],
+                **score_output(task, doc, by_id[doc_id], protocol),
+            }
+        )
     return summarize(task.name, records, protocol, {"fewshot_source": None}), records
 
 
@@ -225,7 +293,10 @@ def markdown_table(summaries: dict[str, dict], model_name: str) -> str:
     a math task ran), then any other tasks."""
     cols = [(key, title) for key, title in REPORT_COLUMNS if key in summaries]
     extra = [(k, k) for k in summaries if k not in dict(REPORT_COLUMNS)]
-    cell = lambda k: f"{100 * summaries[k]['accuracy']:.2f}%"
+
+    def cell(k):
+        return f"{100 * summaries[k]['accuracy']:.2f}%"
+
     math = [100 * summaries[k]["accuracy"] for k in MATH_COLUMNS if k in summaries]
     average = [("Math Avg.", f"{sum(math) / len(math):.2f}%")] if math else []
     head = ["model"] + [t for _, t in cols] + [t for t, _ in average] + [t for _, t in extra]
@@ -236,7 +307,8 @@ def markdown_table(summaries: dict[str, dict], model_name: str) -> str:
 def write_results(out_dir: Path, summaries: dict[str, dict], records: dict[str, list[dict]], model_name: str) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, rows in records.items():
-        atomic_write_bytes(out_dir / f"{name}.jsonl",
-                           "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8"))
+        atomic_write_bytes(
+            out_dir / f"{name}.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+        )
     atomic_write_json(out_dir / "results.json", {"model": model_name, "tasks": summaries})
     atomic_write_bytes(out_dir / "results.md", (markdown_table(summaries, model_name) + "\n").encode("utf-8"))

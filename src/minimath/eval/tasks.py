@@ -11,14 +11,15 @@ import json
 import os
 import random
 import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from minimath.data.synth.arithmetic import ArithmeticSource
 from minimath.data.synth.base import DocumentGenerator
 from minimath.data.synth.equations import LinearEquationSource
 from minimath.data.synth.word_problems import WordProblemSource
-from minimath.errors import UserError
+from minimath.errors import UserError, first_line
 from minimath.eval.benchmarks import BENCHMARKS
 from minimath.eval.documents import Doc, Task
 from minimath.jsonio import JsonRecordError, json_records
@@ -55,14 +56,17 @@ def _read_csv(path: Path) -> list[dict]:
         raise UserError(f"{path}: empty CSV file")
     header = [h.strip().lower() for h in rows[0]]
     if "question" in header and "answer" in header:
-        return [{header[i]: v for i, v in enumerate(row) if i < len(header)} | {"_line": n}
-                for n, row in enumerate(rows[1:], start=2)]
+        return [
+            {header[i]: v for i, v in enumerate(row) if i < len(header)} | {"_line": n}
+            for n, row in enumerate(rows[1:], start=2)
+        ]
     records = []
     for n, row in enumerate(rows, start=1):
         if len(row) < 6:
             raise UserError(f"{path}:{n}: expected question,A,B,C,D,answer")
-        records.append({"question": row[0], "a": row[1], "b": row[2], "c": row[3], "d": row[4], "answer": row[5],
-                        "_line": n})
+        records.append(
+            {"question": row[0], "a": row[1], "b": row[2], "c": row[3], "d": row[4], "answer": row[5], "_line": n}
+        )
     return records
 
 
@@ -100,8 +104,7 @@ def load_hub(hub: str, config: str | None, split: str) -> list[dict]:
     try:
         return [dict(r) for r in datasets.load_dataset(hub, name=config, split=split)]
     except Exception as err:  # network or dataset errors: one line, with the offline alternative
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"cannot load {hub} ({first}): set the task's path to a local file") from None
+        raise UserError(f"cannot load {hub} ({first_line(err)}): set the task's path to a local file") from None
 
 
 def _docs(fmt: str, records: list[dict], source: str, subject: str = "") -> list[Doc]:
@@ -127,20 +130,31 @@ def _local_docs(fmt: str, pattern: str) -> list[Doc]:
     return [doc for f in files for doc in _docs(fmt, read_records(f), f, _subject(f) if "*" in pattern else "")]
 
 
-def load_public_task(name: str, fmt: str, path: str | None = None, hub: str | None = None,
-                     hub_config: str | None = None, split: str = "test", fewshot_path: str | None = None,
-                     fewshot_split: str = "train") -> Task:
+def load_public_task(
+    name: str,
+    fmt: str,
+    path: str | None = None,
+    hub: str | None = None,
+    hub_config: str | None = None,
+    split: str = "test",
+    fewshot_path: str | None = None,
+    fewshot_split: str = "train",
+) -> Task:
     """Local files when `path` matches (a glob gives one subject per file), else the hub id (online)."""
     if fmt not in BENCHMARKS:
         raise UserError(f"task {name}: unknown format {fmt!r}; choose one of {sorted(BENCHMARKS)}")
     benchmark = BENCHMARKS[fmt]
     local = bool(path) and bool(glob.glob(path))
     if not local and not hub:
-        raise UserError(f"task {name}: evaluation file {path} does not exist (and no hub id is set): put it there, "
-                        f"or set paths.eval_root=DIR / task.path=FILE")
+        raise UserError(
+            f"task {name}: evaluation file {path} does not exist (and no hub id is set): put it there, "
+            f"or set paths.eval_root=DIR / task.path=FILE"
+        )
     if not local and not hub_reachable():
-        raise UserError(f"task {name}: no local file {path}, and the hub ({hub}) cannot be reached from here: put "
-                        f"the file there, or set paths.eval_root=DIR / task.path=FILE")
+        raise UserError(
+            f"task {name}: no local file {path}, and the hub ({hub}) cannot be reached from here: put "
+            f"the file there, or set paths.eval_root=DIR / task.path=FILE"
+        )
     docs = _local_docs(fmt, path) if local else _docs(fmt, load_hub(hub, hub_config, split), hub)
     if fewshot_path and glob.glob(fewshot_path):
         fewshot, source = _local_docs(fmt, fewshot_path), fewshot_path
@@ -168,7 +182,11 @@ def as_generator(generator: Any) -> DocumentGenerator:
     return generator if isinstance(generator, DocumentGenerator) else hydra.utils.instantiate(generator)
 
 
-HELDOUT_SOURCES = {"arithmetic": ArithmeticSource, "equations": LinearEquationSource, "word_problems": WordProblemSource}
+HELDOUT_SOURCES = {
+    "arithmetic": ArithmeticSource,
+    "equations": LinearEquationSource,
+    "word_problems": WordProblemSource,
+}
 
 
 def heldout_task(name: str, n: int, generator: DocumentGenerator, seed: int = 0) -> Task:
@@ -178,15 +196,19 @@ def heldout_task(name: str, n: int, generator: DocumentGenerator, seed: int = 0)
     if name not in HELDOUT_SOURCES:
         raise UserError(f"unknown held-out task {name!r}: {', '.join(HELDOUT_SOURCES)}")
     if not isinstance(generator, HELDOUT_SOURCES[name]):
-        raise UserError(f"held-out {name} needs a {HELDOUT_SOURCES[name].__name__} generator, "
-                        f"got {type(generator).__name__} (data config: heldout.{name})")
+        raise UserError(
+            f"held-out {name} needs a {HELDOUT_SOURCES[name].__name__} generator, "
+            f"got {type(generator).__name__} (data config: heldout.{name})"
+        )
     source = dataclasses.replace(generator, split="heldout")
     rng = random.Random(f"heldout-{name}-{seed}")
     if name == "arithmetic":
+
         def arithmetic_line(_: int) -> Doc:
             lang = rng.choice(source.languages)
             question, answer, _, kind, op = source.problem(rng)
             return Doc(f"{question} =", source.answer_text(answer, kind), category=op, context=source.heading(lang))
+
         return Task(name, "numeric", _distinct(name, n, arithmetic_line), prompt_style="line")
     if name == "equations":  # one unknown per item (a system's answer is two numbers)
         single = tuple(f for f in source.forms if f != "system")
@@ -197,12 +219,13 @@ def heldout_task(name: str, n: int, generator: DocumentGenerator, seed: int = 0)
         def one_unknown_equation(_: int) -> Doc:
             solved = source.problem(rng, rng.choice(source.languages))
             return Doc(solved.question, str(solved.answer["x"]))
-        return Task(name, "numeric", _distinct(name, n, one_unknown_equation),
-                    prompt_style="equation")
+
+        return Task(name, "numeric", _distinct(name, n, one_unknown_equation), prompt_style="equation")
 
     def word_problem(i: int) -> Doc:
         record = source.record(rng, i)
         return Doc(record["original_text"], record["ans"])
+
     return Task(name, "numeric", _distinct(name, n, word_problem), prompt_style="math23k")
 
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 from minimath.errors import Interrupted, UserError
 from minimath.io import atomic_write, jsonl_bytes
@@ -61,8 +61,9 @@ class Tally:
         return {"counts": dict(sorted(self.counts.items())), "first_offender": dict(sorted(self.first.items()))}
 
 
-def read_seed_texts(source, max_texts: int | None, max_chars: int, selection: set[str] | None,
-                    on_truncate: str) -> tuple[list[SeedText], dict, Tally]:
+def read_seed_texts(
+    source, max_texts: int | None, max_chars: int, selection: set[str] | None, on_truncate: str
+) -> tuple[list[SeedText], dict, Tally]:
     """Seed texts from any data-config source (`documents(stats)`), optionally only those a selection file names
     (by seed id or text hash); a text longer than `max_chars` is truncated (`on_truncate: truncate`, recorded) or
     skipped (`skip`, counted)."""
@@ -95,8 +96,9 @@ def read_selection(path: str | None) -> set[str] | None:
         return None
     file = Path(str(path))
     if not file.is_file():
-        raise UserError(f"seeds.selection={file} does not exist: pass the selected.jsonl that "
-                        f"python -m minimath.select wrote")
+        raise UserError(
+            f"seeds.selection={file} does not exist: pass the selected.jsonl that python -m minimath.select wrote"
+        )
     chosen = set()
     for lineno, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -109,8 +111,9 @@ def read_selection(path: str | None) -> set[str] | None:
     return chosen
 
 
-def build_requests(texts: list[SeedText], prompt_set, choose, render: Callable, samples: int, sampling: Sampling,
-                   seed: int, style: str) -> list[Request]:
+def build_requests(
+    texts: list[SeedText], prompt_set, choose, render: Callable, samples: int, sampling: Sampling, seed: int, style: str
+) -> list[Request]:
     """One request per (text, sample index), in text order; the prompt is chosen per text by the seeded mix (the
     same text gets the same prompt whatever else the run holds). `style`: `chat` (the prompt set's teacher messages)
     or `compact` (`compact_prompt`, for a small synthesis model)."""
@@ -122,15 +125,23 @@ def build_requests(texts: list[SeedText], prompt_set, choose, render: Callable, 
         else:
             messages = render(template, t.text)
         for s in range(samples):
-            requests.append(Request(prompt_id=template.id, seed_id=t.seed_id, text_hash=text_hash(t.text),
-                                    messages=tuple(messages), sampling=sampling, sample_index=s))
+            requests.append(
+                Request(
+                    prompt_id=template.id,
+                    seed_id=t.seed_id,
+                    text_hash=text_hash(t.text),
+                    messages=tuple(messages),
+                    sampling=sampling,
+                    sample_index=s,
+                )
+            )
     return requests
 
 
 def units(requests: list, size: int) -> list[list]:
     """Fixed groups of consecutive requests: a local teacher answers a unit as one batch, and a resumed run sends
     the same unit again, so batch composition (and with it every answer) is the same as in an uninterrupted run."""
-    return [requests[i:i + size] for i in range(0, len(requests), size)]
+    return [requests[i : i + size] for i in range(0, len(requests), size)]
 
 
 def to_send(group: list[Request], keys: list[str], cache: AnswerCache, resend_unit: bool) -> list[Request]:
@@ -138,8 +149,15 @@ def to_send(group: list[Request], keys: list[str], cache: AnswerCache, resend_un
     return (group if resend_unit else missing) if missing else []
 
 
-def ask_teacher(teacher: Teacher, requests: list[Request], keys: list[str], cache: AnswerCache, unit_size: int,
-                resend_unit: bool, progress: SynthesisProgress) -> dict:
+def ask_teacher(
+    teacher: Teacher,
+    requests: list[Request],
+    keys: list[str],
+    cache: AnswerCache,
+    unit_size: int,
+    resend_unit: bool,
+    progress: SynthesisProgress,
+) -> dict:
     """Send every request without a cached answer (`keys`: each request's cache key); answers are cached as they
     arrive. Returns this run's cost."""
     cost = Counter()
@@ -166,8 +184,10 @@ def ask_teacher(teacher: Teacher, requests: list[Request], keys: list[str], cach
     except KeyboardInterrupt:
         progress.end_line()
         cache.close()
-        raise Interrupted(f"synthesis stopped with {progress.done:,} of {progress.total:,} answers cached; rerun the "
-                          f"same command to continue (nothing answered is asked again)") from None
+        raise Interrupted(
+            f"synthesis stopped with {progress.done:,} of {progress.total:,} answers cached; rerun the "
+            f"same command to continue (nothing answered is asked again)"
+        ) from None
     except UserError:
         progress.end_line()
         cache.close()
@@ -182,20 +202,22 @@ def write_shards(directory: Path, rows: list[dict], shard_size: int) -> list[dic
     directory.mkdir(parents=True, exist_ok=True)
     described, names = [], set()
     for n, start in enumerate(range(0, max(len(rows), 1), shard_size)):
-        data = jsonl_bytes(rows[start:start + shard_size])
+        data = jsonl_bytes(rows[start : start + shard_size])
         name = f"part-{n:05d}.jsonl"
         atomic_write(directory / name, lambda f, d=data: f.write(d))
         names.add(name)
-        described.append({"file": name, "rows": len(rows[start:start + shard_size]),
-                          "sha256": hashlib.sha256(data).hexdigest()})
+        described.append(
+            {"file": name, "rows": len(rows[start : start + shard_size]), "sha256": hashlib.sha256(data).hexdigest()}
+        )
     for stale in directory.glob("part-*.jsonl"):
         if stale.name not in names:
             stale.unlink()
     return described
 
 
-def parsed_examples(requests: list[Request], answers: list[dict | None], parse: Callable, templates: dict,
-                    tally: Tally) -> Iterator[tuple[int, Example]]:
+def parsed_examples(
+    requests: list[Request], answers: list[dict | None], parse: Callable, templates: dict, tally: Tally
+) -> Iterator[tuple[int, Example]]:
     """(request index, Example) for each answered request whose answer parses; a parse failure is counted with its
     first offender (the request's seed id and prompt id)."""
     from minimath.synthesis.prompts import ParseFailure
@@ -204,20 +226,33 @@ def parsed_examples(requests: list[Request], answers: list[dict | None], parse: 
         if answer is None:
             continue
         try:
-            example = parse(answer["text"], templates[request.prompt_id], seed_id=request.seed_id,
-                            text_hash=request.text_hash)
+            example = parse(
+                answer["text"], templates[request.prompt_id], seed_id=request.seed_id, text_hash=request.text_hash
+            )
         except ParseFailure as err:
             tally.add(err.reason, f"{request.seed_id} ({request.prompt_id}, sample {request.sample_index})")
             continue
         yield i, example
 
 
-def request_rows(requests: list[Request], answers: list[dict | None], status: dict[int, str], backend: str,
-                 model: str) -> list[dict]:
+def request_rows(
+    requests: list[Request], answers: list[dict | None], status: dict[int, str], backend: str, model: str
+) -> list[dict]:
     rows = []
     for i, (r, a) in enumerate(zip(requests, answers)):
-        rows.append({"prompt_id": r.prompt_id, "seed_id": r.seed_id, "text_hash": r.text_hash,
-                     "sample": r.sample_index, "backend": backend, "model": model, "sampling": r.sampling.to_dict(),
-                     "tokens_in": a["tokens_in"] if a else 0, "tokens_out": a["tokens_out"] if a else 0,
-                     "seconds": round(a["seconds"], 4) if a else None, "status": status.get(i, "not answered")})
+        rows.append(
+            {
+                "prompt_id": r.prompt_id,
+                "seed_id": r.seed_id,
+                "text_hash": r.text_hash,
+                "sample": r.sample_index,
+                "backend": backend,
+                "model": model,
+                "sampling": r.sampling.to_dict(),
+                "tokens_in": a["tokens_in"] if a else 0,
+                "tokens_out": a["tokens_out"] if a else 0,
+                "seconds": round(a["seconds"], 4) if a else None,
+                "status": status.get(i, "not answered"),
+            }
+        )
     return rows

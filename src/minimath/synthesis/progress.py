@@ -41,9 +41,11 @@ class SynthesisProgress:
         rate = answered / elapsed if elapsed > 0 else 0.0
         left = self.total - self.done - sum(self.failures.values())
         failures = ", ".join(f"{reason} ×{n}" for reason, n in sorted(self.failures.items())) or "none"
-        return (f"synthesis {self.done:,}/{self.total:,} ({100 * self.done / max(self.total, 1):.0f}%, "
-                f"{self.cached:,} cached) | {rate:.2f} requests/s | tokens in {self.tokens_in:,} out "
-                f"{self.tokens_out:,} | failures: {failures} | ETA {duration(left / rate if rate else float('nan'))}")
+        return (
+            f"synthesis {self.done:,}/{self.total:,} ({100 * self.done / max(self.total, 1):.0f}%, "
+            f"{self.cached:,} cached) | {rate:.2f} requests/s | tokens in {self.tokens_in:,} out "
+            f"{self.tokens_out:,} | failures: {failures} | ETA {duration(left / rate if rate else float('nan'))}"
+        )
 
     def show(self, final: bool = False) -> None:
         now = time.monotonic()

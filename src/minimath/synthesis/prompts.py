@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -77,15 +78,17 @@ class PromptSet:
     templates: tuple[PromptTemplate, ...]
 
     @classmethod
-    def from_config(cls, block: DictConfig | Mapping[str, Any]) -> "PromptSet":
+    def from_config(cls, block: DictConfig | Mapping[str, Any]) -> PromptSet:
         """The set from a composed `prompts` block (a DictConfig, or a plain dict with the same keys);
         interpolations are resolved, every template is validated (one-line `UserError`s)."""
         node = block if isinstance(block, DictConfig) else OmegaConf.create(dict(block))
         config = OmegaConf.to_container(node, resolve=True)
         entries = config.get("templates")
         if not isinstance(entries, dict) or not entries:
-            raise UserError("prompts: `templates` must map prompt ids to templates; choose prompts=cot_en, cot_zh, "
-                            "tool_en, tool_zh or all")
+            raise UserError(
+                "prompts: `templates` must map prompt ids to templates; choose prompts=cot_en, cot_zh, "
+                "tool_en, tool_zh or all"
+            )
         names = {f.name for f in fields(PromptTemplate)} - {"id"}
         required = {f.name for f in fields(PromptTemplate) if f.default is MISSING} - {"id"}
         templates = []
@@ -94,20 +97,24 @@ class PromptSet:
             if missing := sorted(required - keys):
                 raise UserError(f"prompt {prompt_id}: missing {', '.join(missing)}")
             if unknown := sorted(keys - names):
-                raise UserError(f"prompt {prompt_id}: unknown field(s) {', '.join(unknown)}; the fields are "
-                                f"{', '.join(sorted(names))}")
+                raise UserError(
+                    f"prompt {prompt_id}: unknown field(s) {', '.join(unknown)}; the fields are "
+                    f"{', '.join(sorted(names))}"
+                )
             templates.append(PromptTemplate(id=str(prompt_id), **entry))
         return cls(tuple(sorted(templates, key=lambda t: t.id)))
 
     @classmethod
-    def shipped(cls) -> "PromptSet":
+    def shipped(cls) -> PromptSet:
         """Every template of every option in conf/prompts (each file read on its own; `all` only composes them)."""
         blocks = [OmegaConf.load(path) for path in sorted((CONF_DIR / "prompts").glob("*.yaml"))]
         templates = [t for block in blocks if "templates" in block for t in cls.from_config(block).templates]
         ids = [t.id for t in templates]
         if duplicates := sorted({i for i in ids if ids.count(i) > 1}):
-            raise UserError(f"conf/prompts: prompt id(s) {', '.join(duplicates)} in more than one option (prompts=all "
-                            f"would keep only one); rename them")
+            raise UserError(
+                f"conf/prompts: prompt id(s) {', '.join(duplicates)} in more than one option (prompts=all "
+                f"would keep only one); rename them"
+            )
         return cls(tuple(sorted(templates, key=lambda t: t.id)))
 
     def get(self, prompt_id: str) -> PromptTemplate:
@@ -120,7 +127,7 @@ class PromptSet:
 def choose_prompt(prompt_set: PromptSet, seed_id: str, seed: int) -> PromptTemplate:
     """The template for one seed text: a draw by weight from a hash of (seed, seed_id) alone, so it does not
     depend on which other texts are in the run or in what order they come."""
-    digest = hashlib.sha256(f"{seed}\0{seed_id}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{seed}\0{seed_id}".encode()).digest()
     point = int.from_bytes(digest[:8], "big") / 2**64 * sum(t.weight for t in prompt_set.templates)
     for template in prompt_set.templates:
         point -= template.weight
@@ -149,7 +156,7 @@ def seed_text(template: PromptTemplate, messages: tuple[tuple[str, str], ...]) -
     head, tail = template.user_message(TEXT).split(TEXT)
     if not (user.startswith(head) and user.endswith(tail) and len(user) >= len(head) + len(tail)):
         raise ValueError(f"the messages were not rendered from prompt {template.id}")
-    return user[len(head):len(user) - len(tail)]
+    return user[len(head) : len(user) - len(tail)]
 
 
 class ParseFailure(ValueError):
@@ -167,7 +174,7 @@ def _up_to_answer(solution: str, start: int) -> tuple[str, str]:
     marked = [i for i, line in enumerate(lines) if marked_span(line) is not None]
     if not marked:
         raise ParseFailure("no answer marker")
-    return solution[:start] + "\n".join(lines[:marked[-1] + 1]), marked_span(lines[marked[-1]])
+    return solution[:start] + "\n".join(lines[: marked[-1] + 1]), marked_span(lines[marked[-1]])
 
 
 def _number(span: str) -> str:
@@ -193,13 +200,13 @@ def parse(output_text: str, template: PromptTemplate, *, seed_id: str = "", text
     before = [m for m in questions if m.start() < solution_head.start()]
     if not before and not template.response_prefix:
         raise ParseFailure("no question section")
-    problem = text[before[-1].end() if before else 0:solution_head.start()].strip()
+    problem = text[before[-1].end() if before else 0 : solution_head.start()].strip()
     if not problem:
         raise ParseFailure("no question section")
     end = next((m.start() for m in questions if m.start() > solution_head.start()), len(text))
     if any(m.start() < end for m in solutions[1:]):
         raise ParseFailure("two solution sections")
-    solution = text[solution_head.end():end].strip("\n")
+    solution = text[solution_head.end() : end].strip("\n")
     program = claimed_output = None
     answer_from = 0
     if template.tool:
@@ -211,5 +218,13 @@ def parse(output_text: str, template: PromptTemplate, *, seed_id: str = "", text
             raise ParseFailure("no output block")
         program, claimed_output, answer_from = code[1], output[1].strip("\n"), output.end()
     solution, span = _up_to_answer(solution, answer_from)
-    return Example(problem=problem, solution=solution.strip(), answer=_number(span), prompt_id=template.id,
-                   seed_id=seed_id, text_hash=text_hash, program=program, claimed_output=claimed_output)
+    return Example(
+        problem=problem,
+        solution=solution.strip(),
+        answer=_number(span),
+        prompt_id=template.id,
+        seed_id=seed_id,
+        text_hash=text_hash,
+        program=program,
+        claimed_output=claimed_output,
+    )

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Iterator, Protocol
+from typing import Protocol
 
 
 def text_hash(text: str) -> str:
@@ -55,9 +56,17 @@ class Request:
     def cache_key(self, backend: str, model: str) -> str:
         """Identity of the answer: (backend, model, prompt text, sampling settings, sample index). A rerun that
         asks for the same key never calls the teacher again."""
-        payload = json.dumps({"backend": backend, "model": model, "messages": self.messages,
-                              "sampling": self.sampling.to_dict(), "sample": self.sample_index},
-                             sort_keys=True, ensure_ascii=False)
+        payload = json.dumps(
+            {
+                "backend": backend,
+                "model": model,
+                "messages": self.messages,
+                "sampling": self.sampling.to_dict(),
+                "sample": self.sample_index,
+            },
+            sort_keys=True,
+            ensure_ascii=False,
+        )
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 

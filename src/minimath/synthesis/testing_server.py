@@ -17,9 +17,9 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 FAULTS = ("401", "429", "503", "500", "stall", "malformed", "no choices", "refusal", "content filter", "context length")
 
@@ -60,8 +60,13 @@ class ChatServer:
     thread. `server.script("needle", "429", "500")` makes the next two requests whose last message contains
     "needle" fail that way, in that order (`forever=True`: every such request, in turn)."""
 
-    def __init__(self, responder: Callable[[list[dict]], str] = echo_hash, latency: float = 0.0,
-                 stall_seconds: float = 5.0, model: str = "test-teacher"):
+    def __init__(
+        self,
+        responder: Callable[[list[dict]], str] = echo_hash,
+        latency: float = 0.0,
+        stall_seconds: float = 5.0,
+        model: str = "test-teacher",
+    ):
         self.responder = responder
         self.latency = latency
         self.stall_seconds = stall_seconds
@@ -145,20 +150,36 @@ class ChatServer:
             return self._completion(body, None, "stop", refusal="I can't help with that.")
         if fault.kind == "content filter":
             return self._completion(body, "", "content_filter")
-        return _error(400, "This model's maximum context length is 4096 tokens. However, you requested 9000 tokens.",
-                      "invalid_request_error", code="context_length_exceeded")
+        return _error(
+            400,
+            "This model's maximum context length is 4096 tokens. However, you requested 9000 tokens.",
+            "invalid_request_error",
+            code="context_length_exceeded",
+        )
 
-    def _completion(self, body: dict, text: str | None, finish_reason: str,
-                    refusal: str | None = None) -> tuple[int, dict[str, str], bytes]:
+    def _completion(
+        self, body: dict, text: str | None, finish_reason: str, refusal: str | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         prompt_tokens = sum(_words(str(m.get("content", ""))) for m in body["messages"])
         completion_tokens = _words(text or refusal or "")
         payload = {
-            "id": f"chatcmpl-{len(self.received)}", "object": "chat.completion", "created": int(time.time()),
+            "id": f"chatcmpl-{len(self.received)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
             "model": body.get("model", self.model),
-            "choices": [{"index": 0, "finish_reason": finish_reason, "logprobs": None,
-                         "message": {"role": "assistant", "content": text, "refusal": refusal}}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": finish_reason,
+                    "logprobs": None,
+                    "message": {"role": "assistant", "content": text, "refusal": refusal},
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
         }
         return 200, {"Content-Type": "application/json"}, json.dumps(payload).encode("utf-8")
 

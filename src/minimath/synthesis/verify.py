@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -62,14 +62,22 @@ class FilterReport:
 
     def summary(self) -> str:
         parts = [f"verify: read {self.read}, kept {self.kept}"]
-        parts += [f"dropped {n} ({reason}; first: {self.first_offender[reason]})"
-                  for reason, n in sorted(self.dropped.items())]
+        parts += [
+            f"dropped {n} ({reason}; first: {self.first_offender[reason]})"
+            for reason, n in sorted(self.dropped.items())
+        ]
         return ", ".join(parts)
 
     def to_dict(self) -> dict:
-        return {"read": self.read, "kept": self.kept, "dropped": dict(self.dropped),
-                "first_offender": dict(self.first_offender), "steps_checked": self.steps_checked,
-                "steps_unchecked": self.steps_unchecked, "sandbox_layers": list(self.sandbox_layers)}
+        return {
+            "read": self.read,
+            "kept": self.kept,
+            "dropped": dict(self.dropped),
+            "first_offender": dict(self.first_offender),
+            "steps_checked": self.steps_checked,
+            "steps_unchecked": self.steps_unchecked,
+            "sandbox_layers": list(self.sandbox_layers),
+        }
 
 
 @dataclass(frozen=True)
@@ -92,7 +100,7 @@ def _left_side(part: str) -> str | None:
     i = len(part)
     while i > 0 and part[i - 1] in _SIDE_CHARS:
         i -= 1
-    if part[i:i + 1] == "." and part[i + 1:i + 2].isspace():  # a sentence's full stop, not a decimal point
+    if part[i : i + 1] == "." and part[i + 1 : i + 2].isspace():  # a sentence's full stop, not a decimal point
         i += 1
     run = part[i:]
     text = run.strip()
@@ -192,9 +200,13 @@ def outputs_match(actual: str, claimed: str) -> bool:
 
 
 def _limits(cfg: DictConfig) -> SandboxLimits:
-    return SandboxLimits(wall_seconds=float(cfg.wall_seconds), cpu_seconds=int(cfg.cpu_seconds),
-                         memory_bytes=int(cfg.memory_mb) << 20, output_bytes=int(cfg.output_bytes),
-                         packages=tuple(cfg.packages))
+    return SandboxLimits(
+        wall_seconds=float(cfg.wall_seconds),
+        cpu_seconds=int(cfg.cpu_seconds),
+        memory_bytes=int(cfg.memory_mb) << 20,
+        output_bytes=int(cfg.output_bytes),
+        packages=tuple(cfg.packages),
+    )
 
 
 def _where(example: Example, index: int) -> str:
@@ -262,8 +274,7 @@ def _arithmetic_ok(example: Example, index: int, cfg: DictConfig, report: Filter
     return False
 
 
-def _tool_filter(alive: list[tuple[int, Example]], cfg: DictConfig, report: FilterReport
-                 ) -> list[tuple[int, Example]]:
+def _tool_filter(alive: list[tuple[int, Example]], cfg: DictConfig, report: FilterReport) -> list[tuple[int, Example]]:
     """Run every program (a bounded pool of sandboxed processes); keep those whose output is the claimed one."""
     with_program = [(i, ex) for i, ex in alive if ex.program is not None]
     results = run_programs([ex.program for _, ex in with_program], _limits(cfg), workers=int(cfg.workers))
@@ -279,8 +290,11 @@ def _tool_filter(alive: list[tuple[int, Example]], cfg: DictConfig, report: Filt
             tail = result.stderr_tail.strip().splitlines()[-1:] or [f"exit status {result.returncode}"]
             report.drop(f"tool {result.status}", _where(ex, i), tail[0][:200])
         elif ex.claimed_output is None or not outputs_match(result.stdout, ex.claimed_output):
-            report.drop("tool output mismatch", _where(ex, i),
-                        f"printed {result.stdout.strip()[:80]!r}, claimed {(ex.claimed_output or '').strip()[:80]!r}")
+            report.drop(
+                "tool output mismatch",
+                _where(ex, i),
+                f"printed {result.stdout.strip()[:80]!r}, claimed {(ex.claimed_output or '').strip()[:80]!r}",
+            )
         else:
             kept.append((i, ex))
     return kept

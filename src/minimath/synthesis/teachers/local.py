@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from minimath.errors import UserError
 from minimath.synthesis.records import Completion, Request
@@ -64,15 +64,25 @@ class CheckpointTeacher:
             if not fitting:
                 continue
             sampling = fitting[0][0].sampling
-            cfg = GenerationConfig(max_new_tokens=sampling.max_tokens, temperature=sampling.temperature,
-                                   top_p=sampling.top_p, stop=self.stop,
-                                   seed=batch_seed([r for r, _ in fitting], self.backend, self.model))
+            cfg = GenerationConfig(
+                max_new_tokens=sampling.max_tokens,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                stop=self.stop,
+                seed=batch_seed([r for r, _ in fitting], self.backend, self.model),
+            )
             start = time.perf_counter()
             texts = generate_counted(self.model_obj, self.tokenizer, [ids for _, ids in fitting], cfg)
             seconds = (time.perf_counter() - start) / len(fitting)
             for (r, ids), (text, n_new) in zip(fitting, texts):
-                yield Completion(r, text=text, tokens_in=len(ids), tokens_out=n_new, seconds=seconds,
-                                 finish_reason="length" if n_new >= sampling.max_tokens else "stop")
+                yield Completion(
+                    r,
+                    text=text,
+                    tokens_in=len(ids),
+                    tokens_out=n_new,
+                    seconds=seconds,
+                    finish_reason="length" if n_new >= sampling.max_tokens else "stop",
+                )
 
 
 def checkpoint_teacher(ckpt: str | None, batch_size: int = 16, stop: tuple[str, ...] = ()) -> CheckpointTeacher:
@@ -80,8 +90,10 @@ def checkpoint_teacher(ckpt: str | None, batch_size: int = 16, stop: tuple[str, 
     from minimath.eval.generation import load_for_inference
 
     if not ckpt:
-        raise UserError("teacher=checkpoint needs ckpt=PATH (a synthesis model's checkpoints/final.ckpt; train one "
-                        "with python train.py data=jiuzhang_kd)")
+        raise UserError(
+            "teacher=checkpoint needs ckpt=PATH (a synthesis model's checkpoints/final.ckpt; train one "
+            "with python train.py data=jiuzhang_kd)"
+        )
     path = Path(str(ckpt))
     if path.is_dir():
         raise UserError(f"ckpt={path} is a directory: pass {path}/checkpoints/final.ckpt")
@@ -131,19 +143,26 @@ class HFTeacher:
             start = time.perf_counter()
             with torch.no_grad():
                 out = self.model_obj.generate(
-                    **enc, max_new_tokens=sampling.max_tokens, do_sample=sampling.temperature > 0,
+                    **enc,
+                    max_new_tokens=sampling.max_tokens,
+                    do_sample=sampling.temperature > 0,
                     temperature=sampling.temperature if sampling.temperature > 0 else None,
                     top_p=sampling.top_p if sampling.temperature > 0 else None,
-                    pad_token_id=self.tokenizer.pad_token_id)
+                    pad_token_id=self.tokenizer.pad_token_id,
+                )
             seconds = (time.perf_counter() - start) / len(batch)
             width = enc["input_ids"].shape[1]
             for i, r in enumerate(batch):
                 new = out[i, width:]
                 new = new[new != self.tokenizer.pad_token_id]
-                yield Completion(r, text=self.tokenizer.decode(new, skip_special_tokens=True),
-                                 tokens_in=int(enc["attention_mask"][i].sum()), tokens_out=int(new.numel()),
-                                 seconds=seconds, finish_reason="length" if new.numel() >= sampling.max_tokens
-                                 else "stop")
+                yield Completion(
+                    r,
+                    text=self.tokenizer.decode(new, skip_special_tokens=True),
+                    tokens_in=int(enc["attention_mask"][i].sum()),
+                    tokens_out=int(new.numel()),
+                    seconds=seconds,
+                    finish_reason="length" if new.numel() >= sampling.max_tokens else "stop",
+                )
 
 
 class VLLMTeacher:
@@ -157,13 +176,20 @@ class VLLMTeacher:
             import torch
             import vllm
         except ImportError:
-            raise UserError("teacher=vllm needs the vllm package and a GPU: pip install vllm on a GPU machine, or "
-                            "serve the model with vLLM and use teacher=openai teacher.base_url=...") from None
+            raise UserError(
+                "teacher=vllm needs the vllm package and a GPU: pip install vllm on a GPU machine, or "
+                "serve the model with vLLM and use teacher=openai teacher.base_url=..."
+            ) from None
         if not torch.cuda.is_available():
-            raise UserError("teacher=vllm needs a CUDA GPU, and torch sees none on this machine: use "
-                            "teacher=checkpoint or teacher=hf on CPU")
-        self.engine = vllm.LLM(model=str(path), tensor_parallel_size=int(tensor_parallel_size),
-                               gpu_memory_utilization=float(gpu_memory_utilization))
+            raise UserError(
+                "teacher=vllm needs a CUDA GPU, and torch sees none on this machine: use "
+                "teacher=checkpoint or teacher=hf on CPU"
+            )
+        self.engine = vllm.LLM(
+            model=str(path),
+            tensor_parallel_size=int(tensor_parallel_size),
+            gpu_memory_utilization=float(gpu_memory_utilization),
+        )
         self.params = vllm.SamplingParams
         self.model = str(path)
 
@@ -172,12 +198,22 @@ class VLLMTeacher:
         if not batch:
             return
         s = batch[0].sampling
-        params = self.params(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
-                             seed=batch_seed(batch, self.backend, self.model))
+        params = self.params(
+            temperature=s.temperature,
+            top_p=s.top_p,
+            max_tokens=s.max_tokens,
+            seed=batch_seed(batch, self.backend, self.model),
+        )
         start = time.perf_counter()
         outputs = self.engine.chat([r.chat() for r in batch], params, use_tqdm=False)
         seconds = (time.perf_counter() - start) / len(batch)
         for r, out in zip(batch, outputs):
             o = out.outputs[0]
-            yield Completion(r, text=o.text, tokens_in=len(out.prompt_token_ids), tokens_out=len(o.token_ids),
-                             seconds=seconds, finish_reason=str(o.finish_reason))
+            yield Completion(
+                r,
+                text=o.text,
+                tokens_in=len(out.prompt_token_ids),
+                tokens_out=len(o.token_ids),
+                seconds=seconds,
+                finish_reason=str(o.finish_reason),
+            )

@@ -25,8 +25,8 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Iterable, Iterator
 
 import openai
 from openai.types.chat import ChatCompletion
@@ -52,8 +52,14 @@ class TeacherStats:
     failures: Counter = dataclasses.field(default_factory=Counter)
 
     def to_dict(self) -> dict:
-        return {"calls": self.calls, "retries": self.retries, "answered": self.answered, "tokens_in": self.tokens_in,
-                "tokens_out": self.tokens_out, "failures": dict(sorted(self.failures.items()))}
+        return {
+            "calls": self.calls,
+            "retries": self.retries,
+            "answered": self.answered,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "failures": dict(sorted(self.failures.items())),
+        }
 
 
 def retry_after_seconds(value: str | None, now: float) -> float | None:
@@ -94,13 +100,27 @@ class OpenAITeacher:
 
     backend = "openai"
 
-    def __init__(self, *, base_url: str, model: str, api_key_env: str | None, concurrency: int, max_retries: int,
-                 backoff_base: float, backoff_max: float, timeout: float, failure_budget: int, seed: int):
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        model: str,
+        api_key_env: str | None,
+        concurrency: int,
+        max_retries: int,
+        backoff_base: float,
+        backoff_max: float,
+        timeout: float,
+        failure_budget: int,
+        seed: int,
+    ):
         if api_key_env:
             key = os.environ.get(api_key_env, "")
             if not key.strip():
-                raise UserError(f"teacher.client.api_key_env: environment variable {api_key_env} is not set or "
-                                f"empty: export it, or set teacher.client.api_key_env=null for a server without a key")
+                raise UserError(
+                    f"teacher.client.api_key_env: environment variable {api_key_env} is not set or "
+                    f"empty: export it, or set teacher.client.api_key_env=null for a server without a key"
+                )
         else:
             key = NO_KEY
         if int(concurrency) < 1 or int(failure_budget) < 1 or int(max_retries) < 0:
@@ -133,8 +153,11 @@ class OpenAITeacher:
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="openai-teacher") as pool:
             try:
                 while True:
-                    while (not stop.is_set() and len(in_flight) < self.concurrency
-                           and (request := next(source, None)) is not None):
+                    while (
+                        not stop.is_set()
+                        and len(in_flight) < self.concurrency
+                        and (request := next(source, None)) is not None
+                    ):
                         in_flight.add(pool.submit(self._answer, request, stop))
                     if not in_flight:
                         break
@@ -151,8 +174,10 @@ class OpenAITeacher:
                 stop.set()
                 pool.shutdown(wait=True, cancel_futures=True)
         if spent is not None:
-            raise UserError(f"teacher {self.base_url} failed {spent}: check the server; the {self.stats.answered} "
-                            f"answers so far are kept, rerun to continue")
+            raise UserError(
+                f"teacher {self.base_url} failed {spent}: check the server; the {self.stats.answered} "
+                f"answers so far are kept, rerun to continue"
+            )
 
     def _answer(self, request: Request, stop: threading.Event) -> Completion:
         """Ask until answered, retries run out or the run stops; the last failure's reason otherwise."""
@@ -180,8 +205,13 @@ class OpenAITeacher:
             self.stats.calls += 1
         try:
             response = self._client.chat.completions.create(
-                model=self.model, messages=request.chat(), temperature=sampling.temperature, top_p=sampling.top_p,
-                max_tokens=sampling.max_tokens, **optional)
+                model=self.model,
+                messages=request.chat(),
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                max_tokens=sampling.max_tokens,
+                **optional,
+            )
         except openai.APITimeoutError:
             raise _Retry("timeout") from None
         except openai.APIConnectionError:
@@ -196,16 +226,24 @@ class OpenAITeacher:
         status = err.status_code
         if status in (401, 403):
             if self.api_key_env:
-                raise UserError(f"teacher {self.base_url} rejected the key in ${self.api_key_env} (http {status}): "
-                                f"check that key")
-            raise UserError(f"teacher {self.base_url} wants a key (http {status}): set teacher.client.api_key_env to "
-                            f"the environment variable that holds it")
+                raise UserError(
+                    f"teacher {self.base_url} rejected the key in ${self.api_key_env} (http {status}): check that key"
+                )
+            raise UserError(
+                f"teacher {self.base_url} wants a key (http {status}): set teacher.client.api_key_env to "
+                f"the environment variable that holds it"
+            )
         if status == 404:
-            raise UserError(f"teacher {self.base_url} answered http 404 for model {self.model}: "
-                            f"check teacher.client.base_url (it ends in /v1) and teacher.client.model")
+            raise UserError(
+                f"teacher {self.base_url} answered http 404 for model {self.model}: "
+                f"check teacher.client.base_url (it ends in /v1) and teacher.client.model"
+            )
         if status == 429 or status >= 500:
-            wait_s = retry_after_seconds(err.response.headers.get("retry-after"), time.time()) \
-                if status in (429, 503) else None
+            wait_s = (
+                retry_after_seconds(err.response.headers.get("retry-after"), time.time())
+                if status in (429, 503)
+                else None
+            )
             raise _Retry(f"http {status}", wait_s)
         if status == 400 and _is_context_length(err):
             return Completion(request, failure="context length")
@@ -232,7 +270,7 @@ class OpenAITeacher:
         if retry_after is not None:
             return retry_after
         with self._lock:
-            return self._rng.uniform(0.0, min(self.backoff_max, self.backoff_base * 2 ** attempt))
+            return self._rng.uniform(0.0, min(self.backoff_max, self.backoff_base * 2**attempt))
 
     def _count(self, completion: Completion) -> None:
         """Tally a completion handed to the caller; a failure of the endpoint extends the run of failures in a row,
