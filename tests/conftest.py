@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,10 @@ from minimath.model import ModelConfig
 from minimath.schema import register_configs
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Per-machine caches (the precision probe's, minimath.hardware) go to a directory of this test session, never the
+# user's ~/.cache; subprocesses the tests start inherit it.
+os.environ["MINIMATH_CACHE_DIR"] = tempfile.mkdtemp(prefix="minimath-test-cache-")
 
 
 def embedded_heldout() -> dict:

@@ -15,7 +15,7 @@ from minimath import log
 from minimath.config import ALL_STAGES, step_batch
 from minimath.data.prepare import prepare
 from minimath.errors import Interrupted, UserError
-from minimath.hardware import resolve_precision
+from minimath.hardware import ProbeShape, resolve
 from minimath.runs import (
     LAST,
     Fingerprint,
@@ -278,18 +278,6 @@ def check_device(hardware: DictConfig) -> None:
         raise UserError("hardware.accelerator=gpu, but torch sees no CUDA GPU on this machine: use hardware=cpu")
 
 
-def precision_reason(setting: str, resolved: str, accelerator: str) -> str:
-    if setting != "auto":
-        return f"hardware.precision={setting}"
-    if accelerator == "gpu":
-        return "auto: the GPU's bf16 support"
-    return (
-        "auto: this CPU multiplies bf16 natively (AMX/AVX512-BF16)"
-        if resolved.startswith("bf16")
-        else "auto: no native bf16 on this CPU (bf16 would be emulated, slower than fp32)"
-    )
-
-
 HP_METRIC = "hparams/final_loss"  # the stage's last training loss: the metric of TensorBoard's HParams view
 
 
@@ -341,12 +329,13 @@ def plan_run(cfg: DictConfig) -> RunPlan:
     micro_batch, seq_len = micro_batch_size(cfg), int(cfg.model.max_seq_len)
     accumulate = accumulation_steps(tokens_per_step, micro_batch, seq_len, n_ranks)
     steps = math.ceil(budget / tokens_per_step)
-    setting, accelerator = str(cfg.hardware.precision), str(cfg.hardware.accelerator)
-    precision = resolve_precision(setting, accelerator)
+    accelerator = str(cfg.hardware.accelerator)
+    shape = ProbeShape(micro_batch * seq_len, int(cfg.model.n_embd), int(cfg.model.ffn_hidden))
+    precision = resolve(str(cfg.hardware.precision), accelerator, shape)
     return RunPlan(
         stage=int(cfg.stage),
-        precision=precision,
-        precision_reason=precision_reason(setting, precision, accelerator),
+        precision=precision.precision,
+        precision_reason=precision.reason,
         device=accelerator,
         world_size=n_ranks,
         micro_batch=micro_batch,

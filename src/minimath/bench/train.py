@@ -3,12 +3,15 @@
     python -m minimath.bench model=nano hardware=cpu
     python -m minimath.bench model=gpt4l256 hardware=cpu_bf16   # 4 layers × 256, Qwen's 151,936-row vocabulary
     python -m minimath.bench model=minimath_1p5b hardware=gpu micro_batch=8 seq_len=2048
+    python -m minimath.bench micro_batch=20 seq_len=128 steps=200 full=true   # + the whole train.py step
 
 Both variants train the identical model on the same random batches, each in a fresh subprocess (so each one's
 peak memory is its own), alternating `repeats` times (medians are reported: these machines are noisy). `ours`
 is `MiniMathModule` under a Lightning Trainer (chunked output-layer loss, the hardware preset's precision, fused
 AdamW); `reference` is a hand-written loop with naive full-logits cross-entropy, AdamW and clipping, in fp32 on
 CPU and under bf16 autocast on GPU (`reference_precision=bf16-mixed` gives a same-precision comparison on CPU).
+`full=true` adds `full`: the whole step as `python train.py` runs it (its config's callbacks, logging, checkpoints,
+held-out eval and data loading, on the embedded data; the model is the training config's, at the bench's shape).
 It prints tokens/s, MFU (transformer, output layer and both; see `minimath.flops`) and peak memory of each,
 then the ratios.
 """
@@ -30,7 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from minimath.config import CONF_DIR
 from minimath.flops import flops_per_token, mfu, peak_flops
-from minimath.hardware import resolve_precision
+from minimath.hardware import ProbeShape, resolve_precision
 from minimath.log import quiet_third_party
 from minimath.model import ModelConfig, Transformer
 
@@ -129,18 +132,71 @@ def run_ours(spec: dict, device: str) -> list[float]:
     return timer.times[spec["warmup"] :]
 
 
+def run_full(spec: dict, device: str) -> list[float]:
+    """The whole step as `python train.py` runs it: the training config (`conf/config.yaml`: the embedded data's
+    stage 4 from scratch, its callbacks, logging, checkpointing, held-out eval and data loading) at the bench's
+    micro-batch, sequence length and precision, one micro-batch per step. Returns the wall time between
+    consecutive optimizer-step ends, so whatever runs between steps (metrics, checkpoints, eval) is counted."""
+    import tempfile
+
+    import lightning as L
+    from hydra import compose, initialize_config_dir
+
+    from minimath import training
+    from minimath.schema import register_configs
+
+    ends: list[float] = []
+
+    class StepEnds(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            _sync(device)
+            ends.append(time.perf_counter())
+
+    built = training.build_callbacks
+    training.build_callbacks = lambda cfg, names: [*built(cfg, names), StepEnds()]
+    register_configs()
+    with tempfile.TemporaryDirectory() as runs:
+        overrides = [
+            "stage=4",
+            f"model={spec['model']['name']}",
+            "init_from=none",
+            f"paths.runs={runs}",
+            "run_name=bench",
+            f"model.max_seq_len={spec['seq_len']}",
+            f"batch={spec['micro_batch'] * spec['seq_len']}",
+            f"hardware.micro_batch={spec['micro_batch']}",
+            f"hardware.precision={spec['precision']}",
+            f"hardware.accelerator={spec['accelerator']}",
+            f"train.max_tokens={(spec['warmup'] + spec['steps']) * spec['micro_batch'] * spec['seq_len']}",
+            f"train.compile={spec['compile']}",
+        ]
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=overrides)
+        cfg.paths.output_dir = str(Path(runs) / "stage")
+        training.run(cfg)
+    return [b - a for a, b in zip(ends[spec["warmup"] :], ends[spec["warmup"] + 1 :])]
+
+
+VARIANTS = {"reference": run_reference, "ours": run_ours, "full": run_full}
+
+
 def worker(variant: str, spec: dict) -> None:
     importlib.import_module("lightning")  # both variants import it first: its footprint is in neither's peak
 
     device = "cuda" if spec["accelerator"] == "gpu" else "cpu"
     before = rss_bytes()
-    times = (run_ours if variant == "ours" else run_reference)(spec, device)
+    times = VARIANTS[variant](spec, device)
     if device == "cuda":
         peak = torch.cuda.max_memory_allocated()
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    mean = sum(times) / len(times)
     times = sorted(times)
-    print(json.dumps({"variant": variant, "median_step_s": times[len(times) // 2], "peak_bytes": peak}))
+    print(
+        json.dumps(
+            {"variant": variant, "median_step_s": times[len(times) // 2], "mean_step_s": mean, "peak_bytes": peak}
+        )
+    )
 
 
 def measure(variant: str, spec: dict) -> dict:
@@ -167,7 +223,11 @@ def report(cfg: DictConfig) -> dict:
         "lr": float(model["lr"]),
         "loss_chunk_bytes": cfg.loss_chunk_bytes,
         "compile": bool(cfg.compile),
-        "precision": resolve_precision(str(cfg.hardware.precision), str(cfg.hardware.accelerator)),
+        "precision": resolve_precision(
+            str(cfg.hardware.precision),
+            str(cfg.hardware.accelerator),
+            ProbeShape(int(cfg.micro_batch) * int(cfg.seq_len), int(model["n_embd"]), int(model["ffn_hidden"])),
+        ),
         "accelerator": str(cfg.hardware.accelerator),
         "reference_precision": reference_precision(str(cfg.reference_precision), str(cfg.hardware.accelerator)),
     }
@@ -184,17 +244,19 @@ def report(cfg: DictConfig) -> dict:
     )
     if peak:
         print(f"peak: {peak / 1e12:.2f} TFLOP/s ({cfg.hardware.peak_tflops})")
-    runs = {"reference": [], "ours": []}
+    runs = {"reference": [], "ours": [], **({"full": []} if cfg.full else {})}
     for _ in range(int(cfg.repeats)):  # alternate the variants so drift on a noisy machine hits both alike
         for variant in runs:
             runs[variant].append(measure(variant, spec))
     results = {}
     for variant, measured in runs.items():
-        rates = sorted(tokens / m["median_step_s"] for m in measured)
+        # the full path's mean: what it spends between steps now and then (eval, checkpoints) is part of its cost
+        per_step = "mean_step_s" if variant == "full" else "median_step_s"
+        rates = sorted(tokens / m[per_step] for m in measured)
         r = {
             "tokens_per_s": rates[len(rates) // 2],
             "peak_bytes": max(m["peak_bytes"] for m in measured),
-            "tokens_per_s_each_run": [round(tokens / m["median_step_s"], 1) for m in measured],
+            "tokens_per_s_each_run": [round(tokens / m[per_step], 1) for m in measured],
         }
         line = (
             f"{variant:>9}: {r['tokens_per_s']:>10,.0f} tokens/s (median of {r['tokens_per_s_each_run']})  "
@@ -211,6 +273,9 @@ def report(cfg: DictConfig) -> dict:
     speed = results["ours"]["tokens_per_s"] / results["reference"]["tokens_per_s"]
     memory = results["ours"]["peak_bytes"] / results["reference"]["peak_bytes"]
     print(f"ours/reference: {speed:.2f}x tokens/s, {memory:.2f}x peak memory")
+    if "full" in results:
+        whole = results["full"]["tokens_per_s"] / results["reference"]["tokens_per_s"]
+        print(f"full/reference: {whole:.2f}x tokens/s (the whole train.py step: callbacks, logging, data loading)")
     return results
 
 
