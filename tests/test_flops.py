@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from minimath.flops import flops_per_token, measured_matmul_peak, mfu, peak_flops
 from minimath.model import ModelConfig
@@ -26,3 +27,14 @@ def test_peak_settings():
     assert peak_flops(None, "32-true") is None
     assert peak_flops(989, "bf16-mixed") == 989e12
     assert measured_matmul_peak(size=256, seconds=0.05) > 1e8
+
+
+def test_a_measured_peak_is_measured_once_per_machine_and_dtype(monkeypatch, tmp_path):
+    from minimath import flops
+
+    monkeypatch.setenv("MINIMATH_CACHE_DIR", str(tmp_path))
+    calls = []
+    monkeypatch.setattr(flops, "measured_matmul_peak", lambda dtype: calls.append(dtype) or 2e11)
+    assert peak_flops("measure", "32-true") == peak_flops("measure", "32-true") == 2e11
+    assert peak_flops("measure", "bf16-mixed") == 2e11
+    assert calls == [torch.float32, torch.bfloat16]

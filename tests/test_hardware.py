@@ -61,7 +61,7 @@ def test_the_probe_runs_once_per_machine_and_shape(monkeypatch, tmp_path):
     assert resolve_precision("auto", "cpu", SHAPE) == "bf16-mixed" and calls == [False, True]
     calls.clear()
     assert resolve_precision("auto", "cpu", SHAPE) == "bf16-mixed" and calls == []  # from the cache file
-    (entry,) = json.loads((tmp_path / "precision.json").read_text()).values()
+    (entry,) = json.loads((tmp_path / "machine.json").read_text())["precision"].values()
     assert entry["speedup"] == 2.0
     resolve_precision("auto", "cpu", ProbeShape(128, 16, 32))  # another shape is measured
     assert calls == [False, True]
@@ -69,10 +69,10 @@ def test_the_probe_runs_once_per_machine_and_shape(monkeypatch, tmp_path):
 
 def test_an_unreadable_cache_is_measured_again(monkeypatch, tmp_path):
     monkeypatch.setenv("MINIMATH_CACHE_DIR", str(tmp_path))
-    (tmp_path / "precision.json").write_text("{not json")
+    (tmp_path / "machine.json").write_text("{not json")
     calls = fake_probe(monkeypatch, 1.0, 2.0)
     assert resolve_precision("auto", "cpu", SHAPE) == "32-true" and calls == [False, True]
-    assert json.loads((tmp_path / "precision.json").read_text())  # rewritten whole
+    assert json.loads((tmp_path / "machine.json").read_text())["precision"]  # rewritten whole
 
 
 def test_the_probe_times_a_real_forward_and_backward():

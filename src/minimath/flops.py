@@ -54,9 +54,12 @@ def measured_matmul_peak(dtype: torch.dtype = torch.float32, size: int = 2048, s
 
 def peak_flops(setting: float | str | None, precision: str) -> float | None:
     """`hardware.peak_tflops`: a number (vendor dense peak, e.g. 989 for H100/H200 bf16), `measure` (this CPU's
-    matmul rate in the run's precision), or null (no MFU)."""
+    matmul rate in the run's precision, measured once per machine), or null (no MFU)."""
     if setting is None:
         return None
-    if setting == "measure":
-        return measured_matmul_peak(torch.bfloat16 if precision.startswith("bf16") else torch.float32)
+    if setting == "measure":  # once per machine and dtype (minimath.hardware's cache): every run's MFU on one scale
+        from minimath.hardware import cached_measurement
+
+        dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float32
+        return cached_measurement("matmul_peak", str(dtype), lambda: {"flops": measured_matmul_peak(dtype)})["flops"]
     return float(setting) * 1e12

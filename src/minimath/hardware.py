@@ -6,7 +6,7 @@ block's matmuls, forward and backward, at the run's micro-batch of positions): n
 times faster than fp32, but a CPU with AVX512-BF16 and no AMX ran the default's shape at about half fp32's speed in
 bf16 (experiments/benchmarks/README.md), and a CPU without either emulates bf16. bf16 is chosen only when it is
 clearly faster (`BF16_MARGIN`). The probe's result is cached per machine, torch version, thread count and shape in
-`$MINIMATH_CACHE_DIR/precision.json` (default `~/.cache/minimath`), so a machine decides once and reruns agree.
+`$MINIMATH_CACHE_DIR/machine.json` (default `~/.cache/minimath`), so a machine decides once and reruns agree.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from minimath.errors import UserError
 
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "bf16-true", "16-mixed")
 BF16_MARGIN = 1.1  # bf16 autocast is chosen when it runs at least this many times fp32's speed
-CACHE_FILE = "precision.json"
+CACHE_FILE = "machine.json"  # measurements of this machine: the precision probe, the matmul peak
 
 
 def cpu_has_native_bf16() -> bool:
@@ -95,27 +96,42 @@ def cache_path() -> Path:
     return Path(os.environ.get("MINIMATH_CACHE_DIR") or Path.home() / ".cache" / "minimath") / CACHE_FILE
 
 
-def measured_cpu_precision(shape: ProbeShape) -> Resolved:
-    """fp32 or bf16-mixed, whichever the probe runs faster here (bf16 by `BF16_MARGIN` at least); cached."""
+def machine_key() -> str:
+    """What a measurement of this machine depends on: the CPU, torch's version and its thread count."""
     import torch
 
+    return f"{cpu_name()} | torch {torch.__version__} | {torch.get_num_threads()} threads"
+
+
+def cached_measurement(kind: str, key: str, measure: Callable[[], dict]) -> dict:
+    """`measure()` once per machine (`machine_key`) and `key`, kept in the cache file under `kind`; an unreadable
+    cache is measured again and rewritten, a read-only one measured every time."""
     from minimath.io import atomic_write_json
 
-    key = f"{cpu_name()} | torch {torch.__version__} | {torch.get_num_threads()} threads | {shape.key}"
-    path = cache_path()
+    path, entry_key = cache_path(), f"{machine_key()} | {key}"
     try:
         cache = json.loads(path.read_text()) if path.is_file() else {}
     except (OSError, json.JSONDecodeError):
-        cache = {}  # an unreadable cache is measured again and rewritten
-    entry = cache.get(key)
-    if not isinstance(entry, dict) or "speedup" not in entry:
+        cache = {}
+    section = cache.get(kind) if isinstance(cache.get(kind), dict) else {}
+    if isinstance(section.get(entry_key), dict):
+        return section[entry_key]
+    entry = measure()
+    try:
+        atomic_write_json(path, {**cache, kind: {**section, entry_key: entry}})
+    except OSError:
+        pass
+    return entry
+
+
+def measured_cpu_precision(shape: ProbeShape) -> Resolved:
+    """fp32 or bf16-mixed, whichever the probe runs faster here (bf16 by `BF16_MARGIN` at least); cached."""
+
+    def measure() -> dict:
         fp32, bf16 = probe_seconds(shape, bf16=False), probe_seconds(shape, bf16=True)
-        entry = {"speedup": fp32 / bf16, "fp32_s": fp32, "bf16_s": bf16}
-        try:
-            atomic_write_json(path, {**cache, key: entry})
-        except OSError:
-            pass  # a read-only home: the probe runs again next time
-    speedup = float(entry["speedup"])
+        return {"speedup": fp32 / bf16, "fp32_s": fp32, "bf16_s": bf16}
+
+    speedup = float(cached_measurement("precision", shape.key, measure)["speedup"])
     chosen = "bf16-mixed" if speedup >= BF16_MARGIN else "32-true"
     return Resolved(chosen, f"auto: bf16 autocast measured at {speedup:.2f}x fp32's speed on this CPU at this shape")
 
