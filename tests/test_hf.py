@@ -356,6 +356,7 @@ def test_lm_eval_reads_the_export_offline_and_generates_our_text(tmp_path, train
         log_samples=True,
     )
     samples = sorted(results["samples"]["tiny_sums"], key=lambda s: s["doc_id"])
+    assert len(samples) == len(items)  # every item was answered (zip below would silently stop short)
     settings = GenerationConfig(max_new_tokens=8, stop=("\n",))
     for item, sample in zip(items, samples):
         prompt = tokenizer.encode(f"<|endoftext|>Calculate:\n{item['question']}")

@@ -337,7 +337,12 @@ def test_a_wsd_decay_branch_continues_the_stable_run_and_decays_alone(tmp_path, 
     stable_state = load_checkpoint(point)
     sequences = 4 * 128 // 32  # 4 steps of 128 tokens in 32-token windows
     assert final["MixtureDataModule"]["position"] == stable_state["MixtureDataModule"]["position"] + sequences
-    assert final["optimizer_states"][0]["state"]  # the stable run's moments were carried, then updated
+    # the stable run's moments were carried, then updated: AdamW's step count of every parameter goes on from the
+    # branch point's 4 steps for the branch's 4, and the moments differ from the carried ones
+    carried, after = stable_state["optimizer_states"][0]["state"], final["optimizer_states"][0]["state"]
+    assert carried and set(after) == set(carried)
+    assert {float(s["step"]) for s in carried.values()} == {4.0} and {float(s["step"]) for s in after.values()} == {8.0}
+    assert all(not torch.equal(after[k]["exp_avg"], carried[k]["exp_avg"]) for k in carried)
 
 
 ALL_DYNAMICS = [

@@ -6,7 +6,15 @@ import torch
 
 from minimath.checkpoint import load_checkpoint
 from minimath.errors import UserError
-from minimath.training import accumulation_steps, build_model_config, build_tokenizer, micro_batch_size, run
+from minimath.tb import read_scalars as scalars
+from minimath.training import (
+    accumulation_steps,
+    build_model_config,
+    build_tokenizer,
+    micro_batch_size,
+    plan_run,
+    run,
+)
 
 from conftest import REPO, SMALL_DATA_OVERRIDES, TINY_TRAIN_OVERRIDES, compose_config
 
@@ -151,23 +159,27 @@ def test_composition_and_value_errors_are_one_line_exit_2_and_leave_no_directory
 @pytest.mark.slow
 def test_bf16_mixed_precision_trains_on_cpu(tmp_path, data_root):
     out = tmp_path / "bf16"
-    run(
-        compose_config(
-            TINY_TRAIN_OVERRIDES
-            + [
-                f"paths.data_root={data_root}",
-                "hardware.precision=bf16-mixed",
-                "train.max_tokens=256",
-                "callbacks.heldout_eval.n=2",
-                "callbacks.heldout_eval.max_new_tokens=4",
-                "hardware.peak_tflops=null",
-            ],
-            out,
-        )
+    cfg = compose_config(
+        TINY_TRAIN_OVERRIDES
+        + [
+            f"paths.data_root={data_root}",
+            "hardware.precision=bf16-mixed",
+            "train.max_tokens=1280",
+            "callbacks.heldout_eval.n=2",
+            "callbacks.heldout_eval.max_new_tokens=4",
+            "hardware.peak_tflops=null",
+        ],
+        out,
     )  # no emulated-bf16 peak probe
+    assert plan_run(cfg).precision == "bf16-mixed"
+    run(cfg)
     ckpt = load_checkpoint(out / "checkpoints" / "final.ckpt")
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
     assert ckpt["last_loss"] == ckpt["last_loss"]  # not NaN
+    # it trained in bf16 autocast, and learned: the weights are fp32 masters, the loss fell from its first step
+    assert all(v.dtype == torch.float32 for v in ckpt["state_dict"].values())
+    losses = scalars(out / "tb", "train/loss")
+    assert len(losses) == 10 and list(losses.values())[-1] < list(losses.values())[0] - 0.05
 
 
 def test_dry_run_prints_each_stages_plan_without_training(tmp_path, data_root, capsys):

@@ -169,6 +169,7 @@ def run_full(spec: dict, device: str) -> list[float]:
             f"hardware.accelerator={spec['accelerator']}",
             f"train.max_tokens={(spec['warmup'] + spec['steps']) * spec['micro_batch'] * spec['seq_len']}",
             f"train.compile={spec['compile']}",
+            *spec["full_overrides"],
         ]
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose(config_name="config", overrides=overrides)
@@ -211,9 +212,10 @@ def measure(variant: str, spec: dict) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def report(cfg: DictConfig) -> dict:
+def bench_spec(cfg: DictConfig) -> dict:
+    """What each variant's worker process is told (plain JSON)."""
     model = OmegaConf.to_container(cfg.model, resolve=True)
-    spec = {
+    return {
         "model": model,
         "vocab_size": int(model["vocab_size"] or cfg.vocab_size),
         "seq_len": int(cfg.seq_len),
@@ -223,6 +225,7 @@ def report(cfg: DictConfig) -> dict:
         "lr": float(model["lr"]),
         "loss_chunk_bytes": cfg.loss_chunk_bytes,
         "compile": bool(cfg.compile),
+        "full_overrides": list(cfg.full_overrides),
         "precision": resolve_precision(
             str(cfg.hardware.precision),
             str(cfg.hardware.accelerator),
@@ -231,6 +234,11 @@ def report(cfg: DictConfig) -> dict:
         "accelerator": str(cfg.hardware.accelerator),
         "reference_precision": reference_precision(str(cfg.reference_precision), str(cfg.hardware.accelerator)),
     }
+
+
+def report(cfg: DictConfig) -> dict:
+    spec = bench_spec(cfg)
+    model = spec["model"]
     tokens = spec["micro_batch"] * spec["seq_len"]
     flops = flops_per_token(model_config(spec), spec["seq_len"])
     peak = peak_flops(cfg.hardware.peak_tflops, spec["precision"])
