@@ -446,7 +446,8 @@ def test_a_stage_directory_trained_with_other_settings_is_never_reused(tmp_path,
 
 @pytest.mark.slow
 def test_a_second_run_on_the_same_directory_stops_at_once_while_the_first_finishes(tmp_path, data_root):
-    extra = ["train.max_tokens=3840"]  # 30 steps
+    # 1,500 steps: long enough (seconds, not milliseconds) that the first is still training when the second starts
+    extra = ["train.max_tokens=192000", "checkpoint.every_n_train_steps=500"]
     first = train_cli(tmp_path / "same", data_root, *extra)
     deadline = time.time() + 120
     while not (tmp_path / "same" / "fingerprint.json").exists() and time.time() < deadline:
@@ -459,4 +460,4 @@ def test_a_second_run_on_the_same_directory_stops_at_once_while_the_first_finish
         f"for a separate run"
     )
     assert first.wait(timeout=300) == 0, first.stderr.read()[-2000:]
-    assert load_checkpoint(tmp_path / "same" / "checkpoints" / "final.ckpt")["global_step"] == 30
+    assert load_checkpoint(tmp_path / "same" / "checkpoints" / "final.ckpt")["global_step"] == 1500
