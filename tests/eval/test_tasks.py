@@ -1,5 +1,6 @@
 import json
 import random
+from collections import Counter
 
 import pytest
 
@@ -7,7 +8,7 @@ from minimath.data.synth.arithmetic import ArithmeticSource
 from minimath.data.synth.base import split_of
 from minimath.data.synth.word_problems import WordProblemSource
 from minimath.errors import UserError
-from minimath.eval.tasks import heldout_task, load_public_task
+from minimath.eval.tasks import heldout_task, load_public_task, operator_quotas
 
 from conftest import embedded_heldout
 
@@ -97,6 +98,20 @@ def test_heldout_set_larger_than_its_space_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(ArithmeticSource, "problem", lambda self, rng: ("1 + 1", 2, [], "integer", "+"))
     with pytest.raises(UserError, match="only 1 distinct items"):
         heldout_task("arithmetic", 3, ArithmeticSource())
+
+
+def test_heldout_arithmetic_follows_the_training_operator_mix():
+    # 4:4:1:1 as the embedded default trains; 2-digit subtraction's held-out space (~100 problems) must not let
+    # the other operators over-fill the set
+    source = ArithmeticSource(operators=("+", "-", "+", "-", "+", "-", "+", "-", "*", "/"))
+    counts = Counter(d.category for d in heldout_task("arithmetic", 200, source).docs)
+    assert counts == {"+": 80, "-": 80, "*": 20, "/": 20}
+    assert operator_quotas(("+", "-", "*", "/"), 3) == {"+": 1, "-": 1, "*": 1, "/": 0}  # largest remainder
+    assert sum(operator_quotas(("+", "-", "+", "*", "/", "/", "/"), 30).values()) == 30
+    one = ArithmeticSource(operators=("-",))
+    assert {d.category for d in heldout_task("arithmetic", 40, one).docs} == {"-"}
+    with pytest.raises(UserError, match=r"missing -: \d+ of 150"):  # ~100 distinct 2-digit differences exist
+        heldout_task("arithmetic", 150, one)
 
 
 def test_training_generators_never_produce_heldout_problems():

@@ -209,7 +209,8 @@ def heldout_task(name: str, n: int, generator: DocumentGenerator, seed: int = 0)
             question, answer, _, kind, op = source.problem(rng)
             return Doc(f"{question} =", source.answer_text(answer, kind), category=op, context=source.heading(lang))
 
-        return Task(name, "numeric", _distinct(name, n, arithmetic_line), prompt_style="line")
+        quotas = operator_quotas(source.operators, n)
+        return Task(name, "numeric", _distinct(name, n, arithmetic_line, quotas), prompt_style="line")
     if name == "equations":  # one unknown per item (a system's answer is two numbers)
         single = tuple(f for f in source.forms if f != "system")
         if not single:
@@ -229,12 +230,34 @@ def heldout_task(name: str, n: int, generator: DocumentGenerator, seed: int = 0)
     return Task(name, "numeric", _distinct(name, n, word_problem), prompt_style="math23k")
 
 
-def _distinct(name: str, n: int, draw: Callable[[int], Doc]) -> list[Doc]:
-    """`n` held-out items with distinct questions (a repeated item would weigh twice in the accuracy)."""
+def operator_quotas(operators: tuple[str, ...], n: int) -> dict[str, int]:
+    """`n` items split over the operators in proportion to how often training draws each (the source draws
+    uniformly from its list, so `[+, -, +, -, *, /]` is 2:2:1:1), rounded by largest remainder."""
+    exact = {op: n * operators.count(op) / len(operators) for op in dict.fromkeys(operators)}
+    quotas = {op: int(share) for op, share in exact.items()}
+    for op in sorted(exact, key=lambda o: quotas[o] - exact[o])[: n - sum(quotas.values())]:
+        quotas[op] += 1
+    return quotas
+
+
+def _distinct(name: str, n: int, draw: Callable[[int], Doc], quotas: dict[str, int] | None = None) -> list[Doc]:
+    """`n` held-out items with distinct questions (a repeated item would weigh twice in the accuracy), and with
+    `quotas` exactly that many of each category: a category whose held-out space is small (2-digit subtraction
+    holds ~100 problems) is not over-filled by the others."""
+    category = (lambda doc: doc.category) if quotas else (lambda doc: "")
+    quotas = quotas or {"": n}
     docs: dict[str, Doc] = {}
+    left = dict(quotas)
     for attempt in range(50 * n):
         doc = draw(attempt)
-        docs.setdefault(doc.question, doc)
+        if left.get(category(doc), 0) > 0 and doc.question not in docs:
+            docs[doc.question] = doc
+            left[category(doc)] -= 1
         if len(docs) == n:
             return list(docs.values())
-    raise UserError(f"held-out {name}: only {len(docs)} distinct items in {50 * n} draws; ask for fewer than {n}")
+    short = ", ".join(f"{c}: {quotas[c] - k} of {quotas[c]}" for c, k in left.items() if k and c)
+    raise UserError(
+        f"held-out {name}: only {len(docs)} distinct items in {50 * n} draws"
+        + (f" (missing {short})" if short else "")
+        + f"; ask for fewer than {n}"
+    )
