@@ -78,3 +78,12 @@ def test_an_unreadable_cache_is_measured_again(monkeypatch, tmp_path):
 def test_the_probe_times_a_real_forward_and_backward():
     assert 0 < hardware.probe_seconds(SHAPE, bf16=False, repeats=2) < 5
     assert 0 < hardware.probe_seconds(SHAPE, bf16=True, repeats=2) < 5
+
+
+def test_machine_facts_state_the_cpu_its_bf16_support_and_torch(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    facts = hardware.machine_facts()
+    assert facts["amx"] is True and facts["avx512_bf16"] is False
+    assert facts["torch"] == torch.__version__ and facts["threads"] == torch.get_num_threads()
+    assert facts["cpu"] == hardware.cpu_name() and facts["cpu"]

@@ -10,12 +10,12 @@ stage-4 row and the mean ± std; `floor` says whether every seed reached the iss
 from __future__ import annotations
 
 import json
-import platform
 import subprocess
 import sys
 from pathlib import Path
 
-from minimath.hardware import cpu_name
+from minimath.hardware import machine_facts
+from minimath.io import atomic_write_json
 from minimath.seeds import mean_std
 
 COLUMNS = [
@@ -61,8 +61,8 @@ def main(out: Path, runs: list[str]) -> None:
         print("| mean ± std | " + " | ".join(cells) + " |")
         met = all(r[c] >= floor for r in rows for c, floor in FLOOR.items())
         print(f"floor (every seed: + and − ≥ 90%): {'met' if met else 'NOT met'}")
-    provenance = {"commit": commit, "cpu": cpu_name(), "machine": platform.machine(), "runs": per_run}
-    out.write_text(json.dumps(provenance, indent=1) + "\n")
+    provenance = {"commit": commit, **machine_facts(), "runs": per_run}
+    atomic_write_json(out, provenance)
     print(f"\nper-run values: {out}")
 
 

@@ -63,6 +63,21 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def machine_facts() -> dict:
+    """What a published figure must state about the machine that made it: the CPU and its bf16 support (AMX,
+    AVX512-BF16), torch's version and thread count."""
+    import torch
+
+    return {
+        "cpu": cpu_name(),
+        "machine": platform.machine(),
+        "amx": bool(torch.cpu._is_amx_tile_supported()),
+        "avx512_bf16": bool(torch.cpu._is_avx512_bf16_supported()),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+
+
 def probe_seconds(shape: ProbeShape, bf16: bool, repeats: int = 5) -> float:
     """Best-of-`repeats` seconds of one forward and backward through a block's matmuls (q, k, v, o projections and
     the SwiGLU feed-forward) at `shape`, in fp32 or under bf16 autocast (fp32 weights, as bf16-mixed trains)."""
