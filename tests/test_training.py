@@ -1,3 +1,4 @@
+import logging
 import subprocess
 import sys
 
@@ -228,3 +229,26 @@ def test_a_random_bytes_checkpoint_is_refused_without_unsafe_advice(tmp_path):
     with pytest.raises(UserError, match="truncated or not a MiniMATH checkpoint") as err:
         load_checkpoint(junk)
     assert "weights_only=False" not in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_stage_brings_its_own_schedule_settings_where_the_schedule_has_them(tmp_path, caplog):
+    from minimath.schedules import WSD, Cosine
+
+    caplog.set_level(logging.INFO, logger="minimath")
+    from minimath.training import stage_scheduler
+
+    own = ["+data.stages.4.scheduler={decay_fraction: 0.5}"]
+    cfg = compose_config(["stage=4", *own], tmp_path)
+    stage4 = hydra_instantiate(stage_scheduler(cfg, "4"), total_tokens=1000, tokens_per_step=10)
+    stage3 = hydra_instantiate(stage_scheduler(cfg, "3"), total_tokens=1000, tokens_per_step=10)
+    assert isinstance(stage4, WSD) and (stage4.decay_tokens, stage3.decay_tokens) == (500, 250)
+    assert "stage 4's own decay_fraction=0.5" in caplog.text
+    cosine = compose_config(["stage=4", "scheduler=cosine", *own], tmp_path)
+    assert isinstance(hydra_instantiate(stage_scheduler(cosine, "4"), total_tokens=1000, tokens_per_step=10), Cosine)
+    assert "data.stages.4.scheduler.decay_fraction not used by Cosine" in caplog.text
+
+
+def hydra_instantiate(cfg, **kwargs):
+    import hydra
+
+    return hydra.utils.instantiate(cfg, **kwargs)

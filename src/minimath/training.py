@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -425,11 +426,28 @@ def decide_start(cfg: DictConfig, plan: RunPlan, stage_dir: Path) -> StageStart:
 
 
 def build_schedule(cfg: DictConfig, plan: RunPlan, start: StageStart) -> Schedule:
-    """The LR schedule over this run's tokens; a decay branch trains its decay alone (no second warmup)."""
+    """The LR schedule over this run's tokens, with the stage's own settings (`data.stages.<N>.scheduler`, e.g. a
+    longer decay in stage 4) over the scheduler group's; a decay branch trains its decay alone (no second warmup)."""
     branch = {"warmup_steps": 0, "warmup_tokens": 0} if start.kind is StartKind.BRANCH else {}
     return hydra.utils.instantiate(
-        cfg.scheduler, total_tokens=plan.tokens, tokens_per_step=plan.tokens_per_step, **branch
+        stage_scheduler(cfg, str(plan.stage)), total_tokens=plan.tokens, tokens_per_step=plan.tokens_per_step, **branch
     )
+
+
+def stage_scheduler(cfg: DictConfig, stage: str) -> DictConfig:
+    """The scheduler group's settings with the stage's own (`data.stages.<N>.scheduler`) over them, where the
+    chosen schedule has that setting (a WSD decay length means nothing to scheduler=cosine: said, and left out)."""
+    own = cfg.data.stages[stage].get("scheduler") or {}
+    if not own:
+        return cfg.scheduler
+    accepted = inspect.signature(hydra.utils.get_class(cfg.scheduler._target_)).parameters
+    kept = {k: v for k, v in own.items() if k in accepted}
+    if kept:
+        log.info(f"  LR schedule: stage {stage}'s own {', '.join(f'{k}={v}' for k, v in kept.items())}")
+    if len(kept) < len(own):
+        dropped = ", ".join(f"data.stages.{stage}.scheduler.{k}" for k in own if k not in kept)
+        log.info(f"  LR schedule: {dropped} not used by {cfg.scheduler._target_.rsplit('.', 1)[-1]}")
+    return OmegaConf.merge(cfg.scheduler, kept)
 
 
 def build_module(
