@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from minimath.errors import USER_ERROR_STATUS, UserError, first_line
+from minimath.errors import USER_ERROR_STATUS, JobFailed, UserError, first_line
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -29,6 +29,15 @@ def register_resolvers() -> None:
     points before they compose; registering twice is harmless. Resolvers read the composed config only."""
     if not OmegaConf.has_resolver("minimath.stage_dir"):
         OmegaConf.register_new_resolver("minimath.stage_dir", _stage_dir)
+    if not OmegaConf.has_resolver("minimath.parallel_jobs"):
+        OmegaConf.register_new_resolver("minimath.parallel_jobs", parallel_jobs)
+
+
+def parallel_jobs(threads: int | None, cores: int | None = None) -> int:
+    """How many sweep jobs run at once so that jobs × threads fills this machine's cores without oversubscribing
+    them (two 2-thread trainings on 2 cores each ran ~8× slower): one job with every core when `threads` is unset."""
+    cores = cores or os.cpu_count() or 1
+    return max(1, cores // int(threads)) if threads else 1
 
 
 ALL_STAGES = "all"  # stage=all: the whole curriculum
@@ -88,6 +97,9 @@ def run_entry_point(main: Callable[[], None], config_name: str) -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         main()
+    except JobFailed as err:  # the sweep's other jobs ran; each job's directory says how it ended
+        print(f"error: a job of the sweep failed ({err}); the other jobs ran to their end", file=sys.stderr)
+        sys.exit(err.status)
     except (ConfigCompositionException, OverrideParseException) as err:
         print(f"error: {composition_error(err, config_name)}", file=sys.stderr)
         sys.exit(USER_ERROR_STATUS)

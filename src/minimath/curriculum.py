@@ -20,7 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 from minimath import log
 from minimath.config import ALL_STAGES, step_batch
 from minimath.data.shards import sha256_file
-from minimath.errors import INTERRUPTED_STATUS, Interrupted, UserError
+from minimath.errors import INTERRUPTED_STATUS, Interrupted, UserError, stop
+from minimath.hardware import set_threads
 from minimath.io import atomic_write_bytes, atomic_write_json
 from minimath.runs import (
     FINAL,
@@ -100,7 +101,7 @@ def run_stages(cfg: DictConfig, script: str, overrides: list[str]) -> dict[str, 
         if status == INTERRUPTED_STATUS:
             raise Interrupted(f"the curriculum stopped in stage {key}; rerun the same command to continue")
         if status != 0:
-            sys.exit(status)
+            stop(status, f"stage {key} ended with status {status}")
     return stages
 
 
@@ -164,6 +165,7 @@ def table(rows: list[dict]) -> str:
 def run_curriculum(cfg: DictConfig, script: str) -> None:
     """Train the stages, evaluate this run's (not every run's in the directory) and write the table beside them:
     `curriculum.md` for the default settings, `curriculum-<variant>.md` for a run with other settings."""
+    set_threads(cfg.hardware.get("threads"))  # the held-out evaluation runs here (each stage sets its own)
     overrides = [o for o in command_line_overrides() if not o.lstrip("+~").startswith(("stage=", "hydra."))]
     dirs = {
         key: (Path(staged.paths.output_dir), step_batch(staged).name)

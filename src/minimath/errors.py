@@ -23,6 +23,44 @@ class Interrupted(Exception):
     """The run stopped on SIGINT/SIGTERM after saving its work; the message says where and how to continue."""
 
 
+class JobFailed(Exception):
+    """One job of a Hydra multirun ended with a user error (its `error:` line already printed). Raised rather than
+    exited, so that Hydra records the job as failed and the launcher runs the sweep's other jobs; the sweep then
+    reports it and exits with `status`."""
+
+    def __init__(self, message: str, status: int = USER_ERROR_STATUS):
+        super().__init__(message, status)  # both in args: the exception crosses process boundaries (joblib)
+        self.message, self.status = message, status
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def in_multirun() -> bool:
+    """Whether this process runs a job of a Hydra multirun (`-m`)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    except ImportError:
+        return False
+
+
+def stop(status: int, message: str) -> None:
+    """End with `status` (its reason already said): exit, or in a sweep's job raise `JobFailed`, so that the other
+    jobs still run."""
+    if in_multirun():
+        raise JobFailed(message, status) from None
+    sys.exit(status)
+
+
+def _fail(message: str) -> None:
+    """`error: <message>` on stderr, then status 2."""
+    print(f"error: {message}", file=sys.stderr)
+    stop(USER_ERROR_STATUS, message)
+
+
 def first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
@@ -39,12 +77,10 @@ def exit_on_user_error(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except UserError as err:
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(USER_ERROR_STATUS)
+            _fail(str(err))
         except OmegaConfBaseException as err:
             key = getattr(err, "full_key", None)
-            print(f"error: config{f' key {key}' if key else ''}: {first_line(err)}", file=sys.stderr)
-            sys.exit(USER_ERROR_STATUS)
+            _fail(f"config{f' key {key}' if key else ''}: {first_line(err)}")
         except Interrupted as err:
             from minimath.log import to_files
 

@@ -63,6 +63,18 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def set_threads(threads: int | None) -> None:
+    """torch's intra-op threads: `hardware.threads` (a sweep's parallel jobs share the cores: jobs × threads), or
+    torch's default (every core) when unset."""
+    if threads is None:
+        return
+    if int(threads) < 1:
+        raise UserError(f"hardware.threads={threads}: a positive number of threads, or null for torch's default")
+    import torch
+
+    torch.set_num_threads(int(threads))
+
+
 def machine_facts() -> dict:
     """What a published figure must state about the machine that made it: the CPU and its bf16 support (AMX,
     AVX512-BF16), torch's version and thread count."""

@@ -62,6 +62,7 @@ class Hardware:
     max_micro_batch: Optional[int] = None
     num_workers: int = 0
     peak_tflops: Any = None  # TFLOP/s, measure, or null
+    threads: Optional[int] = None  # torch's intra-op threads; null: torch's default (every core)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from minimath import log
 from minimath.config import ALL_STAGES, step_batch
 from minimath.data.prepare import prepare
 from minimath.errors import Interrupted, UserError
-from minimath.hardware import ProbeShape, resolve
+from minimath.hardware import ProbeShape, resolve, set_threads
 from minimath.runs import (
     LAST,
     Fingerprint,
@@ -358,6 +358,7 @@ def run(cfg: DictConfig) -> None:
     if cfg.dry_run:
         return dry_run(cfg)
     check_device(cfg.hardware)
+    set_threads(cfg.hardware.get("threads"))
     plan = plan_run(cfg)
     with stage_lock(cfg.paths.output_dir):
         train(cfg, plan, Path(cfg.paths.output_dir))

@@ -1,0 +1,93 @@
+"""Hydra multiruns of train.py through the launchers a user sweeps with: the basic launcher, joblib (parallel local
+jobs, jobs × threads sized to the cores) and submitit's local executor (real subprocess jobs, as on Slurm). Each
+sweep trains the tiny model for a few steps; a failed job is reported and the sweep's other jobs still run."""
+
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from minimath.config import parallel_jobs
+from minimath.errors import JobFailed
+from minimath.hardware import set_threads
+
+from conftest import REPO, TINY_TRAIN_OVERRIDES
+
+
+def test_parallel_jobs_fill_the_cores_without_oversubscribing_them():
+    assert parallel_jobs(None, cores=2) == 1  # torch's default threads use every core: one job at a time
+    assert parallel_jobs(1, cores=2) == 2
+    assert parallel_jobs(2, cores=8) == 4
+    assert parallel_jobs(16, cores=8) == 1
+
+
+def test_threads_setting_sets_torch_threads_and_refuses_nonsense():
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        set_threads(1)
+        assert torch.get_num_threads() == 1
+        set_threads(None)  # unset: left as it is
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(Exception, match="hardware.threads=0"):
+        set_threads(0)
+
+
+def test_a_failed_job_crosses_process_boundaries_with_its_message_and_status():
+    err = pickle.loads(pickle.dumps(JobFailed("stage 2 ended with status 2", 2)))
+    assert (str(err), err.status) == ("stage 2 ended with status 2", 2)
+
+
+def sweep(runs: Path, data_root: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "-m",
+            *TINY_TRAIN_OVERRIDES,
+            f"paths.data_root={data_root}",
+            f"paths.runs={runs}",
+            "callbacks.heldout_eval.every_n_steps=1000",
+            "callbacks.heldout_eval.n=1",
+            *extra,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def finished(runs: Path) -> list[Path]:
+    return sorted(runs.glob("*/stage1-bs128*/checkpoints/final.ckpt"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "launcher",
+    [
+        ["hydra/launcher=joblib", "hardware.threads=1", "hydra.launcher.n_jobs=${minimath.parallel_jobs:1}"],
+        ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"],
+    ],
+    ids=["joblib", "submitit_local"],
+)
+def test_a_sweep_runs_its_jobs_through_the_launcher(launcher, tmp_path, data_root):
+    result = sweep(tmp_path / "runs", data_root, "seed=1,2", *launcher)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(finished(tmp_path / "runs")) == 2  # one stage directory per seed, each with its final checkpoint
+    if "submitit" in launcher[0]:  # real jobs: submitit's own records of each
+        assert len(list((tmp_path / "runs").glob("*/.submitit/*/*_result.pkl"))) == 2
+
+
+@pytest.mark.slow
+def test_a_failed_job_is_reported_and_the_other_jobs_still_run(tmp_path, data_root):
+    result = sweep(tmp_path / "runs", data_root, f"init_from={tmp_path / 'missing.ckpt'},none")
+    assert result.returncode == 2
+    assert "error: checkpoint" in result.stderr and "missing.ckpt does not exist" in result.stderr
+    assert "error: a job of the sweep failed" in result.stderr.splitlines()[-1]
+    assert len(finished(tmp_path / "runs")) == 1  # init_from=none trained after init_from=<missing> failed
