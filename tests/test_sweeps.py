@@ -49,7 +49,11 @@ def sweep(runs: Path, data_root: Path, *extra: str) -> subprocess.CompletedProce
             sys.executable,
             "train.py",
             "-m",
-            *TINY_TRAIN_OVERRIDES,
+            *[
+                o
+                for o in TINY_TRAIN_OVERRIDES
+                if not (o.startswith("stage=") and any(e.startswith("stage=") for e in extra))
+            ],
             f"paths.data_root={data_root}",
             f"paths.runs={runs}",
             "callbacks.heldout_eval.every_n_steps=1000",
@@ -91,3 +95,21 @@ def test_a_failed_job_is_reported_and_the_other_jobs_still_run(tmp_path, data_ro
     assert "error: checkpoint" in result.stderr and "missing.ckpt does not exist" in result.stderr
     assert "error: a job of the sweep failed" in result.stderr.splitlines()[-1]
     assert len(finished(tmp_path / "runs")) == 1  # init_from=none trained after init_from=<missing> failed
+
+
+@pytest.mark.slow
+def test_parallel_curricula_of_different_seeds_prepare_and_train_side_by_side(tmp_path, data_root):
+    # two whole curricula at once through joblib (2 jobs x 1 thread), each preparing its seed's sources into the
+    # shared data directory: neither may trip over the other's files
+    result = sweep(
+        tmp_path / "runs",
+        tmp_path / "data",  # a fresh data directory: both jobs prepare
+        "stage=all",
+        "seed=1,2",
+        "curriculum_eval_items=3",
+        "hydra/launcher=joblib",
+        "hardware.threads=1",
+        "hydra.launcher.n_jobs=${minimath.parallel_jobs:1}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(list((tmp_path / "runs").glob("*/curriculum-*.json"))) == 2

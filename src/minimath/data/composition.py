@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -69,9 +70,8 @@ def write_composition_report(data_cfg: DictConfig, manifest: dict, directory: Pa
         ax.legend(wedges, [f"{r['label']}: {_human(r['planned'])} ({r['share']:.1%})" for r in rows],
                   loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
         ax.set_title(f"{data_cfg.name}: stage {stage} data ({_human(float(spec.tokens))} tokens/epoch)")
-        tmp = directory / f".stage-{stage}-data.png.tmp"
-        fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png")
+        png = io.BytesIO()  # in memory, then one atomic write: runs preparing side by side share the directory
+        fig.savefig(png, dpi=100, bbox_inches="tight", format="png")
         plt.close(fig)
-        atomic_write_bytes(directory / f"stage-{stage}-data.png", tmp.read_bytes())
-        tmp.unlink()
+        atomic_write_bytes(directory / f"stage-{stage}-data.png", png.getvalue())
     atomic_write_bytes(directory / "composition.md", "\n".join(lines).encode("utf-8"))
