@@ -5,24 +5,33 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from conftest import TINY_TRAIN_OVERRIDES, compose_config
-
-NO_STAGE = [o for o in TINY_TRAIN_OVERRIDES if o != "stage=1"]
 from minimath.data.datamodule import DataPositionTracker, MixtureBatches
 from minimath.data.prepare import prepare
 from minimath.lit_module import MiniMathModule, module_hparams
 from minimath.training import build_datamodule, build_model_config, build_tokenizer
 
+from conftest import TINY_TRAIN_OVERRIDES, compose_config
+
+NO_STAGE = [o for o in TINY_TRAIN_OVERRIDES if o != "stage=1"]
+
 
 @pytest.fixture
 def setup(tmp_path, data_root):
     def make(stage="3", micro_batch=4, num_workers=0):
-        cfg = compose_config(NO_STAGE + [f"paths.data_root={data_root}", f"stage={stage}",
-                                                     f"hardware.micro_batch={micro_batch}",
-                                                     f"hardware.num_workers={num_workers}"], tmp_path)
+        cfg = compose_config(
+            NO_STAGE
+            + [
+                f"paths.data_root={data_root}",
+                f"stage={stage}",
+                f"hardware.micro_batch={micro_batch}",
+                f"hardware.num_workers={num_workers}",
+            ],
+            tmp_path,
+        )
         manifest = prepare(cfg.data, log=lambda *_: None)
         tokenizer = build_tokenizer(cfg.model, manifest)
         return cfg, tokenizer, build_datamodule(cfg, manifest, tokenizer)
+
     return make
 
 
@@ -72,15 +81,26 @@ class Recorder(L.Callback):
 
 def fit(cfg, tokenizer, dm, max_steps, root, ckpt_path=None):
     torch.manual_seed(0)
-    module = MiniMathModule(**module_hparams(build_model_config(cfg.model, tokenizer),
-                                             {"lr": 1e-3, "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.1},
-                                             tokenizer.state_dict()))
+    module = MiniMathModule(
+        **module_hparams(
+            build_model_config(cfg.model, tokenizer),
+            {"lr": 1e-3, "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.1},
+            tokenizer.state_dict(),
+        )
+    )
     recorder = Recorder()
-    checkpoint = L.pytorch.callbacks.ModelCheckpoint(dirpath=root, every_n_train_steps=3, save_top_k=-1,
-                                                     filename="{step}")
-    trainer = L.Trainer(accelerator="cpu", max_steps=max_steps, logger=False, enable_progress_bar=False,
-                        enable_model_summary=False, callbacks=[checkpoint, DataPositionTracker(), recorder],
-                        default_root_dir=root)
+    checkpoint = L.pytorch.callbacks.ModelCheckpoint(
+        dirpath=root, every_n_train_steps=3, save_top_k=-1, filename="{step}"
+    )
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=max_steps,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[checkpoint, DataPositionTracker(), recorder],
+        default_root_dir=root,
+    )
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     return recorder.rows
 
@@ -114,8 +134,16 @@ def test_resume_with_another_batch_size_neither_skips_nor_repeats(setup, tmp_pat
 
 def test_decay_mix_takes_over_at_the_decay_start(tmp_path, data_root):
     """data.stages.N.decay_mix: the stage's mix before the decay's first sequence, the decay mixture after."""
-    cfg = compose_config(NO_STAGE + [f"paths.data_root={data_root}", "stage=4", "hardware.micro_batch=4",
-                                     "+data.stages.4.decay_mix=[{source: equations, share: 1.0}]"], tmp_path)
+    cfg = compose_config(
+        NO_STAGE
+        + [
+            f"paths.data_root={data_root}",
+            "stage=4",
+            "hardware.micro_batch=4",
+            "+data.stages.4.decay_mix=[{source: equations, share: 1.0}]",
+        ],
+        tmp_path,
+    )
     manifest = prepare(cfg.data, log=lambda *_: None)
     dm = build_datamodule(cfg, manifest, build_tokenizer(cfg.model, manifest))
     equations = dm.source_names.index("equations")
@@ -127,5 +155,6 @@ def test_decay_mix_takes_over_at_the_decay_start(tmp_path, data_root):
     dm.start_decay_mix(decay_start_tokens=5 * cfg.model.max_seq_len)
     assert dm.decay_start == 5 and dm.state_dict()["decay_start"] == 5
     from minimath.errors import UserError
+
     with pytest.raises(UserError, match="decay_mix is drawn during the LR decay"):
         dm.start_decay_mix(None)

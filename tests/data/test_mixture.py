@@ -3,8 +3,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from minimath.errors import UserError
 from minimath.data.mixture import Mixture, TokenWindows, largest_remainder
+from minimath.errors import UserError
 
 
 def windows(n_tokens, seq_len, source_id, offset=0):
@@ -33,7 +33,9 @@ def test_measured_shares_match_targets():
 
 
 def test_positions_are_pure_functions_and_sources_cycle_through_epochs():
-    make = lambda: Mixture([windows(41, 4, 0), windows(400, 4, 1, 1000)], [0.5, 0.5], length=50, seed=7, block=16)
+    def make():
+        return Mixture([windows(41, 4, 0), windows(400, 4, 1, 1000)], [0.5, 0.5], length=50, seed=7, block=16)
+
     a, b = make(), make()
     order = [a.get(i)[0].tolist() for i in range(320)]  # 20 blocks of 16: 160 draws from each source
     assert [b.get(i)[0].tolist() for i in reversed(range(320))] == order[::-1]  # any order, same answers

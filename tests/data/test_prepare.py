@@ -6,25 +6,37 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import REPO
 from minimath.data.prepare import prepare
 from minimath.data.shards import DTYPE
 from minimath.errors import UserError
 from minimath.tokenizer import get_tokenizer
 
+from conftest import REPO
+
 
 def data_config(tmp_path, sources, eval_sets=(), stages=None):
-    cfg = {"name": "t", "tokenizer": "qwen", "dir": str(tmp_path / "prepared"), "shard_tokens": 1000, "workers": 1,
-           "clean": {"min_chars": 5, "max_chars": 10000, "dedup": True, "near_dedup": False, "near_threshold": 0.8},
-           "decontaminate": {"n": 8, "eval_sets": list(eval_sets)}, "sources": sources}
+    cfg = {
+        "name": "t",
+        "tokenizer": "qwen",
+        "dir": str(tmp_path / "prepared"),
+        "shard_tokens": 1000,
+        "workers": 1,
+        "clean": {"min_chars": 5, "max_chars": 10000, "dedup": True, "near_dedup": False, "near_threshold": 0.8},
+        "decontaminate": {"n": 8, "eval_sets": list(eval_sets)},
+        "sources": sources,
+    }
     if stages:
         cfg["stages"] = stages
     return OmegaConf.create(cfg)
 
 
 def synthetic(generator, count):
-    return {"_target_": "minimath.data.sources.SyntheticSource", "generator": {"_target_": generator},
-            "documents_count": count, "seed": 1}
+    return {
+        "_target_": "minimath.data.sources.SyntheticSource",
+        "generator": {"_target_": generator},
+        "documents_count": count,
+        "seed": 1,
+    }
 
 
 GENERAL = "minimath.data.synth.general.GeneralTextSource"
@@ -32,9 +44,14 @@ WORDS = "minimath.data.synth.word_problems.WordProblemSource"
 
 
 def test_prepare_writes_shards_manifest_and_report_then_skips(tmp_path):
-    stages = {"1": {"tokens": 5000, "epochs": 1, "mix": [{"source": "general", "share": 0.6},
-                                                          {"source": "words", "share": 0.4}]},
-              "2": {"tokens": 5000, "epochs": 2, "mix": [{"stage": 1, "share": 0.5}, {"source": "words", "share": 0.5}]}}
+    stages = {
+        "1": {
+            "tokens": 5000,
+            "epochs": 1,
+            "mix": [{"source": "general", "share": 0.6}, {"source": "words", "share": 0.4}],
+        },
+        "2": {"tokens": 5000, "epochs": 2, "mix": [{"stage": 1, "share": 0.5}, {"source": "words", "share": 0.5}]},
+    }
     cfg = data_config(tmp_path, {"general": synthetic(GENERAL, 60), "words": synthetic(WORDS, 40)}, stages=stages)
     logs = []
     manifest = prepare(cfg, log=logs.append)
@@ -66,17 +83,27 @@ def test_prepare_writes_shards_manifest_and_report_then_skips(tmp_path):
 def test_bad_input_summary_and_decontamination(tmp_path):
     item = "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May."
     (tmp_path / "test.jsonl").write_text(json.dumps({"question": item}) + "\n")
-    lines = [json.dumps({"text": "A clean training document about fractions."}), '{"text": "broken',
-             json.dumps({"text": "A clean training document about fractions."}), json.dumps({"text": ""}),
-             json.dumps({"text": "Copied: " + item}), json.dumps({"other": 1})]
+    lines = [
+        json.dumps({"text": "A clean training document about fractions."}),
+        '{"text": "broken',
+        json.dumps({"text": "A clean training document about fractions."}),
+        json.dumps({"text": ""}),
+        json.dumps({"text": "Copied: " + item}),
+        json.dumps({"other": 1}),
+    ]
     (tmp_path / "train.jsonl").write_text("\n".join(lines) + "\n")
     source = {"_target_": "minimath.data.sources.FileSource", "paths": [str(tmp_path / "train.jsonl")]}
     eval_sets = [{"name": "gsm8k_test", "path": str(tmp_path / "test.jsonl"), "fields": ["question"]}]
     manifest = prepare(data_config(tmp_path, {"local": source}, eval_sets=eval_sets), log=lambda *_: None)
     stats = manifest["sources"]["local"]["stats"]
     assert stats["kept"] == 1
-    assert stats["skipped"] == {"malformed JSON": 1, "exact duplicate": 1, "empty document": 1,
-                                "overlaps evaluation set gsm8k_test": 1, "missing field 'text'": 1}
+    assert stats["skipped"] == {
+        "malformed JSON": 1,
+        "exact duplicate": 1,
+        "empty document": 1,
+        "overlaps evaluation set gsm8k_test": 1,
+        "missing field 'text'": 1,
+    }
     assert stats["first_offender"]["malformed JSON"].endswith("train.jsonl:2")
     assert manifest["decontamination"] == {"gsm8k_test": 1}
 
@@ -90,15 +117,27 @@ def test_a_wholly_unusable_source_is_an_error(tmp_path):
 
 @pytest.mark.slow
 def test_prepare_cli(tmp_path):
-    args = [f"data.sources.{n}.documents_count=20" for n in
-            ("general_en", "general_zh", "math_text", "word_problems_cot", "basic_math", "equations")]
-    result = subprocess.run([sys.executable, "-m", "minimath.data.prepare", "data=embedded",
-                             f"paths.data_root={tmp_path}", *args], cwd=REPO, capture_output=True, text=True,
-                            timeout=300)
+    args = [
+        f"data.sources.{n}.documents_count=20"
+        for n in ("general_en", "general_zh", "math_text", "word_problems_cot", "basic_math", "equations")
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "minimath.data.prepare", "data=embedded", f"paths.data_root={tmp_path}", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     manifest = json.loads((tmp_path / "embedded-qwen" / "manifest.json").read_text())
-    assert sorted(manifest["sources"]) == ["basic_math", "equations", "general_en", "general_zh", "math_text",
-                                           "word_problems_cot"]
+    assert sorted(manifest["sources"]) == [
+        "basic_math",
+        "equations",
+        "general_en",
+        "general_zh",
+        "math_text",
+        "word_problems_cot",
+    ]
     assert "basic_math: read 20, kept" in result.stdout + result.stderr
 
 
@@ -138,8 +177,9 @@ def test_two_seeds_prepared_at_once_into_one_directory_give_the_shards_of_each_a
     alone = {seed: prepare(config(tmp_path / f"alone{seed}", seed), log=lambda *_: None)["sources"] for seed in (1, 7)}
     context = mp.get_context("fork")
     barrier = context.Barrier(2)
-    workers = [context.Process(target=_prepare_after, args=(barrier, config(tmp_path / "shared", seed)))
-               for seed in (1, 7)]
+    workers = [
+        context.Process(target=_prepare_after, args=(barrier, config(tmp_path / "shared", seed))) for seed in (1, 7)
+    ]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -150,5 +190,6 @@ def test_two_seeds_prepared_at_once_into_one_directory_give_the_shards_of_each_a
         shared = prepare(config(tmp_path / "shared", seed), log=logs.append)["sources"]
         assert all("up to date" in line for line in logs)  # each finds its own files, whole
         assert {n: [s["sha256"] for s in e["shards"]] for n, e in shared.items()} == {
-            n: [s["sha256"] for s in e["shards"]] for n, e in alone[seed].items()}
+            n: [s["sha256"] for s in e["shards"]] for n, e in alone[seed].items()
+        }
     assert alone[1]["general"]["shards"][0]["sha256"] != alone[7]["general"]["shards"][0]["sha256"]

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from minimath.data.shards import DTYPE, ShardWriter, load_shard, read_manifest
-from minimath.io import atomic_write_bytes
 from minimath.errors import UserError
+from minimath.io import atomic_write_bytes
 
 
 def test_writer_splits_into_shards_with_eot(tmp_path):

@@ -1,11 +1,11 @@
 import json
 
 import pytest
+from test_formatters import FORMATTER_OF, RECORDS  # one record per public schema
 
 from minimath.data.sources import FileSource, HubSource, SourceStats, SyntheticSource
 from minimath.data.synth.arithmetic import ArithmeticSource
 from minimath.errors import UserError
-from test_formatters import FORMATTER_OF, RECORDS  # one record per public schema
 
 
 def collect(source):
@@ -21,8 +21,10 @@ def write_jsonl(path, records):
 
 def test_hub_source_through_load_dataset_on_local_gsm8k(tmp_path):
     """The real `datasets.load_dataset` path, on a local file in GSM8K's published jsonl format."""
-    write_jsonl(tmp_path / "train.jsonl", [{"question": f"What is {i}+1?", "answer": f"{i}+1={i + 1}\n#### {i + 1}"}
-                                           for i in range(5)])
+    write_jsonl(
+        tmp_path / "train.jsonl",
+        [{"question": f"What is {i}+1?", "answer": f"{i}+1={i + 1}\n#### {i + 1}"} for i in range(5)],
+    )
     docs, stats = collect(HubSource("gsm8k", "json", data_files=str(tmp_path / "train.jsonl"), formatter="gsm8k"))
     assert len(docs) == 5 and docs[2].endswith("The answer is 3.")
     assert stats.read == 5 and not stats.skipped
@@ -43,20 +45,36 @@ def test_hub_source_parquet_and_unloadable(tmp_path):
 
 def test_bad_input_is_skipped_and_counted_with_the_first_offender(tmp_path):
     path = tmp_path / "mixed.jsonl"
-    lines = [json.dumps({"text": "good one"}).encode(), b'{"text": "broken', json.dumps({"body": "x"}).encode(),
-             b'{"text": "\xff\xfe bad bytes"}', json.dumps({"text": "good two"}).encode(), b"[1, 2]", b""]
+    lines = [
+        json.dumps({"text": "good one"}).encode(),
+        b'{"text": "broken',
+        json.dumps({"body": "x"}).encode(),
+        b'{"text": "\xff\xfe bad bytes"}',
+        json.dumps({"text": "good two"}).encode(),
+        b"[1, 2]",
+        b"",
+    ]
     path.write_bytes(b"\n".join(lines))
     docs, stats = collect(FileSource("mixed", [str(path)]))
     assert docs == ["good one", "good two"]
-    assert stats.skipped == {"malformed JSON": 1, "missing field 'text'": 1, "not UTF-8": 1,
-                             "record is not an object": 1}
+    assert stats.skipped == {
+        "malformed JSON": 1,
+        "missing field 'text'": 1,
+        "not UTF-8": 1,
+        "record is not an object": 1,
+    }
     assert stats.first_offender["malformed JSON"] == f"{path}:2"
     assert "skipped 1 (malformed JSON; first at" in stats.summary()
 
 
 def test_math23k_json_concatenated_objects_and_array(tmp_path):
-    record = {"id": "1", "original_text": "小明有5个苹果，又买了3个，一共几个？", "segmented_text": "", "equation": "x=5+3",
-              "ans": "8"}
+    record = {
+        "id": "1",
+        "original_text": "小明有5个苹果，又买了3个，一共几个？",
+        "segmented_text": "",
+        "equation": "x=5+3",
+        "ans": "8",
+    }
     (tmp_path / "a.json").write_text(json.dumps([record, record], ensure_ascii=False), encoding="utf-8")
     (tmp_path / "b.json").write_text("\n".join(json.dumps(r, ensure_ascii=False, indent=1) for r in [record] * 3))
     docs, _ = collect(FileSource("m", [str(tmp_path / "*.json")], format="json", formatter="math23k"))
@@ -90,7 +108,12 @@ def test_every_formatter_on_a_local_file_in_its_schema(schema, tmp_path):
     """Each public schema written as a jsonl file and read through `datasets.load_dataset("json", ...)`."""
     record, options, expected = RECORDS[schema]
     write_jsonl(tmp_path / "data.jsonl", [record, record])
-    source = HubSource(schema, "json", data_files=str(tmp_path / "data.jsonl"),
-                       formatter=FORMATTER_OF.get(schema, schema), formatter_options=options)
+    source = HubSource(
+        schema,
+        "json",
+        data_files=str(tmp_path / "data.jsonl"),
+        formatter=FORMATTER_OF.get(schema, schema),
+        formatter_options=options,
+    )
     docs, stats = collect(source)
     assert docs == [expected, expected] and not stats.skipped

@@ -29,7 +29,7 @@ def content_hash(text: str) -> str:
 
 def _shingles(text: str, size: int) -> set[str]:
     compact = re.sub(r"\s+", " ", text.lower())
-    return {compact[i:i + size] for i in range(max(1, len(compact) - size + 1))}
+    return {compact[i : i + size] for i in range(max(1, len(compact) - size + 1))}
 
 
 @dataclass
@@ -53,8 +53,13 @@ class NearDuplicateIndex:
         self._buckets = [{} for _ in range(self.bands)]
 
     def signature(self, text: str) -> np.ndarray:
-        hashes = np.fromiter((int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "little")
-                              for s in _shingles(text, self.shingle)), dtype=np.uint64)
+        hashes = np.fromiter(
+            (
+                int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "little")
+                for s in _shingles(text, self.shingle)
+            ),
+            dtype=np.uint64,
+        )
         # (a·h + b) with uint64 wrap-around is a cheap family of hash functions; the minimum per function is the
         # MinHash value.
         return (np.outer(hashes, self._a) + self._b).min(axis=0)
@@ -63,7 +68,7 @@ class NearDuplicateIndex:
         """True (and remembered) when `text` is not a near duplicate of an earlier document."""
         sig = self.signature(text)
         rows = self.num_perm // self.bands
-        keys = [sig[i * rows:(i + 1) * rows].tobytes() for i in range(self.bands)]
+        keys = [sig[i * rows : (i + 1) * rows].tobytes() for i in range(self.bands)]
         candidates = {j for band, key in zip(self._buckets, keys) for j in band.get(key, ())}
         for j in candidates:
             if float(np.mean(self._signatures[j] == sig)) >= self.threshold:

@@ -31,8 +31,17 @@ class MixtureBatches(IterableDataset):
     which is the order a DataLoader collects them in. With `eot_id`, a batch also numbers each input position's
     document (a new one starts at every `<|endoftext|>` input)."""
 
-    def __init__(self, plan: StagePlan, start: int, micro_batch: int, rank: int, world: int,
-                 remap: np.ndarray | None, decay_start: int | None = None, eot_id: int | None = None):
+    def __init__(
+        self,
+        plan: StagePlan,
+        start: int,
+        micro_batch: int,
+        rank: int,
+        world: int,
+        remap: np.ndarray | None,
+        decay_start: int | None = None,
+        eot_id: int | None = None,
+    ):
         self.plan, self.start, self.micro_batch, self.decay_start = plan, start, micro_batch, decay_start
         self.rank, self.world, self.remap, self.eot_id = rank, world, remap, eot_id
 
@@ -46,8 +55,12 @@ class MixtureBatches(IterableDataset):
         targets = tokens[:, 1:]
         if no_loss is not None:
             targets = targets.masked_fill(torch.from_numpy(no_loss[:, 1:]), IGNORE_INDEX)
-        batch = {"input_ids": tokens[:, :-1], "targets": targets, "source": torch.tensor(sources),
-                 "position": torch.tensor(self.start + (j + 1) * self.world * self.micro_batch)}
+        batch = {
+            "input_ids": tokens[:, :-1],
+            "targets": targets,
+            "source": torch.tensor(sources),
+            "position": torch.tensor(self.start + (j + 1) * self.world * self.micro_batch),
+        }
         if self.eot_id is not None:
             batch["documents"] = (batch["input_ids"] == self.eot_id).cumsum(dim=1)
         return batch
@@ -63,8 +76,14 @@ class MixtureBatches(IterableDataset):
 
 
 class MixtureDataModule(L.LightningDataModule):
-    def __init__(self, plan: StagePlan, micro_batch: int, num_workers: int = 0, remap: np.ndarray | None = None,
-                 eot_id: int | None = None):
+    def __init__(
+        self,
+        plan: StagePlan,
+        micro_batch: int,
+        num_workers: int = 0,
+        remap: np.ndarray | None = None,
+        eot_id: int | None = None,
+    ):
         """`eot_id`: the model's `<|endoftext|>` id; batches number their documents when the stage sets
         `document_mask` (and `document_rows` needs it)."""
         super().__init__()
@@ -112,7 +131,7 @@ class MixtureDataModule(L.LightningDataModule):
         targets = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
         for i, (ids, target) in enumerate(rows):
             n = min(width, len(ids))
-            input_ids[i, 1:n] = torch.from_numpy(ids[:n - 1])
+            input_ids[i, 1:n] = torch.from_numpy(ids[: n - 1])
             targets[i, :n] = torch.from_numpy(target[:n])
         return input_ids, targets
 
@@ -123,22 +142,37 @@ class MixtureDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        dataset = MixtureBatches(self.plan, self.position, self.micro_batch, rank, world, self.remap,
-                                 self.decay_start, self.eot_id if self.document_mask else None)
-        return DataLoader(dataset, batch_size=None, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+        dataset = MixtureBatches(
+            self.plan,
+            self.position,
+            self.micro_batch,
+            rank,
+            world,
+            self.remap,
+            self.decay_start,
+            self.eot_id if self.document_mask else None,
+        )
+        return DataLoader(
+            dataset, batch_size=None, num_workers=self.num_workers, persistent_workers=self.num_workers > 0
+        )
 
     def state_dict(self) -> dict:
-        return {"position": self.position, "fingerprint": self.fingerprint(), "stage": self.plan.stage,
-                "decay_start": self.decay_start}
+        return {
+            "position": self.position,
+            "fingerprint": self.fingerprint(),
+            "stage": self.plan.stage,
+            "decay_start": self.decay_start,
+        }
 
     def continue_from(self, checkpoint: dict, source: str) -> None:
         """Take up the data position of another run's checkpoint of this same stage (a WSD decay branch continues
         its stable run's stream); a checkpoint of other data is an error."""
         state = checkpoint.get(type(self).__qualname__)
         if not state or state.get("fingerprint") != self.fingerprint():
-            raise UserError(f"{source} was not trained on this stage's data (stage {self.plan.stage}): a decay "
-                            f"branch continues its own stable run")
+            raise UserError(
+                f"{source} was not trained on this stage's data (stage {self.plan.stage}): a decay "
+                f"branch continues its own stable run"
+            )
         self.position = int(state["position"])
 
     def start_decay_mix(self, decay_start_tokens: int | None) -> None:
@@ -148,14 +182,18 @@ class MixtureDataModule(L.LightningDataModule):
         if not self.plan.has_decay_mix:
             return
         if decay_start_tokens is None:
-            raise UserError(f"data.stages.{self.plan.stage}.decay_mix is drawn during the LR decay, and this schedule "
-                            f"has none: use scheduler=wsd (or warmup) with a decay")
+            raise UserError(
+                f"data.stages.{self.plan.stage}.decay_mix is drawn during the LR decay, and this schedule "
+                f"has none: use scheduler=wsd (or warmup) with a decay"
+            )
         self.decay_start = self.position + int(decay_start_tokens) // self.plan.seq_len
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("fingerprint") != self.fingerprint():
-            rank_zero_warn(f"the checkpoint's data (stage {state.get('stage')}) differs from this run's data: "
-                           f"continuing at sequence {state.get('position', 0)} of the new stream")
+            rank_zero_warn(
+                f"the checkpoint's data (stage {state.get('stage')}) differs from this run's data: "
+                f"continuing at sequence {state.get('position', 0)} of the new stream"
+            )
         self.position = int(state.get("position", 0))
         if state.get("decay_start") is not None:  # a resumed run keeps the decay phase it was planned with
             self.decay_start = int(state["decay_start"])

@@ -8,8 +8,8 @@ text is protected (e.g. GSM8K's `question`, Math23k's `original_text`).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from minimath.data.sources import FileSource, SourceStats
 from minimath.errors import UserError
@@ -25,7 +25,7 @@ def ngrams(text: str, n: int) -> set[tuple[str, ...]]:
     u = units(text)
     if len(u) < n:
         return {tuple(u)} if u else set()
-    return {tuple(u[i:i + n]) for i in range(len(u) - n + 1)}
+    return {tuple(u[i : i + n]) for i in range(len(u) - n + 1)}
 
 
 @dataclass

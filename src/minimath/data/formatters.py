@@ -15,7 +15,7 @@ Schemas (as published):
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from minimath.data.synth.cot import CotError, record_to_cot
 
@@ -83,8 +83,14 @@ def tiny_codes(record: dict) -> str:
 
 
 FORMATTERS: dict[str, Callable[..., str]] = {
-    "text": text, "gsm8k": gsm8k, "math23k": math23k, "ape210k": math23k, "math": math_competition,
-    "instruction": instruction, "mnbvc_qa": mnbvc_qa, "tiny_codes": tiny_codes,
+    "text": text,
+    "gsm8k": gsm8k,
+    "math23k": math23k,
+    "ape210k": math23k,
+    "math": math_competition,
+    "instruction": instruction,
+    "mnbvc_qa": mnbvc_qa,
+    "tiny_codes": tiny_codes,
 }
 
 

@@ -17,10 +17,10 @@ YuLan-Mini's high-quality data mixed in only while the LR decays). From the deca
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -52,8 +52,10 @@ class TokenWindows:
         counts = [max(0, (len(s) - 1) // seq_len) for s in self.shards]
         self.offsets = np.concatenate([[0], np.cumsum(counts)])
         if self.offsets[-1] == 0:
-            raise UserError(f"source {name} has no shard of {seq_len + 1} tokens (one training sequence): give it "
-                            f"more documents, or a smaller model.max_seq_len")
+            raise UserError(
+                f"source {name} has no shard of {seq_len + 1} tokens (one training sequence): give it "
+                f"more documents, or a smaller model.max_seq_len"
+            )
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -61,7 +63,7 @@ class TokenWindows:
     def get(self, index: int) -> tuple[np.ndarray, int]:
         shard = int(np.searchsorted(self.offsets, index, side="right") - 1)
         start = (index - int(self.offsets[shard])) * self.seq_len
-        return self.shards[shard][start:start + self.seq_len + 1], self.source_id
+        return self.shards[shard][start : start + self.seq_len + 1], self.source_id
 
 
 class Mixture:
@@ -146,8 +148,10 @@ class StagePlan:
             if "stage" in entry:
                 names |= self._leaves(str(entry["stage"]), seen + (stage,))
             elif entry["source"] not in self.sources:
-                raise UserError(f"stage {stage} uses source {entry['source']!r}, which is not prepared "
-                                f"(prepared: {sorted(self.sources)})")
+                raise UserError(
+                    f"stage {stage} uses source {entry['source']!r}, which is not prepared "
+                    f"(prepared: {sorted(self.sources)})"
+                )
             else:
                 names.add(entry["source"])
         return names
@@ -159,8 +163,9 @@ class StagePlan:
     def has_decay_mix(self) -> bool:
         return bool(self.stages[self.stage].get("decay_mix"))
 
-    def build(self, stage: str | None = None, windows: dict | None = None,
-              decay_start: int | None = None) -> Mixture | PhasedMixture:
+    def build(
+        self, stage: str | None = None, windows: dict | None = None, decay_start: int | None = None
+    ) -> Mixture | PhasedMixture:
         """The stage's mixture; with `decay_start` (sequences) and a `decay_mix`, the decay mixture from there on.
         An earlier stage included in this one contributes its `mix` alone."""
         stage = stage or self.stage

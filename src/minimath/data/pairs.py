@@ -22,11 +22,11 @@ the same prompt is always on the same side, so held-out pairs are unseen problem
 
 from __future__ import annotations
 
-import json
-
 import hashlib
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -52,7 +52,7 @@ class Pair(NamedTuple):
 def normalize_pair(pair: Pair) -> Pair:
     """Both parts as `clean.normalize` leaves text; the prompt keeps the line break that ends it (`## Solution\\n`),
     since the model is given exactly that before it writes the output."""
-    tail = pair.prompt[len(pair.prompt.rstrip()):]
+    tail = pair.prompt[len(pair.prompt.rstrip()) :]
     separator = "\n" * min(2, tail.count("\n")) or (" " if tail else "")
     return Pair(normalize(pair.prompt) + separator, normalize(pair.output))
 
@@ -111,9 +111,16 @@ class PairSource:
             manifest = directory.parent / "manifest.json"
             try:
                 m = json.loads(manifest.read_text(encoding="utf-8"))
-                found.append({"manifest": str(manifest), "teacher": f"{m['teacher']['backend']}: "
-                              f"{m['teacher']['model']}", "stand_in": bool(m["teacher"]["stand_in"]),
-                              "prompts": m["prompts"], "requests": m["requests"], "examples": m["examples"]})
+                found.append(
+                    {
+                        "manifest": str(manifest),
+                        "teacher": f"{m['teacher']['backend']}: {m['teacher']['model']}",
+                        "stand_in": bool(m["teacher"]["stand_in"]),
+                        "prompts": m["prompts"],
+                        "requests": m["requests"],
+                        "examples": m["examples"],
+                    }
+                )
             except (OSError, ValueError, KeyError, TypeError):
                 continue
         return found

@@ -16,9 +16,9 @@ import hashlib
 import json
 import multiprocessing as mp
 import time
+from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import hydra
 import numpy as np
@@ -28,9 +28,9 @@ from minimath.data.clean import Cleaner, normalize
 from minimath.data.decontaminate import Decontaminator
 from minimath.data.pairs import Pair, PairSource, masked_prompt, normalize_pair
 from minimath.data.shards import DTYPE, ID_MASK, MANIFEST, MANIFEST_VERSION, ShardWriter, load_shard, sha256_file
-from minimath.io import atomic_write_json
 from minimath.data.sources import SourceStats
 from minimath.errors import UserError, exit_on_user_error
+from minimath.io import atomic_write_json
 from minimath.log import quiet_third_party
 from minimath.tokenizer import get_tokenizer
 
@@ -73,8 +73,7 @@ def tokenize_stream(texts: Iterable[str], tokenizer_name: str, workers: int, bat
             yield from _split(*encoded)
 
 
-def tokenize_pairs(pairs: Iterable[Pair], tokenizer_name: str, workers: int,
-                   mask_prompt: bool) -> Iterator[np.ndarray]:
+def tokenize_pairs(pairs: Iterable[Pair], tokenizer_name: str, workers: int, mask_prompt: bool) -> Iterator[np.ndarray]:
     """Each pair's prompt ids then output ids, the two parts encoded apart (as they are given at inference); with
     `mask_prompt` the prompt ids carry `NO_LOSS_BIT`."""
     parts = tokenize_stream((part for pair in pairs for part in pair), tokenizer_name, workers)
@@ -90,8 +89,11 @@ def describe_inputs(files: list[Path], recorded: dict) -> dict:
         stat = path.stat()
         key, old = str(path.resolve()), recorded.get(str(path.resolve()), {})
         same = old.get("size") == stat.st_size and old.get("mtime_ns") == stat.st_mtime_ns and "sha256" in old
-        described[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                          "sha256": old["sha256"] if same else sha256_file(path)}
+        described[key] = {
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "sha256": old["sha256"] if same else sha256_file(path),
+        }
     return described
 
 
@@ -100,8 +102,9 @@ def eval_set_hashes(data_cfg: DictConfig) -> list[str]:
     return [sha256_file(Path(item.path)) for item in data_cfg.decontaminate.eval_sets if Path(item.path).is_file()]
 
 
-def source_fingerprint(source_cfg: DictConfig, data_cfg: DictConfig, inputs: dict | None = None,
-                       eval_sets: list[str] | None = None) -> str:
+def source_fingerprint(
+    source_cfg: DictConfig, data_cfg: DictConfig, inputs: dict | None = None, eval_sets: list[str] | None = None
+) -> str:
     """Everything that changes a source's shards: its config (a generator's settings), its input files' content,
     cleaning, decontamination (with its evaluation files' content) and tokenizer."""
     parts = {k: OmegaConf.to_container(data_cfg[k], resolve=True) for k in ("clean", "decontaminate")}
@@ -130,8 +133,9 @@ def build_decontaminator(cfg: DictConfig) -> Decontaminator:
     return decon
 
 
-def prepare_source(name: str, source, data_cfg: DictConfig, directory: Path, decon: Decontaminator,
-                   prefix: str) -> dict:
+def prepare_source(
+    name: str, source, data_cfg: DictConfig, directory: Path, decon: Decontaminator, prefix: str
+) -> dict:
     stats = SourceStats(name)
     cleaner = Cleaner(**OmegaConf.to_container(data_cfg.clean, resolve=True))
     pairs = isinstance(source, PairSource)
@@ -161,8 +165,10 @@ def prepare_source(name: str, source, data_cfg: DictConfig, directory: Path, dec
         raise UserError(f"source {name} produced no usable documents ({stats.summary()})")
     used[tokenizer.eot_id] = True
     entry = {
-        "documents": stats.kept, "tokens": sum(s.tokens for s in writer.shards),
-        "shards": [vars(s) for s in writer.shards], "stats": stats.to_dict(),
+        "documents": stats.kept,
+        "tokens": sum(s.tokens for s in writer.shards),
+        "shards": [vars(s) for s in writer.shards],
+        "stats": stats.to_dict(),
         "used_ids": np.flatnonzero(used).tolist(),
     }
     if pairs:  # synthesized pairs carry what made them (teacher, prompts) into the composition report
@@ -185,8 +191,12 @@ def prepare(data_cfg: DictConfig, log=print, force: bool = False) -> dict:
     directory.mkdir(parents=True, exist_ok=True)
     manifest_path = directory / MANIFEST
     old = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    manifest = {"version": MANIFEST_VERSION, "name": str(data_cfg.name), "tokenizer": str(data_cfg.tokenizer),
-                "sources": {}}
+    manifest = {
+        "version": MANIFEST_VERSION,
+        "name": str(data_cfg.name),
+        "tokenizer": str(data_cfg.tokenizer),
+        "sources": {},
+    }
     decon, changed = None, False
     eval_hashes = eval_set_hashes(data_cfg)
     for name, source_cfg in data_cfg.sources.items():
@@ -204,8 +214,10 @@ def prepare(data_cfg: DictConfig, log=print, force: bool = False) -> dict:
         if force:
             log(f"{name}: preparing again (force=true)")
         elif recorded and inputs != recorded.get("inputs", {}):
-            edited = sorted(set(inputs) ^ set(recorded.get("inputs", {})) | {
-                p for p in inputs if recorded.get("inputs", {}).get(p, {}).get("sha256") != inputs[p]["sha256"]})
+            edited = sorted(
+                set(inputs) ^ set(recorded.get("inputs", {}))
+                | {p for p in inputs if recorded.get("inputs", {}).get(p, {}).get("sha256") != inputs[p]["sha256"]}
+            )
             log(f"{name}: input changed ({', '.join(Path(p).name for p in edited[:3])}): preparing again")
         decon, changed = decon or build_decontaminator(data_cfg.decontaminate), True
         start = time.perf_counter()
@@ -216,8 +228,10 @@ def prepare(data_cfg: DictConfig, log=print, force: bool = False) -> dict:
         stats = SourceStats(name, entry["stats"]["read"], entry["stats"]["kept"])
         stats.skipped.update(entry["stats"]["skipped"])
         stats.first_offender.update(entry["stats"]["first_offender"])
-        log(f"{stats.summary()}; {entry['tokens']:,} tokens in {len(entry['shards'])} shard(s), "
-            f"{time.perf_counter() - start:.1f}s")
+        log(
+            f"{stats.summary()}; {entry['tokens']:,} tokens in {len(entry['shards'])} shard(s), "
+            f"{time.perf_counter() - start:.1f}s"
+        )
     if not changed and old.get("sources") == manifest["sources"] and old.get("tokenizer") == manifest["tokenizer"]:
         return old  # nothing to do: leave the files alone (other DDP ranks may be reading them)
     manifest["decontamination"] = dict(decon.removed) if decon is not None else old.get("decontamination", {})

@@ -85,8 +85,9 @@ def split_flags(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
 def read_manifest(directory: Path) -> dict:
     path = Path(directory) / MANIFEST
     if not path.is_file():
-        raise UserError(f"no prepared data at {directory} (missing {MANIFEST}): run "
-                        f"`python -m minimath.data.prepare data=<config>`")
+        raise UserError(
+            f"no prepared data at {directory} (missing {MANIFEST}): run `python -m minimath.data.prepare data=<config>`"
+        )
     try:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as err:
@@ -103,8 +104,10 @@ def load_shard(directory: Path, info: dict, verify_hash: bool = False) -> np.nda
         raise UserError(f"shard {path} listed in the manifest is missing: re-run prepare")
     size = path.stat().st_size
     if size != info["tokens"] * DTYPE.itemsize:
-        raise UserError(f"shard {path} has {size} bytes but the manifest says {info['tokens']} tokens: "
-                        f"the data does not match its manifest, re-run prepare")
+        raise UserError(
+            f"shard {path} has {size} bytes but the manifest says {info['tokens']} tokens: "
+            f"the data does not match its manifest, re-run prepare"
+        )
     if verify_hash and sha256_file(path) != info["sha256"]:
         raise UserError(f"shard {path} does not match the sha256 in its manifest: re-run prepare")
     return np.memmap(path, dtype=DTYPE, mode="r")

@@ -9,9 +9,10 @@ import glob
 import json
 import random
 from collections import Counter
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from minimath.data.formatters import SkipRecord, get_formatter
 from minimath.errors import UserError, first_line
@@ -34,13 +35,19 @@ class SourceStats:
 
     def summary(self) -> str:
         parts = [f"{self.name}: read {self.read}, kept {self.kept}"]
-        parts += [f"skipped {n} ({reason}; first at {self.first_offender[reason]})"
-                  for reason, n in sorted(self.skipped.items())]
+        parts += [
+            f"skipped {n} ({reason}; first at {self.first_offender[reason]})"
+            for reason, n in sorted(self.skipped.items())
+        ]
         return ", ".join(parts)
 
     def to_dict(self) -> dict:
-        return {"read": self.read, "kept": self.kept, "skipped": dict(self.skipped),
-                "first_offender": dict(self.first_offender)}
+        return {
+            "read": self.read,
+            "kept": self.kept,
+            "skipped": dict(self.skipped),
+            "first_offender": dict(self.first_offender),
+        }
 
 
 def _format(formatter, record: Any, where: str, stats: SourceStats) -> str | None:
@@ -86,11 +93,14 @@ class HubSource:
 
         formatter = get_formatter(self.formatter, **dict(self.formatter_options))
         try:
-            dataset = datasets.load_dataset(self.path, name=self.config_name, split=self.split,
-                                            data_files=self.data_files, streaming=self.streaming)
+            dataset = datasets.load_dataset(
+                self.path, name=self.config_name, split=self.split, data_files=self.data_files, streaming=self.streaming
+            )
         except Exception as err:  # datasets raises many types (network, missing files, bad config)
-            raise UserError(f"source {self.name}: cannot load {self.path!r} ({first_line(err)}); prepare offline "
-                            f"sources from local files (path=json, data_files=...)") from None
+            raise UserError(
+                f"source {self.name}: cannot load {self.path!r} ({first_line(err)}); prepare offline "
+                f"sources from local files (path=json, data_files=...)"
+            ) from None
         for i, record in enumerate(dataset):
             if self.max_documents is not None and stats.kept >= self.max_documents:
                 return

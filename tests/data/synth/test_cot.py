@@ -59,27 +59,45 @@ def test_cot_final_answer_equals_ans_for_thousands_of_random_equations():
     assert checked > 2500
 
 
-@pytest.mark.parametrize("record,expected", [
-    ({"original_text": "某班有学生120人，80%参加了活动，其中15%是班干部，班干部有多少人？", "equation": "x=120*80%*15%",
-      "ans": "14.4"}, "答：14.4"),
-    ({"original_text": "A cake is cut; 2/3 of it is eaten. How much is left?", "equation": "x=1-((2)/(3))",
-      "ans": "((1)/(3))"}, "The answer is 1/3."),
-    ({"original_text": "折扣题", "equation": "x=80*(1-35%)", "ans": "52"}, "答：52"),
-    ({"original_text": "Mixed", "equation": "x=5((7)/(10))+3", "ans": "8.7"}, "The answer is 8.7."),
-    ({"original_text": "Percent answer", "equation": "x=7/20", "ans": "35%"}, "The answer is 35%."),
-])
+@pytest.mark.parametrize(
+    "record,expected",
+    [
+        (
+            {
+                "original_text": "某班有学生120人，80%参加了活动，其中15%是班干部，班干部有多少人？",
+                "equation": "x=120*80%*15%",
+                "ans": "14.4",
+            },
+            "答：14.4",
+        ),
+        (
+            {
+                "original_text": "A cake is cut; 2/3 of it is eaten. How much is left?",
+                "equation": "x=1-((2)/(3))",
+                "ans": "((1)/(3))",
+            },
+            "The answer is 1/3.",
+        ),
+        ({"original_text": "折扣题", "equation": "x=80*(1-35%)", "ans": "52"}, "答：52"),
+        ({"original_text": "Mixed", "equation": "x=5((7)/(10))+3", "ans": "8.7"}, "The answer is 8.7."),
+        ({"original_text": "Percent answer", "equation": "x=7/20", "ans": "35%"}, "The answer is 35%."),
+    ],
+)
 def test_record_to_cot(record, expected):
     text = record_to_cot(record)
     assert text.endswith(expected)
     assert text.startswith(("题目：", "Question: "))
 
 
-@pytest.mark.parametrize("record,message", [
-    ({"original_text": "q", "equation": "x=1+2", "ans": "4"}, "gives 3"),
-    ({"original_text": "q", "equation": "x=1/0", "ans": "4"}, "division by zero"),
-    ({"original_text": "q", "equation": "x=1+", "ans": "1"}, "expected"),
-    ({"original_text": "q", "ans": "1"}, "lacks equation"),
-])
+@pytest.mark.parametrize(
+    "record,message",
+    [
+        ({"original_text": "q", "equation": "x=1+2", "ans": "4"}, "gives 3"),
+        ({"original_text": "q", "equation": "x=1/0", "ans": "4"}, "division by zero"),
+        ({"original_text": "q", "equation": "x=1+", "ans": "1"}, "expected"),
+        ({"original_text": "q", "ans": "1"}, "lacks equation"),
+    ],
+)
 def test_bad_records_raise_cot_error(record, message):
     with pytest.raises(CotError, match=message):
         record_to_cot(record)
@@ -92,6 +110,11 @@ def test_rounded_answer_is_marked_approximate():
 
 
 def test_an_expression_answer_gets_its_value_as_the_final_line():
-    cot = record_to_cot({"original_text": "45与39的和除以它们的差，商是多少？", "equation": "x=(45+39)/(45-39)",
-                         "ans": "(45+39)/(45-39)"})
+    cot = record_to_cot(
+        {
+            "original_text": "45与39的和除以它们的差，商是多少？",
+            "equation": "x=(45+39)/(45-39)",
+            "ans": "(45+39)/(45-39)",
+        }
+    )
     assert cot.endswith("第3步：84 ÷ 6 = 14\n答：14")

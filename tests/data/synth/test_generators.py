@@ -8,13 +8,18 @@ from minimath.data.synth.cot import record_to_cot
 from minimath.data.synth.equations import LinearEquationSource
 from minimath.data.synth.expression import evaluate, parse_equation, parse_expression
 from minimath.data.synth.general import GeneralTextSource
-from minimath.numbers import parse_number
 from minimath.data.synth.textbook import TextbookSource
 from minimath.data.synth.word_problems import TEMPLATES, WordProblemSource
+from minimath.numbers import parse_number
 
-ALL = [ArithmeticSource(), ArithmeticSource(kinds=("integer", "decimal", "fraction"), languages=("en", "zh"),
-                                            worked_steps=True),
-       LinearEquationSource(), WordProblemSource(), TextbookSource(), GeneralTextSource()]
+ALL = [
+    ArithmeticSource(),
+    ArithmeticSource(kinds=("integer", "decimal", "fraction"), languages=("en", "zh"), worked_steps=True),
+    LinearEquationSource(),
+    WordProblemSource(),
+    TextbookSource(),
+    GeneralTextSource(),
+]
 
 
 @pytest.mark.parametrize("source", ALL, ids=lambda s: type(s).__name__)
@@ -30,8 +35,9 @@ def _value(side: str):
 
 def test_arithmetic_every_form_of_every_line_is_equal():
     """`a op b = step = ... = answer`: every part evaluates to the same exact number."""
-    source = ArithmeticSource(max_digits=3, kinds=("integer", "decimal", "fraction"), worked_steps=True,
-                              languages=("en", "zh"))
+    source = ArithmeticSource(
+        max_digits=3, kinds=("integer", "decimal", "fraction"), worked_steps=True, languages=("en", "zh")
+    )
     docs = source.documents(random.Random(0))
     for _ in range(400):
         for line in next(docs).split("\n"):
@@ -69,12 +75,14 @@ def test_linear_equation_solutions_check_by_substitution():
 
 def _check(equation: str, solution: dict[str, int]) -> bool:
     """Evaluate both sides with the solution substituted (coefficients written as `3x`, `9(x + 8)`)."""
+
     def side(text: str):
         text = re.sub(r"(\d)\(", r"\1*(", text)
         for var, val in solution.items():
             text = re.sub(rf"(\d){var}", rf"\1*({val})", text)
             text = re.sub(rf"(?<![\d)]){var}", f"({val})", text)
         return evaluate(parse_expression(text))
+
     lhs, rhs = equation.split(" = ")
     return side(lhs) == side(rhs)
 

@@ -81,9 +81,11 @@ class LinearEquationSource(DocumentGenerator):
 
     def problem(self, rng: random.Random, lang: str) -> Solved:
         """One solved problem from this source's split (keyed by its equation, whatever the language)."""
-        return draw_in_split(lambda: self._any_problem(rng, lang),
-                             lambda p: p.question.removeprefix("Solve ").removeprefix("解方程：").rstrip("."),
-                             self.split)
+        return draw_in_split(
+            lambda: self._any_problem(rng, lang),
+            lambda p: p.question.removeprefix("Solve ").removeprefix("解方程：").rstrip("."),
+            self.split,
+        )
 
     def _any_problem(self, rng: random.Random, lang: str) -> Solved:
         form, say = rng.choice(self.forms), _Phrases(lang)
@@ -97,8 +99,11 @@ class LinearEquationSource(DocumentGenerator):
             a, b = self._coef(rng), self._nonzero(rng, 12)
             c = a * (x + b)
             eq = f"{a}(x {_plus(b)}) = {c}"
-            steps = [say.expand(f"{a}x {_plus(a * b)} = {c}"), say.sub(a * b, f"{a}x = {c - a * b}"),
-                     say.div(a, f"x = {x}")]
+            steps = [
+                say.expand(f"{a}x {_plus(a * b)} = {c}"),
+                say.sub(a * b, f"{a}x = {c - a * b}"),
+                say.div(a, f"x = {x}"),
+            ]
         elif form == "ax+b=cx+d":
             c = self._coef(rng)
             a = c + self._coef(rng) - 1
@@ -120,11 +125,17 @@ class LinearEquationSource(DocumentGenerator):
         s, t = x + y, a * x - y
         eq = f"x + y = {s}, {a}x - y = {t}"
         if say.zh:
-            steps = [f"两式相加消去 y，得 {a + 1}x = {s + t}。", f"两边同时除以 {a + 1}，得 x = {x}。",
-                     f"代入 x + y = {s}，得 y = {s} - ({x}) = {y}。"]
+            steps = [
+                f"两式相加消去 y，得 {a + 1}x = {s + t}。",
+                f"两边同时除以 {a + 1}，得 x = {x}。",
+                f"代入 x + y = {s}，得 y = {s} - ({x}) = {y}。",
+            ]
         else:
-            steps = [f"Add the equations to eliminate y: {a + 1}x = {s + t}.",
-                     f"Divide both sides by {a + 1}: x = {x}.", f"Substitute into x + y = {s}: y = {s} - ({x}) = {y}."]
+            steps = [
+                f"Add the equations to eliminate y: {a + 1}x = {s + t}.",
+                f"Divide both sides by {a + 1}: x = {x}.",
+                f"Substitute into x + y = {s}: y = {s} - ({x}) = {y}.",
+            ]
         return Solved(say.solve(eq), steps, {"x": x, "y": y})
 
     def document(self, rng: random.Random) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Union
 
 from minimath.numbers import format_number, normalize_math_text
 
@@ -31,16 +30,16 @@ class Num:
 @dataclass(frozen=True)
 class BinOp:
     op: str
-    left: "Expr"
-    right: "Expr"
+    left: Expr
+    right: Expr
 
 
 @dataclass(frozen=True)
 class Neg:
-    operand: "Expr"
+    operand: Expr
 
 
-Expr = Union[Num, BinOp, Neg]
+Expr = Num | BinOp | Neg
 
 
 class ExpressionError(ValueError):

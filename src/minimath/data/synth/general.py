@@ -15,8 +15,14 @@ LANGUAGES = ("en", "zh")
 EN = {
     "names": ["Tom", "Lily", "Sam", "Mia", "Ben", "Ana", "Leo", "Zoe"],
     "places": ["the park", "the library", "the market", "the river", "the museum", "the school garden"],
-    "activities": ["read a book about stars", "planted three small trees", "painted a picture of the sky",
-                   "counted the birds on the bridge", "bought fresh bread", "played chess under a tree"],
+    "activities": [
+        "read a book about stars",
+        "planted three small trees",
+        "painted a picture of the sky",
+        "counted the birds on the bridge",
+        "bought fresh bread",
+        "played chess under a tree",
+    ],
     "feelings": ["happy", "tired but proud", "curious", "calm", "excited"],
     "cities": ["Riverton", "Hillview", "Lakeside", "Maple Town", "Stonebridge"],
     "events": ["book fair", "science festival", "spring market", "music week", "robot contest"],
@@ -24,8 +30,14 @@ EN = {
 ZH = {
     "names": ["小明", "小红", "小刚", "小丽", "小军", "小芳"],
     "places": ["公园", "图书馆", "菜市场", "河边", "博物馆", "学校的花园"],
-    "activities": ["读了一本关于星星的书", "种了三棵小树", "画了一幅天空的画", "数了桥上的小鸟", "买了新鲜的面包",
-                   "在树下下象棋"],
+    "activities": [
+        "读了一本关于星星的书",
+        "种了三棵小树",
+        "画了一幅天空的画",
+        "数了桥上的小鸟",
+        "买了新鲜的面包",
+        "在树下下象棋",
+    ],
     "feelings": ["很开心", "有点累但很自豪", "充满好奇", "很平静", "非常兴奋"],
     "cities": ["江城", "山景市", "湖畔镇", "枫林镇", "石桥市"],
     "events": ["书展", "科技节", "春季集市", "音乐周", "机器人比赛"],
@@ -48,13 +60,19 @@ def _news(rng: random.Random, lang: str) -> str:
     this_year = rng.randint(1000, 90000)
     last_year = rng.randint(1000, 90000)
     days = rng.randint(2, 10)
-    trend = ("多" if this_year > last_year else "少") if lang == "zh" else ("more" if this_year > last_year else "fewer")
+    trend = (
+        ("多" if this_year > last_year else "少") if lang == "zh" else ("more" if this_year > last_year else "fewer")
+    )
     diff = abs(this_year - last_year)
     if lang == "zh":
-        return (f"本报讯：{city}今年的{event}共举办{days}天，吸引了{this_year}名观众，"
-                f"比去年{trend}了{diff}人。主办方表示，明年将继续举办。")
-    return (f"{city} News: this year's {event} ran for {days} days and drew {this_year} visitors, {diff} {trend} than "
-            f"last year. The organisers said the event will return next year.")
+        return (
+            f"本报讯：{city}今年的{event}共举办{days}天，吸引了{this_year}名观众，"
+            f"比去年{trend}了{diff}人。主办方表示，明年将继续举办。"
+        )
+    return (
+        f"{city} News: this year's {event} ran for {days} days and drew {this_year} visitors, {diff} {trend} than "
+        f"last year. The organisers said the event will return next year."
+    )
 
 
 @dataclass
