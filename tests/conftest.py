@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from minimath.config import CONF_DIR
 from minimath.model import ModelConfig
@@ -75,6 +75,24 @@ def data_root(tmp_path_factory) -> Path:
 @pytest.fixture
 def tiny_model_config() -> ModelConfig:
     return ModelConfig(vocab_size=96, n_layer=2, n_head=4, n_kv_head=2, n_embd=32, ffn_hidden=128, max_seq_len=64)
+
+
+def small_data_config(directory: Path, sources: dict, **extra) -> DictConfig:
+    """A data config over `sources` (Qwen ids, one tokenizer process, light cleaning), prepared into `directory`;
+    `extra`: more keys (`stages`)."""
+    return OmegaConf.create(
+        {
+            "name": "t",
+            "tokenizer": "qwen",
+            "dir": str(directory),
+            "shard_tokens": 1 << 20,
+            "workers": 1,
+            "clean": {"min_chars": 5, "max_chars": 10000, "dedup": True, "near_dedup": False, "near_threshold": 0.8},
+            "decontaminate": {"n": 8, "eval_sets": []},
+            "sources": sources,
+            **extra,
+        }
+    )
 
 
 def write_pairs(path: Path, n: int, seed: int = 0) -> list[dict]:

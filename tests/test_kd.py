@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 
 from minimath.checkpoint import CheckpointMeta, load_checkpoint
 from minimath.data.datamodule import MixtureBatches
@@ -23,7 +22,7 @@ from minimath.tb import read_scalars as scalars
 from minimath.tokenizer import CompactTokenizer, get_tokenizer
 from minimath.training import run
 
-from conftest import compose_config, write_pairs
+from conftest import compose_config, small_data_config, write_pairs
 
 QWEN = get_tokenizer("qwen")
 OPTIM = {"lr": 3e-3, "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.1}
@@ -45,17 +44,9 @@ def packed_pairs(tmp_path):
     """Prepared pairs (prompt masked), the stored shard, which stored tokens are output targets (the output and its
     `<|endoftext|>`, worked out from the pairs' own encodings), and a compact vocabulary over them."""
     pairs = write_pairs(tmp_path / "pairs.jsonl", 12)
-    cfg = OmegaConf.create(
-        {
-            "name": "t",
-            "tokenizer": "qwen",
-            "dir": str(tmp_path / "prepared"),
-            "shard_tokens": 1 << 20,
-            "workers": 1,
-            "clean": {"min_chars": 5, "max_chars": 10000, "dedup": True, "near_dedup": False, "near_threshold": 0.8},
-            "decontaminate": {"n": 8, "eval_sets": []},
-            "sources": {"kd": {"_target_": "minimath.data.pairs.PairSource", "paths": [str(tmp_path / "pairs.jsonl")]}},
-        }
+    cfg = small_data_config(
+        tmp_path / "prepared",
+        {"kd": {"_target_": "minimath.data.pairs.PairSource", "paths": [str(tmp_path / "pairs.jsonl")]}},
     )
     manifest = prepare(cfg, log=lambda *_: None)
     stored = np.fromfile(tmp_path / "prepared" / manifest["sources"]["kd"]["shards"][0]["file"], dtype=DTYPE)

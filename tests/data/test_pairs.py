@@ -15,7 +15,7 @@ from minimath.data.shards import DTYPE, ID_MASK, NO_LOSS_BIT
 from minimath.loss import IGNORE_INDEX
 from minimath.tokenizer import get_tokenizer
 
-from conftest import write_pairs
+from conftest import small_data_config, write_pairs
 
 QWEN = get_tokenizer("qwen")
 
@@ -25,25 +25,17 @@ def pair_source(path, **settings):
 
 
 def prepared(tmp_path, sources, stage_source="kd", document_mask=True):
-    cfg = OmegaConf.create(
-        {
-            "name": "t",
-            "tokenizer": "qwen",
-            "dir": str(tmp_path / "prepared"),
-            "shard_tokens": 1 << 20,
-            "workers": 1,
-            "clean": {"min_chars": 5, "max_chars": 10000, "dedup": True, "near_dedup": False, "near_threshold": 0.8},
-            "decontaminate": {"n": 8, "eval_sets": []},
-            "sources": sources,
-            "stages": {
-                "1": {
-                    "tokens": 2000,
-                    "epochs": 1,
-                    "document_mask": document_mask,
-                    "mix": [{"source": stage_source, "share": 1.0}],
-                }
-            },
-        }
+    cfg = small_data_config(
+        tmp_path / "prepared",
+        sources,
+        stages={
+            "1": {
+                "tokens": 2000,
+                "epochs": 1,
+                "document_mask": document_mask,
+                "mix": [{"source": stage_source, "share": 1.0}],
+            }
+        },
     )
     return cfg, prepare(cfg, log=lambda *_: None)
 
