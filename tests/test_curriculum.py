@@ -49,9 +49,32 @@ def test_table():
     assert lines[3] == "| 3 | 5K | 1,000,000 | 2.500 | 0.0% | - | - | 0.0% | 0.0% |"
 
 
-def test_config_location_flags_reach_every_stage():
-    argv = ["--config-dir", "/x", "data=mine", "-cn=other", "stage=all", "--config-path", "y", "seed=2"]
-    assert curriculum.config_arguments(argv) == ["--config-dir", "/x", "-cn=other", "--config-path", "y"]
+def test_config_location_flags_reach_every_stage(monkeypatch, tmp_path):
+    """From Hydra's record of the run (a joblib worker's sys.argv is not the command's)."""
+    from types import SimpleNamespace
+
+    from hydra.core.hydra_config import HydraConfig
+
+    script = tmp_path / "train.py"
+    (tmp_path / "conf").mkdir()
+    sources = [
+        SimpleNamespace(provider="hydra", path="hydra.conf"),
+        SimpleNamespace(provider="main", path=str(tmp_path / "conf")),
+        SimpleNamespace(provider="command-line", path="/x"),
+        SimpleNamespace(provider="schema", path=""),
+    ]
+    record = SimpleNamespace(runtime=SimpleNamespace(config_sources=sources), job=SimpleNamespace(config_name="config"))
+    monkeypatch.setattr(HydraConfig, "get", staticmethod(lambda: record))
+    assert curriculum.config_arguments(str(script)) == ["--config-dir", "/x"]
+    sources[1].path, record.job.config_name = "file:///elsewhere/conf", "other"
+    assert curriculum.config_arguments(str(script)) == [
+        "--config-path",
+        "/elsewhere/conf",
+        "--config-dir",
+        "/x",
+        "--config-name",
+        "other",
+    ]
 
 
 @pytest.mark.slow

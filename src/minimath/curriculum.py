@@ -45,21 +45,25 @@ def wants_curriculum(cfg: DictConfig) -> bool:
     return str(cfg.stage) == ALL_STAGES
 
 
-CONFIG_FLAGS = ("--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn")
+def config_arguments(script: str) -> list[str]:
+    """The run's config location as flags for each stage process: `--config-path` when the primary config directory
+    is not `script`'s own `conf/`, `--config-dir` for each directory added on the command line, `--config-name` when
+    it is not `config`. Read from Hydra's record of this run, not from sys.argv: a sweep job that joblib runs in a
+    worker process has the worker's argv."""
+    from hydra.core.hydra_config import HydraConfig
 
-
-def config_arguments(argv: list[str]) -> list[str]:
-    """The command line's config-location flags (`--config-dir X`, `-cd=X`, ...): each stage process gets them too."""
-    kept, i = [], 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg in CONFIG_FLAGS and i + 1 < len(argv):
-            kept += [arg, argv[i + 1]]
-            i += 1
-        elif arg.split("=", 1)[0] in CONFIG_FLAGS and "=" in arg:
-            kept.append(arg)
-        i += 1
-    return kept
+    hydra_cfg = HydraConfig.get()
+    own = (Path(script).resolve().parent / "conf").resolve()
+    args = []
+    for source in hydra_cfg.runtime.config_sources:
+        path = str(source.path).removeprefix("file://")
+        if source.provider == "main" and Path(path).resolve() != own:
+            args += ["--config-path", path]
+        elif source.provider == "command-line":
+            args += ["--config-dir", path]
+    if hydra_cfg.job.config_name != "config":
+        args += ["--config-name", str(hydra_cfg.job.config_name)]
+    return args
 
 
 def run_stage_process(command: list[str]) -> int:
@@ -95,9 +99,7 @@ def run_stages(cfg: DictConfig, script: str, overrides: list[str]) -> dict[str, 
             log.info(f"=== curriculum: stage {key} of {len(stages)}: already finished ({staged.paths.output_dir}) ===")
             continue
         log.info(f"=== curriculum: stage {key} of {len(stages)} ===")
-        status = run_stage_process(
-            [sys.executable, script, *config_arguments(sys.argv[1:]), f"stage={key}", *overrides]
-        )
+        status = run_stage_process([sys.executable, script, *config_arguments(script), f"stage={key}", *overrides])
         if status == INTERRUPTED_STATUS:
             raise Interrupted(f"the curriculum stopped in stage {key}; rerun the same command to continue")
         if status != 0:
