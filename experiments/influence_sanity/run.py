@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import platform
 import random
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
@@ -34,8 +32,10 @@ from minimath.data.synth.equations import LinearEquationSource
 from minimath.data.synth.general import GeneralTextSource
 from minimath.data.synth.textbook import TextbookSource
 from minimath.eval.generation import inference_objects
+from minimath.hardware import cpu_name
 from minimath.influence import FeatureExtractor, FeatureSpec, cosine_scores, encode_examples
 from minimath.io import atomic_write_json
+from minimath.provenance import git_commit
 from minimath.select import ngram_scores
 
 HERE = Path(__file__).resolve().parent
@@ -56,21 +56,10 @@ def precision_at_half(scores: np.ndarray, related: np.ndarray) -> float:
     return float(related[top].mean())
 
 
-def cpu_name() -> str:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    return next(
-        (line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")),
-        platform.processor(),
-    )
-
-
-def git_commit() -> str:
+def commit_label() -> str:
     """The commit the experiment ran at, `+dirty` when the working tree had uncommitted changes."""
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
-    ).stdout.strip()
-    return head + ("+dirty" if dirty else "")
+    facts = git_commit()
+    return facts["commit"][:7] + ("+dirty" if facts["dirty"] else "")
 
 
 def main() -> None:
@@ -92,7 +81,7 @@ def main() -> None:
     results = {
         "question": "precision@k (k = half) of planted target-task texts among candidates",
         "checkpoint": args.ckpt,
-        "commit": git_commit(),
+        "commit": commit_label(),
         "cpu": cpu_name(),
         "precision": "fp32",
         "threads": torch.get_num_threads(),

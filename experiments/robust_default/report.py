@@ -10,12 +10,12 @@ stage-4 row and the mean ± std; `floor` says whether every seed reached the iss
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 from minimath.hardware import machine_facts
 from minimath.io import atomic_write_json
+from minimath.provenance import git_commit
 from minimath.seeds import mean_std
 
 COLUMNS = [
@@ -38,7 +38,7 @@ def stage4(path: Path) -> dict[str, float]:
 
 
 def main(out: Path, runs: list[str]) -> None:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = git_commit()["commit"]
     per_run = []
     for spec in runs:
         precision, seed, path = spec.split(":", 2)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 from minimath.hardware import machine_facts
 from minimath.io import atomic_write_json
+from minimath.provenance import git_commit
 
 MIX_80 = (
     "data.stages.4.mix=[{stage:1,share:0.02},{stage:2,share:0.015},{stage:3,share:0.015},"
@@ -56,7 +56,7 @@ def main(screens: Path, out: Path) -> None:
         tokens = r["tokens_seen"] - 602_112  # stages 1-3 of the default end at 602,112 tokens
         cells = [f"{100 * r[c]:.1f}" if c != "final_loss" else f"{r[c]:.3f}" for c in COLUMNS]
         print(f"| {r['name']} | {r['seed']} | {tokens:,} | {r['train_s']} | " + " | ".join(cells) + " |")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = git_commit()["commit"]
     atomic_write_json(out, {"commit": commit, "precision": "32-true", **machine_facts(), "runs": runs})
     print(f"\nper-run values: {out}")
 

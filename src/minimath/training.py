@@ -381,6 +381,9 @@ def dry_run(cfg: DictConfig) -> None:
 def train(cfg: DictConfig, plan: RunPlan, stage_dir: Path) -> None:
     """Check the stage directory's fingerprint, decide where the stage starts, build the data, model and trainer,
     apply the start, and fit (the caller holds the directory's lock)."""
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    from minimath import provenance
     from minimath import start as stage_start
     from minimath.checkpoint import AtomicCheckpointIO
 
@@ -390,6 +393,8 @@ def train(cfg: DictConfig, plan: RunPlan, stage_dir: Path) -> None:
             f"stage {plan.stage} (batch {step_batch(cfg).name}) {start.describe(0)}: trained with these "
             f"settings ({plan.tokens:,} tokens)"
         )
+    if rank_zero_only.rank == 0:
+        provenance.record(stage_dir, plan.precision, plan.precision_reason)
     manifest = prepare(cfg.data, log=log.info)
     tokenizer = start_tokenizer(cfg.model, manifest, start)
     model_config = build_model_config(cfg.model, tokenizer)
