@@ -268,7 +268,7 @@ def test_trained_checkpoint_export_parity_chat_template_and_round_trip(tmp_path,
     ours = model_state(load_checkpoint(trained))
     rows = ours["tok_embeddings.weight"].shape[0]
     state["tok_embeddings.weight"] = state["tok_embeddings.weight"][:rows]  # the compact vocabulary's extra rows
-    assert set(state) == set(ours) and all(torch.equal(state[k], ours[k]) for k in ours)
+    assert ours and set(state) == set(ours) and all(torch.equal(state[k], ours[k]) for k in ours)
     original = load_checkpoint(trained)["hyper_parameters"]["model"]
     assert all(getattr(cfg, k) == original[k] for k in ARCHITECTURE_FIELDS if k != "vocab_size")
     assert cfg.vocab_size == rows + json.loads((out / "config.json").read_text())["minimath"]["extra_rows"]
@@ -280,7 +280,7 @@ def test_init_from_hf_starts_a_stage_from_the_exported_weights(tmp_path, qwen, d
     out = export(ckpt, tmp_path / "hf")
     state = hf_checkpoint(out)["state_dict"]
     original = load_checkpoint(ckpt)["state_dict"]
-    assert set(state) == set(original) and all(torch.equal(state[k], original[k]) for k in original)
+    assert original and set(state) == set(original) and all(torch.equal(state[k], original[k]) for k in original)
     tiny = [o for o in TINY_TRAIN_OVERRIDES if not o.startswith("model.")] + [
         f"paths.data_root={data_root}",
         "model.compact_vocab=false",
@@ -356,9 +356,11 @@ def test_lm_eval_reads_the_export_offline_and_generates_our_text(tmp_path, train
         log_samples=True,
     )
     samples = sorted(results["samples"]["tiny_sums"], key=lambda s: s["doc_id"])
-    assert len(samples) == len(items)  # every item was answered (zip below would silently stop short)
+    # every item was answered, once, in order: a short or empty list cannot pass the comparison below vacuously
+    assert items and [s["doc_id"] for s in samples] == list(range(len(items)))
+    assert all(s["resps"][0][0] for s in samples)  # text to compare (8 tokens each, measured), not empty strings
     settings = GenerationConfig(max_new_tokens=8, stop=("\n",))
-    for item, sample in zip(items, samples):
+    for item, sample in zip(items, samples, strict=True):
         prompt = tokenizer.encode(f"<|endoftext|>Calculate:\n{item['question']}")
         assert sample["arguments"][0][0] == tokenizer.decode(prompt)
         assert sample["resps"][0][0] == generate(model, tokenizer, [prompt], settings)[0]

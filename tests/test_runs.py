@@ -292,8 +292,26 @@ def test_time_based_checkpoints_fire_and_only_the_newest_are_kept(tmp_path, data
     assert load_checkpoint(ckpts / "final.ckpt")["global_step"] == 10
 
 
+def record_optimizer_at_train_start(monkeypatch) -> list[dict]:
+    """A copy of the AdamW state (`state_dict()["state"]`) that each run started after this call holds once its
+    training starts, after the module has loaded any moments it brings: what its first step updates."""
+    import copy
+
+    from minimath.lit_module import MiniMathModule
+
+    started = []
+    on_train_start = MiniMathModule.on_train_start
+
+    def recording(self):
+        on_train_start(self)
+        started.append(copy.deepcopy(self.trainer.optimizers[0].state_dict()["state"]))
+
+    monkeypatch.setattr(MiniMathModule, "on_train_start", recording)
+    return started
+
+
 @pytest.mark.slow
-def test_a_wsd_decay_branch_continues_the_stable_run_and_decays_alone(tmp_path, data_root):
+def test_a_wsd_decay_branch_continues_the_stable_run_and_decays_alone(tmp_path, data_root, monkeypatch):
     stable = stage_config(
         tmp_path,
         data_root,
@@ -328,6 +346,7 @@ def test_a_wsd_decay_branch_continues_the_stable_run_and_decays_alone(tmp_path, 
     )
     with open_dict(branch):
         branch.paths.output_dir = str(tmp_path / "run" / "stage1-bs128-decay-step0000004")
+    started = record_optimizer_at_train_start(monkeypatch)
     run(branch)
     out = tmp_path / "run" / "stage1-bs128-decay-step0000004"
     lrs = scalars(out / "tb", "train/lr")
@@ -337,10 +356,18 @@ def test_a_wsd_decay_branch_continues_the_stable_run_and_decays_alone(tmp_path, 
     stable_state = load_checkpoint(point)
     sequences = 4 * 128 // 32  # 4 steps of 128 tokens in 32-token windows
     assert final["MixtureDataModule"]["position"] == stable_state["MixtureDataModule"]["position"] + sequences
-    # the stable run's moments were carried, then updated: AdamW's step count of every parameter goes on from the
-    # branch point's 4 steps for the branch's 4, and the moments differ from the carried ones
+    # the stable run's moments were carried: the optimizer the branch's first step used held exactly the branch
+    # point's AdamW state (step counts, exp_avg, exp_avg_sq of every parameter), non-zero (4 steps of gradients)
     carried, after = stable_state["optimizer_states"][0]["state"], final["optimizer_states"][0]["state"]
-    assert carried and set(after) == set(carried)
+    (at_start,) = started
+    n_params = sum(len(g["params"]) for g in stable_state["optimizer_states"][0]["param_groups"])
+    assert set(carried) == set(at_start) == set(after) == set(range(n_params)) and n_params > 0
+    for k in carried:
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(at_start[k][key], carried[k][key]), (k, key)
+        assert carried[k]["exp_avg"].abs().sum() > 0 and (carried[k]["exp_avg_sq"] > 0).any(), k
+    # then updated: every parameter's step count goes on from the branch point's 4 for the branch's 4, and the
+    # moments moved on from the carried ones
     assert {float(s["step"]) for s in carried.values()} == {4.0} and {float(s["step"]) for s in after.values()} == {8.0}
     assert all(not torch.equal(after[k]["exp_avg"], carried[k]["exp_avg"]) for k in carried)
 
