@@ -30,11 +30,14 @@ def embedded_heldout() -> dict:
     return heldout_generators(OmegaConf.load(CONF_DIR / "data" / "embedded.yaml"))
 
 
-def compose_config(overrides: list[str], output_dir: Path, config_name: str = "config") -> DictConfig:
-    """The config an entry point would see for these command-line overrides, writing under `output_dir`."""
+def compose_config(
+    overrides: list[str], output_dir: Path, config_name: str = "config", return_hydra: bool = False
+) -> DictConfig:
+    """The config an entry point would see for these command-line overrides, writing under `output_dir`
+    (`return_hydra`: with the `hydra:` node, a sweep's settings)."""
     register_configs()  # as the entry points do before composing
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=overrides)
+        cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=return_hydra)
     if config_name != "config":
         return cfg
     with open_dict(cfg):

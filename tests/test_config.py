@@ -27,8 +27,8 @@ def test_every_option_composes(group, option, tmp_path):
     assert cfg.paths.output_dir == str(tmp_path)
     if group in ("scheduler", "logger"):
         assert hydra.utils.instantiate(cfg[group]) is not None
-    if group == "callbacks":
-        assert all(hydra.utils.instantiate(c) is not None for c in cfg.callbacks.values())
+    if group == "callbacks":  # a null entry is a callback switched off (callbacks=quiet)
+        assert all(hydra.utils.instantiate(c) is not None for c in cfg.callbacks.values() if c is not None)
     if group == "data":
         for name, source in cfg.data.sources.items():
             assert hydra.utils.instantiate(source, name=name).name == name
@@ -201,3 +201,54 @@ def test_run_directories_come_from_the_run_layout(tmp_path):
         )
     wsd = variant_suffix(["scheduler=wsd"])  # the settings differ from the default run's; the branch is named
     assert wsd and branch.hydra.run.dir == f"outputs/nano-embedded/stage4-bs2.5K{wsd}-decay-step0000400"
+
+
+def test_quiet_callbacks_drop_the_in_training_heldout_eval_and_keep_the_rest(tmp_path):
+    from minimath.callbacks import Progress, TrainingMetrics
+    from minimath.eval.callback import HeldoutEval
+    from minimath.training import build_callbacks
+
+    built = build_callbacks(compose_config(["callbacks=quiet"], tmp_path), ["basic_math"])
+    assert not any(isinstance(c, HeldoutEval) for c in built)
+    assert any(isinstance(c, TrainingMetrics) for c in built) and any(isinstance(c, Progress) for c in built)
+    assert any(isinstance(c, HeldoutEval) for c in build_callbacks(compose_config([], tmp_path), ["basic_math"]))
+
+
+WSD_ARMS = sorted(p.stem for p in (CONF_DIR / "arm" / "wsd_vs_cosine").glob("*.yaml"))
+STEP = 2560  # the embedded stage 4's tokens per step
+
+
+def wsd_arm(arm: str, tmp_path) -> tuple:
+    """An arm of experiment=wsd_vs_cosine as its sweep job composes it: (config, its LR factor per step)."""
+    overrides = ["experiment=wsd_vs_cosine", f"+arm/wsd_vs_cosine={arm}", "stage=4", "seed=1"]
+    cfg = compose_config(overrides, tmp_path)
+    tokens = int(cfg.train.max_tokens)
+    schedule = hydra.utils.instantiate(cfg.scheduler, total_tokens=tokens, tokens_per_step=STEP)
+    return cfg, [schedule(step * STEP) for step in range(tokens // STEP)], overrides
+
+
+def test_wsd_vs_cosine_sweeps_every_arm_over_three_whole_curriculum_seeds(tmp_path):
+    cfg = compose_config(["experiment=wsd_vs_cosine"], tmp_path, return_hydra=True)
+    params = cfg.hydra.sweeper.params
+    assert sorted(str(params["+arm/wsd_vs_cosine"]).split(",")) == WSD_ARMS
+    assert str(params.seed) == "1,2,3" and str(params.stage) == "4"
+    assert cfg.final_heldout is True and cfg.callbacks.heldout_eval is None
+
+
+@pytest.mark.parametrize("arm", WSD_ARMS)
+def test_wsd_vs_cosine_arms_are_the_schedules_they_name(arm, tmp_path):
+    cfg, lr, overrides = wsd_arm(arm, tmp_path)
+    assert lr[19] == pytest.approx(1.0) and lr[0] == pytest.approx(1 / 20)  # the same 20-step warmup in every arm
+    if arm == "stable":
+        assert len(lr) == 400 and lr[-1] == pytest.approx(1.0)
+    elif arm == "cosine":
+        assert len(lr) == 400 and lr[200] < 0.6 and lr[-1] == pytest.approx(0.1, abs=0.01)
+    else:  # a 40-step exponential decay to 10% after a constant stretch: at the end (wsd10) or at step 160/240
+        point = {"wsd10": 360, "branch160": 160, "branch240": 240}[arm]
+        assert len(lr) == point + 40
+        assert lr[point - 1] == pytest.approx(1.0) and lr[point] < 1.0 and lr[-1] == pytest.approx(0.1, rel=0.05)
+
+
+def test_wsd_vs_cosine_arms_train_in_distinct_stage_directories(tmp_path):
+    names = {variant_suffix(wsd_arm(arm, tmp_path)[2]) for arm in WSD_ARMS}
+    assert len(names) == len(WSD_ARMS) and "" not in names

@@ -293,3 +293,21 @@ def hydra_instantiate(cfg, **kwargs):
     import hydra
 
     return hydra.utils.instantiate(cfg, **kwargs)
+
+
+def test_final_heldout_evaluates_a_single_stage_into_heldout_json_once(tmp_path, data_root, capsys):
+    import json
+
+    from minimath.training import run as train_run
+
+    overrides = TINY_TRAIN_OVERRIDES + [f"paths.data_root={data_root}", "final_heldout=true", "curriculum_eval_items=4"]
+    out = tmp_path / "stage"
+    train_run(compose_config(overrides, out))
+    stored = json.loads((out / "heldout.json").read_text())
+    assert stored["key"]["items"] == 4 and stored["row"]["stage"] == 1 and stored["row"]["tokens_seen"] == 512
+    assert {"arithmetic", "equations", "word_problems"} <= set(stored["row"])
+    assert all(0.0 <= stored["row"][k] <= 1.0 for k in ("arithmetic", "equations", "word_problems"))
+    assert "| 1 | 128 | 512 |" in capsys.readouterr().out  # the row, printed
+    before = (out / "heldout.json").stat().st_mtime_ns
+    train_run(compose_config(overrides, out))  # finished and evaluated: neither trains nor evaluates again
+    assert (out / "heldout.json").stat().st_mtime_ns == before

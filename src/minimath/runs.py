@@ -34,6 +34,7 @@ from minimath.config import ALL_STAGES, step_batch
 from minimath.errors import UserError
 from minimath.io import atomic_publish, atomic_write_json
 from minimath.log import rank_zero_only
+from minimath.provenance import PROVENANCE
 
 _STAGE_DIR = re.compile(r"^stage(\d+)-bs(.+)$")
 FINAL = "final.ckpt"
@@ -42,7 +43,7 @@ FINGERPRINT = "fingerprint.json"
 LOCK = ".lock"
 # What a run writes into a stage directory before its first checkpoint: a directory holding nothing else is removed
 # when the run stops (a failed start leaves no directory behind).
-BOOKKEEPING = (".hydra", "train.log", LOCK, FINGERPRINT)
+BOOKKEEPING = (".hydra", "train.log", LOCK, FINGERPRINT, PROVENANCE)
 HF_PREFIX = "hf:"  # init_from=hf:DIR: a transformers model directory
 
 # The settings that determine a stage's checkpoints (dotted config keys; a key covers everything under it), and
@@ -87,6 +88,10 @@ DERIVED = {
 # Recorded only when set (settings added after directories recorded their fingerprints).
 RECORDED_WHEN_SET = ("branch_from", "train.loss_guard")
 
+# Config groups whose options bundle result-determining settings: an experiment's arms (conf/arm/<experiment>/, each
+# `# @package _global_`), swept as `+arm/<experiment>=a,b`; the option chosen names the stage directory's variant.
+RESULT_GROUPS = ("arm",)
+
 # What the directory names already say (run_name: the model and data choices; the stage directory: the stage and
 # batch choices, and a decay branch's checkpoint).
 NAMED_IN_PATH = ("model", "data", "stage", "batch", "branch_from")
@@ -97,7 +102,10 @@ def _covered(key: str, keys: tuple[str, ...]) -> bool:
 
 
 def determines_result(key: str) -> bool:
-    """Whether a config key (or a group, `hardware`) can change a stage's checkpoints."""
+    """Whether a config key (or a group, `hardware`; an experiment's arm, `arm/<experiment>`) can change a stage's
+    checkpoints."""
+    if key.split("/", 1)[0] in RESULT_GROUPS:
+        return True
     if _covered(key, NOT_RESULT_KEYS):
         return False
     return _covered(key, RESULT_KEYS) or any(k.startswith(key + ".") for k in RESULT_KEYS)

@@ -86,6 +86,7 @@ class TrainingConfig:
     branch_from: Optional[str] = None
     resume: Resume = Resume.auto
     curriculum_eval_items: int = 200
+    final_heldout: bool = False
     train: Train = field(default_factory=Train)
     optim: Optim = field(default_factory=Optim)
     checkpoint: Checkpoint = field(default_factory=Checkpoint)

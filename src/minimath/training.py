@@ -233,6 +233,8 @@ def build_callbacks(cfg: DictConfig, source_names: list[str]) -> list[L.Callback
 
     built = [Checkpointing(dirpath=str(checkpoint_dir(cfg.paths.output_dir)), **cfg.checkpoint), DataPositionTracker()]
     for c in cfg.callbacks.values():
+        if c is None:  # switched off (callbacks=quiet: heldout_eval: null)
+            continue
         derived = {"source_names": list(source_names)} if "source_names" in c else {}
         built.append(hydra.utils.instantiate(c, **derived))
     return built
@@ -362,6 +364,18 @@ def run(cfg: DictConfig) -> None:
     plan = plan_run(cfg)
     with stage_lock(cfg.paths.output_dir):
         train(cfg, plan, Path(cfg.paths.output_dir))
+        if cfg.final_heldout:
+            evaluate_final(cfg, Path(cfg.paths.output_dir))
+
+
+def evaluate_final(cfg: DictConfig, stage_dir: Path) -> dict:
+    """`final_heldout=true`: the stage's final checkpoint on the held-out sets, into its `heldout.json` (the
+    curriculum's per-stage evaluation, cached by checkpoint hash); printed as one row."""
+    from minimath.curriculum import evaluate_stage, table
+
+    row = evaluate_stage(stage_dir, str(cfg.stage), step_batch(cfg).name, int(cfg.curriculum_eval_items), cfg.data)
+    print(table([row]))
+    return row
 
 
 def dry_run(cfg: DictConfig) -> None:
