@@ -14,12 +14,12 @@ from minimath.schema import register_configs
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 @exit_on_user_error
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
     # imported here, after composition: `--help`, `--cfg` and a bad override answer without loading torch
     from minimath.curriculum import run_curriculum, wants_curriculum
     from minimath.log import quiet_third_party
     from minimath.runs import remove_if_unused
-    from minimath.training import run
+    from minimath.training import objective_value, run
 
     quiet_third_party()
     warn_deprecated_choices()
@@ -28,6 +28,8 @@ def main(cfg: DictConfig) -> None:
             run_curriculum(cfg, __file__)
         else:
             run(cfg)
+            if cfg.objective is not None and not cfg.dry_run:
+                return objective_value(cfg)  # to a hyper-parameter sweeper (hparams_search=...)
     finally:  # a run that failed (or a dry run) before its first checkpoint leaves no directory behind
         remove_if_unused(cfg.paths.output_dir)
 

@@ -13,7 +13,7 @@ from minimath.training import accumulation_steps, build_model_config, build_toke
 
 from conftest import CONF_DIR, SMALL_DATA_OVERRIDES, compose_config
 
-GROUPS = ["model", "hardware", "data", "scheduler", "logger", "callbacks", "experiment"]
+GROUPS = ["model", "hardware", "data", "scheduler", "logger", "callbacks", "experiment", "hparams_search"]
 
 
 def options(group: str) -> list[str]:

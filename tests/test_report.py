@@ -125,3 +125,15 @@ def test_bad_arguments_are_one_line_exit_2(sweep, argv, message, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_compare_limits_the_comparisons_to_the_named_metrics(sweep):
+    r = report.build(sweep, metrics=["heldout/*"], compare_only=["heldout/arith*"])
+    assert {c["metric"] for c in r.comparisons()} == {"heldout/arithmetic"}
+    with pytest.raises(UserError, match="--compare nope matches none"):
+        report.build(sweep, metrics=["heldout/*"], compare_only=["nope"])
+
+
+def test_a_metric_named_exactly_keeps_its_brackets(tmp_path):
+    job(tmp_path, "a", ["seed=1"], {"arithmetic": 0.5, "arithmetic[+]": 0.9})
+    assert report.build(tmp_path, metrics=["heldout/arithmetic[+]"]).metrics == ["heldout/arithmetic[+]"]

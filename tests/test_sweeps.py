@@ -113,3 +113,70 @@ def test_parallel_curricula_of_different_seeds_prepare_and_train_side_by_side(tm
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(list((tmp_path / "runs").glob("*/curriculum-*.json"))) == 2
+
+
+@pytest.mark.slow
+def test_rerunning_an_interrupted_sweep_resumes_the_interrupted_job_and_skips_the_finished(tmp_path, data_root):
+    import re
+    import signal
+    import time
+
+    runs = tmp_path / "runs"
+    longer = ["train.max_tokens=5120", "checkpoint.every_n_train_steps=1"]  # 40 steps, a checkpoint each
+    assert sweep(runs, data_root, "seed=2", *longer).returncode == 0  # seed 2 finished before the interruption
+    # seed 1 interrupted mid-stage (SIGTERM: the graceful interrupt saves last.ckpt and the job stops)
+    job = subprocess.Popen(
+        [sys.executable, "train.py", *[o for o in TINY_TRAIN_OVERRIDES if not o.startswith("train.max_tokens=")],
+         f"paths.data_root={data_root}", f"paths.runs={runs}",
+         "callbacks.heldout_eval.every_n_steps=1000", "callbacks.heldout_eval.n=1", "seed=1", *longer],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not list(runs.glob("*/stage1-*/checkpoints/step0000003.ckpt")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job.send_signal(signal.SIGTERM)
+    assert job.wait(timeout=300) != 0 and "interrupted: stage 1 stopped at step" in job.stderr.read()
+    (seed1,) = [d for d in runs.glob("*/stage1-*") if not (d / "checkpoints" / "final.ckpt").exists()]
+    finished_before = {p: p.stat().st_mtime_ns for p in finished(runs)}
+
+    result = sweep(runs, data_root, "seed=1,2", *longer)  # the same sweep again
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(finished(runs)) == 2
+    resumed = re.search(rf"resuming \S*{seed1.name}/checkpoints/last.ckpt at step (\d+)", result.stdout + result.stderr)
+    assert resumed and int(resumed[1]) >= 3  # from where the interruption saved, not from the start
+    for path, mtime in finished_before.items():  # seed 2 was not trained again
+        assert path.stat().st_mtime_ns == mtime
+    assert "trained with these settings" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_an_optuna_search_returns_each_trials_objective_and_records_the_best(tmp_path, data_root):
+    import statistics
+
+    import yaml
+
+    from minimath.tb import read_scalars
+
+    runs = tmp_path / "runs"
+    result = sweep(
+        runs,
+        data_root,
+        "hparams_search=wind_tunnel_lr",
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.n_jobs=1",
+        "hydra.sweeper.sampler.n_startup_trials=2",
+        "objective.tail=2",  # the tiny run logs 4 steps
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = {}  # each trial's objective, recomputed from its own TensorBoard events
+    for stage_dir in runs.glob("*/stage1-*"):
+        overrides = dict(o.split("=", 1) for o in yaml.safe_load((stage_dir / ".hydra" / "overrides.yaml").read_text()))
+        trials[float(overrides["optim.lr"])] = statistics.fmean(
+            list(read_scalars(stage_dir / "tb", "train/loss").values())[-2:]
+        )
+    assert len(trials) == 3 and all(6.25e-4 <= lr <= 4e-2 for lr in trials)
+    (results_file,) = runs.glob("*/optimization_results.yaml")
+    best = yaml.safe_load(results_file.read_text())
+    best_lr = min(trials, key=trials.get)
+    assert best["best_params"]["optim.lr"] == pytest.approx(best_lr)
+    assert best["best_value"] == pytest.approx(trials[best_lr])

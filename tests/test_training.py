@@ -311,3 +311,28 @@ def test_final_heldout_evaluates_a_single_stage_into_heldout_json_once(tmp_path,
     before = (out / "heldout.json").stat().st_mtime_ns
     train_run(compose_config(overrides, out))  # finished and evaluated: neither trains nor evaluates again
     assert (out / "heldout.json").stat().st_mtime_ns == before
+
+
+def test_objective_is_the_mean_of_the_last_logged_values_and_says_when_it_cannot_be(tmp_path):
+    import math
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    from minimath.training import objective_value
+
+    with SummaryWriter(str(tmp_path / "tb")) as w:
+        for step, v in enumerate([9.0, 9.0, 1.0, 2.0, 3.0]):
+            w.add_scalar("train/loss", v, step)
+    cfg = compose_config(["stage=3", "hparams_search=wind_tunnel_lr"], tmp_path)  # objective: train/loss, tail 10
+    cfg.objective.tail = 3
+    assert objective_value(cfg) == pytest.approx(2.0)
+    cfg.objective.tail = 6
+    with pytest.raises(UserError, match="5 logged values .* fewer than 6"):
+        objective_value(cfg)
+    cfg.objective.tail, cfg.stage = 3, "all"
+    with pytest.raises(UserError, match="stage=N"):
+        objective_value(cfg)
+    with SummaryWriter(str(tmp_path / "tb"), filename_suffix=".diverged") as w:
+        w.add_scalar("train/loss", float("inf"), 5)
+    cfg.stage = "3"
+    assert math.isnan(objective_value(cfg))  # a diverged run: nan, which Optuna records as a failed trial

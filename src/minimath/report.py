@@ -1,7 +1,7 @@
 """One report layer for every experiment: a multirun directory in, a table with honest error bars out.
 
     python -m minimath.report DIR [--where stage=4] [--by KEY ...] [--metric PATTERN ...] [--baseline K=V[,K=V]]
-                                  [--tail 20] [--out DIR/report]
+                                  [--compare PATTERN ...] [--tail 20] [--out DIR/report]
 
 A *run* is a job directory under DIR: one holding Hydra's `.hydra/overrides.yaml` and at least one of
 - `heldout.json` — the held-out evaluation of the stage's final checkpoint (`heldout/<set>` in %, `heldout/<set>[+]`
@@ -150,9 +150,14 @@ def varying_keys(runs: list[Run], replicate: str = REPLICATE) -> list[str]:
     return [k for k in keys if len({r.value(k) for r in runs}) > 1]
 
 
+def matches(name: str, patterns: list[str]) -> bool:
+    """A metric named exactly (`heldout/arithmetic[+]`: its brackets are not a character class), or by a pattern."""
+    return any(name == p or fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
 def select_metrics(runs: list[Run], patterns: list[str]) -> list[str]:
     names = sorted({m for r in runs for m in r.metrics})
-    chosen = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    chosen = [n for n in names if matches(n, patterns)]
     if not chosen:
         raise UserError(
             f"no metric matches {', '.join(patterns)}; the runs have: {', '.join(names[:30])}"
@@ -206,6 +211,7 @@ class Report:
     metrics: list[str]
     baseline: tuple[str, ...]
     groups: dict[tuple[str, ...], list[Run]]
+    compared: list[str] = field(default_factory=list)  # the metrics compared with the baseline (default: all)
 
     def per_group(self, key: tuple[str, ...], metric: str) -> dict[str, float]:
         """{replicate value: metric} over the group's runs that have the metric."""
@@ -232,7 +238,7 @@ class Report:
         for key in self.groups:
             if key == self.baseline:
                 continue
-            for metric in self.metrics:
+            for metric in self.compared or self.metrics:
                 a, b = self.per_group(self.baseline, metric), self.per_group(key, metric)
                 if a and b:
                     out.append({"group": group_label(key, self.by), "metric": metric, **compare(a, b)})
@@ -246,6 +252,7 @@ def build(
     metrics: list[str] | None = None,
     baseline: dict[str, str] | None = None,
     tail: int = 20,
+    compare_only: list[str] | None = None,
 ) -> Report:
     runs, empty = collect(root, where, tail)
     if not runs:
@@ -264,7 +271,10 @@ def build(
     else:
         base = next(iter(groups))
     chosen = select_metrics(runs, list(metrics or DEFAULT_METRICS))
-    return Report(Path(root), runs, empty, keys, chosen, base, groups)
+    compared = [m for m in chosen if matches(m, compare_only)] if compare_only else []
+    if compare_only and not compared:
+        raise UserError(f"--compare {' '.join(compare_only)} matches none of the reported metrics")
+    return Report(Path(root), runs, empty, keys, chosen, base, groups, compared)
 
 
 def fmt(value: float, metric: str) -> str:
@@ -407,12 +417,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--by", nargs="*", help="group by these keys (default: the keys the runs differ in)")
     parser.add_argument("--metric", nargs="+", help=f"metric name patterns (default: {' '.join(DEFAULT_METRICS)})")
     parser.add_argument("--baseline", help="the group the others are compared with, e.g. scheduler=cosine")
+    parser.add_argument("--compare", nargs="+", help="compare only these metrics (patterns; default: every metric)")
     parser.add_argument("--tail", type=int, default=20, help="window of the @tail means of training scalars")
     parser.add_argument("--out", type=Path, help="where the report goes (default: DIR/report)")
     args = parser.parse_args(argv)
     try:
         report = build(
-            args.dir, pairs(args.where, "--where"), args.by, args.metric, pairs(args.baseline, "--baseline"), args.tail
+            args.dir,
+            pairs(args.where, "--where"),
+            args.by,
+            args.metric,
+            pairs(args.baseline, "--baseline"),
+            args.tail,
+            args.compare,
         )
         out = args.out or args.dir / "report"
         write(report, out)

@@ -74,6 +74,12 @@ class Paths:
 
 
 @dataclass
+class Objective:
+    tag: str = "train/loss"  # a TensorBoard scalar the stage logs
+    tail: int = 10  # the mean of its last `tail` logged values
+
+
+@dataclass
 class TrainingConfig:
     stage: str = "all"  # all, or a stage of the data config (checked against it: minimath.config)
     batch: str = "stage"  # stage, a name of batch_sizes, or a number of tokens per step
@@ -87,6 +93,7 @@ class TrainingConfig:
     resume: Resume = Resume.auto
     curriculum_eval_items: int = 200
     final_heldout: bool = False
+    objective: Optional[Objective] = None
     train: Train = field(default_factory=Train)
     optim: Optim = field(default_factory=Optim)
     checkpoint: Checkpoint = field(default_factory=Checkpoint)

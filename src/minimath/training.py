@@ -368,6 +368,25 @@ def run(cfg: DictConfig) -> None:
             evaluate_final(cfg, Path(cfg.paths.output_dir))
 
 
+def objective_value(cfg: DictConfig) -> float:
+    """`objective: {tag, tail}`: the mean of the stage's last `tail` logged values of the scalar `tag` (from its
+    TensorBoard events, so a finished stage asked again answers the same); nan when any of them is not finite."""
+    from minimath.tb import read_all_scalars
+
+    if str(cfg.stage) == ALL_STAGES:
+        raise UserError("objective is one stage's value: pick the stage (stage=N), not the whole curriculum")
+    tag, tail = str(cfg.objective.tag), int(cfg.objective.tail)
+    values = list(read_all_scalars(Path(cfg.paths.output_dir) / "tb").get(tag, {}).values())
+    if len(values) < tail:
+        raise UserError(
+            f"objective: {tag} has {len(values)} logged values in {cfg.paths.output_dir}, fewer than {tail}"
+        )
+    window = values[-tail:]
+    value = sum(window) / tail
+    log.info(f"objective: {tag}, mean of the last {tail} logged values = {value:.6f}")
+    return value if math.isfinite(value) else math.nan
+
+
 def evaluate_final(cfg: DictConfig, stage_dir: Path) -> dict:
     """`final_heldout=true`: the stage's final checkpoint on the held-out sets, into its `heldout.json` (the
     curriculum's per-stage evaluation, cached by checkpoint hash); printed as one row."""
