@@ -21,6 +21,7 @@ from minimath import log
 from minimath.config import ALL_STAGES, step_batch
 from minimath.data.shards import sha256_file
 from minimath.errors import INTERRUPTED_STATUS, Interrupted, UserError, stop
+from minimath.eval.tasks import HELDOUT_VERSION
 from minimath.hardware import set_threads
 from minimath.io import atomic_write_bytes, atomic_write_json
 from minimath.runs import (
@@ -114,6 +115,7 @@ def evaluate_stage(stage_dir: Path, key: str, batch: str, n: int, data_cfg: Dict
     heldout = OmegaConf.to_container(data_cfg.heldout, resolve=True) if "heldout" in data_cfg else {}
     key_of = {
         "checkpoint": sha256_file(final),
+        "version": HELDOUT_VERSION,
         "items": n,
         "heldout": hashlib.sha256(json.dumps(heldout, sort_keys=True, default=str).encode()).hexdigest(),
     }

@@ -6,7 +6,7 @@ from test_generation import lively_model
 from minimath.errors import UserError
 from minimath.eval.generation import GenerationConfig
 from minimath.eval.prompts import build_prompt
-from minimath.eval.runner import Protocol, markdown_table, rescore, run_task, select
+from minimath.eval.runner import Protocol, markdown_table, rescore, run_task, score_output, select
 from minimath.eval.tasks import Doc, Task
 from minimath.tokenizer import CompactTokenizer, get_tokenizer
 
@@ -174,3 +174,30 @@ def test_markdown_table_shows_the_tasks_run_in_the_report_order_in_percent():
     assert row == "|run/stage4-bs2.5K|43.34%|60.04%|51.69%|50.00%|"
     header, _, row = markdown_table({"equations": {"accuracy": 0.25}}, "x").split("\n")
     assert header == "|model|equations|" and row == "|x|25.00%|"  # no math task: no Math Avg.
+
+
+@pytest.mark.parametrize(
+    ("gold", "output", "correct", "reason"),
+    [
+        # what the training documents write (steps, then the solution on a "So" line), and what a model writes back
+        (
+            "x = -1, y = 10",
+            "Add the equations to eliminate y: 8x = -8.\nDivide both sides by 8: x = -1.\n"
+            "Substitute into x + y = 9: y = 9 - (-1) = 10.\nSo x = -1, y = 10.",
+            True,
+            "",
+        ),
+        ("x = -1, y = 10", "Add the equations to eliminate y: 8x = -8.\nSo x = -1, y = 11.", False, "wrong answer"),
+        ("x = -1, y = 10", "Divide both sides by 8: x = -1.\nSo x = -1.", False, "wrong answer"),  # y not stated
+        ("x = 12", "两边同时减去 20，得 4x = 48。\n两边同时除以 4，得 x = 12。\n所以 x = 12。", True, ""),
+        ("x = 12", "Subtract 20 from both sides: 4x = 48.\nSo x = 12.\n\nSolve 3x = 9.\nSo x = 3.", True, ""),
+        ("x = 3", "So x = 12.\nSo x = 3.", False, "wrong answer"),  # the first stated solution counts
+        ("x = 12", "Substitute into x + y = 12", False, "no answer found"),  # an equation is not a solution
+        ("x = 12", "So x = 12, x = 13.", False, "no answer found"),  # contradicting itself states nothing
+        ("x = 12", "Subtract 20 from both sides: 4x = 48.\nDivide both sides by 4: x = 12.", True, ""),
+    ],
+)
+def test_an_equations_solution_is_scored_on_every_unknown_it_states(gold, output, correct, reason):
+    task = Task("equations", "assignments", [Doc("Solve 4x + 20 = 68.", gold)], prompt_style="equation")
+    verdict = score_output(task, task.docs[0], output, Protocol.heldout())
+    assert (verdict["correct"], verdict["reason"]) == (correct, reason)

@@ -1,5 +1,6 @@
 import json
 import random
+import re
 from collections import Counter
 
 import pytest
@@ -250,6 +251,11 @@ def test_heldout_sets_follow_the_training_sources_settings():
     assert {d.context for d in task.docs} == {"Calculate:\n", "计算：\n"}
     assert {d.context for d in heldout_task("arithmetic", 20, ArithmeticSource(languages=("en",))).docs} == {""}
     equations = heldout_task("equations", 30, LinearEquationSource(forms=("ax+b=c", "system"), languages=("en",)))
-    assert all(d.question.startswith("Solve") and "y" not in d.question for d in equations.docs)
+    assert all(d.question.startswith("Solve") for d in equations.docs) and equations.kind == "assignments"
+    # every trained form is held out, in the training draw's proportions, each scored on all its unknowns
+    assert Counter(d.category for d in equations.docs) == {"ax+b=c": 15, "system": 15}
+    systems = [d for d in equations.docs if d.category == "system"]
+    assert all(", " in d.question and re.fullmatch(r"x = -?\d+, y = -?\d+", d.gold) for d in systems)
+    assert all(re.fullmatch(r"x = -?\d+", d.gold) for d in equations.docs if d.category == "ax+b=c")
     with pytest.raises(UserError, match="needs a ArithmeticSource generator"):
         heldout_task("arithmetic", 5, WordProblemSource())

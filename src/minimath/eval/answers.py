@@ -100,6 +100,30 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
+# A stated solution's assignments (`x = 3`, `y = -5`): each one starts the answer line or follows a separator, so the
+# `y = 12` inside the equation `x + y = 12` is not read as one.
+_ASSIGNMENT = re.compile(r"(?:^|[,，;；:：]|\bSo\b|所以|得)\s*([a-z])\s*=\s*(-?\d+(?:\.\d+)?)\s*(?=$|[,，;；.。])")
+_SOLUTION_LINE = re.compile(r"^\s*(?:So\b|所以)")
+
+
+def assignments(line: str) -> dict[str, Fraction] | None:
+    """`{"x": 3, "y": -5}` from a line stating a solution (`So x = 3, y = -5.`, `所以 x = 3。`); None when it states
+    none, or assigns one variable twice with different values."""
+    found: dict[str, Fraction] = {}
+    for name, value in _ASSIGNMENT.findall(line.strip()):
+        if found.setdefault(name, Fraction(value)) != Fraction(value):
+            return None
+    return found or None
+
+
+def extract_assignments(text: str) -> dict[str, Fraction] | None:
+    """The solution a model stated for an equation or a system: the assignments on its first `So …`/`所以 …` line
+    (where the training documents state it), else on its last line."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    stated = next((line for line in lines if _SOLUTION_LINE.match(line)), lines[-1] if lines else "")
+    return assignments(stated)
+
+
 def extract_answer(text: str, method: str = "auto") -> str | None:
     """The answer a model gave. `auto`: the number after the last answer marker, else in the last line.
     `last_number`: the last number (or expression) in the whole output — the report's scripts. `boxed` (MATH): the

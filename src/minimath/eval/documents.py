@@ -22,7 +22,7 @@ class Doc:
 @dataclass
 class Task:
     name: str
-    kind: str  # numeric | math | choice
+    kind: str  # numeric | math | choice | assignments (an equation's or a system's solution: `x = 3, y = 5`)
     docs: list[Doc]
     fewshot: list[Doc] = field(default_factory=list)
     prompt_style: str = "qa"  # how the standard protocol writes prompts (a key of prompts.PROMPT_STYLES)

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minimath.errors import UserError
-from minimath.eval.answers import answer_value, extract_answer, extract_choice, math_equal, numbers_equal
+from minimath.eval.answers import (
+    answer_value,
+    assignments,
+    extract_answer,
+    extract_assignments,
+    extract_choice,
+    math_equal,
+    numbers_equal,
+)
 from minimath.eval.benchmarks import BENCHMARKS
 from minimath.eval.documents import LETTERS, Doc, Task
 from minimath.eval.generation import GenerationConfig, generate, loglikelihoods, new_token_budget
@@ -102,6 +110,10 @@ def score_output(task: Task, doc: Doc, output: str, protocol: Protocol) -> dict:
     elif task.kind == "math":
         extracted = extract_answer(output, "boxed")
         correct = math_equal(extracted, doc.gold)
+    elif task.kind == "assignments":  # an equation's or a system's solution: every unknown, nothing else
+        stated = extract_assignments(output)
+        extracted = None if stated is None else ", ".join(f"{k} = {v}" for k, v in stated.items())
+        correct = stated is not None and stated == assignments(doc.gold)
     else:
         if answer_value(doc.gold) is None:
             return {"extracted": None, "correct": False, "reason": "gold is not a number"}

@@ -182,6 +182,11 @@ def as_generator(generator: Any) -> DocumentGenerator:
     return generator if isinstance(generator, DocumentGenerator) else hydra.utils.instantiate(generator)
 
 
+# Bumped whenever what a held-out set holds or how it is scored changes, so stored evaluations (the curriculum's
+# heldout.json) are recomputed rather than reused. 2: equations in every trained form (systems too), scored on the
+# stated solution's every unknown, and reported per form.
+HELDOUT_VERSION = 2
+
 HELDOUT_SOURCES = {
     "arithmetic": ArithmeticSource,
     "equations": LinearEquationSource,
@@ -211,17 +216,15 @@ def heldout_task(name: str, n: int, generator: DocumentGenerator, seed: int = 0)
 
         quotas = operator_quotas(source.operators, n)
         return Task(name, "numeric", _distinct(name, n, arithmetic_line, quotas), prompt_style="line")
-    if name == "equations":  # one unknown per item (a system's answer is two numbers)
-        single = tuple(f for f in source.forms if f != "system")
-        if not single:
-            raise UserError("held-out equations: the equations source writes only systems; add a one-unknown form")
-        source = dataclasses.replace(source, forms=single)
+    if name == "equations":  # every trained form, systems included, in the training draw's proportions
 
-        def one_unknown_equation(_: int) -> Doc:
+        def equation(_: int) -> Doc:
             solved = source.problem(rng, rng.choice(source.languages))
-            return Doc(solved.question, str(solved.answer["x"]))
+            gold = ", ".join(f"{k} = {v}" for k, v in solved.answer.items())
+            return Doc(solved.question, gold, category=solved.form)
 
-        return Task(name, "numeric", _distinct(name, n, one_unknown_equation), prompt_style="equation")
+        docs = _distinct(name, n, equation, operator_quotas(source.forms, n))
+        return Task(name, "assignments", docs, prompt_style="equation")
 
     def word_problem(i: int) -> Doc:
         record = source.record(rng, i)
@@ -231,8 +234,8 @@ def heldout_task(name: str, n: int, generator: DocumentGenerator, seed: int = 0)
 
 
 def operator_quotas(operators: tuple[str, ...], n: int) -> dict[str, int]:
-    """`n` items split over the operators in proportion to how often training draws each (the source draws
-    uniformly from its list, so `[+, -, +, -, *, /]` is 2:2:1:1), rounded by largest remainder."""
+    """`n` items split over the operators (or an equation source's forms) in proportion to how often training draws
+    each (the source draws uniformly from its list, so `[+, -, +, -, *, /]` is 2:2:1:1), by largest remainder."""
     exact = {op: n * operators.count(op) / len(operators) for op in dict.fromkeys(operators)}
     quotas = {op: int(share) for op, share in exact.items()}
     for op in sorted(exact, key=lambda o: quotas[o] - exact[o])[: n - sum(quotas.values())]:

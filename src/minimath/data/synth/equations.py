@@ -5,6 +5,7 @@ Every equation is built backwards from an integer solution, so each step is exac
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ class Solved:
     question: str
     steps: list[str]
     answer: dict[str, int]
+    form: str = ""  # which of FORMS it is (held-out sets report accuracy per form)
 
 
 class _Phrases:
@@ -88,7 +90,11 @@ class LinearEquationSource(DocumentGenerator):
         )
 
     def _any_problem(self, rng: random.Random, lang: str) -> Solved:
-        form, say = rng.choice(self.forms), _Phrases(lang)
+        form = rng.choice(self.forms)
+        return dataclasses.replace(self._problem_of_form(rng, lang, form), form=form)
+
+    def _problem_of_form(self, rng: random.Random, lang: str, form: str) -> Solved:
+        say = _Phrases(lang)
         x = self._solution(rng)
         if form == "ax+b=c":
             a, b = self._coef(rng), self._nonzero(rng, 30)
