@@ -25,6 +25,10 @@ COLUMNS = [
     "arithmetic[/]",
     "arithmetic",
     "equations",
+    "equations[ax+b=c]",
+    "equations[a(x+b)=c]",
+    "equations[ax+b=cx+d]",
+    "equations[system]",
     "word_problems",
     "final_loss",
 ]
@@ -34,7 +38,10 @@ FLOOR = {"arithmetic[+]": 90.0, "arithmetic[-]": 90.0}
 def stage4(path: Path) -> dict[str, float]:
     rows = json.loads(path.read_text())
     (row,) = [r for r in rows if int(r["stage"]) == 4]
-    return {c: row[c] if c == "final_loss" else 100 * row[c] for c in COLUMNS if c in row}
+    missing = [c for c in COLUMNS if c not in row]
+    if missing:  # a curriculum evaluated before a column existed: re-run its command to re-evaluate it
+        raise SystemExit(f"error: {path} has no {', '.join(missing)}: rerun its curriculum command to re-evaluate")
+    return {c: row[c] if c == "final_loss" else 100 * row[c] for c in COLUMNS}
 
 
 def main(out: Path, runs: list[str]) -> None:

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from minimath import log
 from minimath.config import ALL_STAGES, step_batch
 from minimath.data.shards import sha256_file
+from minimath.data.synth.equations import FORMS as EQUATION_FORMS
 from minimath.errors import INTERRUPTED_STATUS, Interrupted, UserError, stop
 from minimath.eval.tasks import HELDOUT_VERSION
 from minimath.hardware import set_threads
@@ -36,7 +37,8 @@ from minimath.runs import (
 )
 
 ROW_FIELDS = ("stage", "batch", "tokens_seen", "final_loss")
-OPERATOR_ORDER = {"+": 0, "-": 1, "*": 2, "/": 3}
+# the per-category columns in the order the sources list them: arithmetic's operators, the equations' forms
+CATEGORY_ORDER = {"+": 0, "-": 1, "*": 2, "/": 3, **{form: i for i, form in enumerate(EQUATION_FORMS)}}
 EVAL_CACHE = "heldout.json"
 
 
@@ -151,7 +153,7 @@ def table(rows: list[dict]) -> str:
         for c in [t]
         + sorted(
             {k for r in rows for k in r if k.startswith(f"{t}[")},
-            key=lambda k: OPERATOR_ORDER.get(k[len(t) + 1 : -1], 9),
+            key=lambda k: CATEGORY_ORDER.get(k[len(t) + 1 : -1], 9),
         )
     ]
     titles = [c.replace("arithmetic[", "").rstrip("]") if c.startswith("arithmetic[") else c for c in columns]
