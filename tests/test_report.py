@@ -137,3 +137,16 @@ def test_compare_limits_the_comparisons_to_the_named_metrics(sweep):
 def test_a_metric_named_exactly_keeps_its_brackets(tmp_path):
     job(tmp_path, "a", ["seed=1"], {"arithmetic": 0.5, "arithmetic[+]": 0.9})
     assert report.build(tmp_path, metrics=["heldout/arithmetic[+]"]).metrics == ["heldout/arithmetic[+]"]
+
+
+def test_groups_sort_numbers_by_value_and_names_by_their_digits(tmp_path):
+    for i, (lr, width) in enumerate([("0.01", "w64"), ("0.005", "w128"), ("0.00125", "w64"), ("0.005", "w64")]):
+        job(tmp_path, f"j{i}", ["seed=1", f"optim.lr={lr}", f"+arm/x_width={width}"], results={"x": 1.0})
+    r = report.build(tmp_path, by=["arm/x_width", "optim.lr"], metrics=["results/x"])
+    assert list(r.groups) == [("w64", "0.00125"), ("w64", "0.005"), ("w64", "0.01"), ("w128", "0.005")]
+
+
+def test_compare_with_no_metric_compares_nothing(sweep, capsys):
+    assert report.build(sweep, metrics=["heldout/*"], compare_only=[]).comparisons() == []
+    report.main([str(sweep), "--metric", "heldout/*", "--compare"])
+    assert "Against the baseline" not in (sweep / "report" / "report.md").read_text()

@@ -144,6 +144,15 @@ def collect(root: Path, where: dict[str, str] | None = None, tail: int = 20) -> 
     return runs, empty
 
 
+def natural(value: str) -> tuple:
+    """Sort key: numbers by value (`lr=0.01` after `lr=0.005`), names with their digits as numbers (`w64` before
+    `w128`)."""
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", value)))
+
+
 def varying_keys(runs: list[Run], replicate: str = REPLICATE) -> list[str]:
     """The override keys whose values differ between runs (what the sweep varied), the replicate key aside."""
     keys = sorted({k for r in runs for k in r.overrides} - {replicate})
@@ -211,7 +220,7 @@ class Report:
     metrics: list[str]
     baseline: tuple[str, ...]
     groups: dict[tuple[str, ...], list[Run]]
-    compared: list[str] = field(default_factory=list)  # the metrics compared with the baseline (default: all)
+    compared: list[str] | None = None  # the metrics compared with the baseline (None: all; []: none)
 
     def per_group(self, key: tuple[str, ...], metric: str) -> dict[str, float]:
         """{replicate value: metric} over the group's runs that have the metric."""
@@ -238,7 +247,7 @@ class Report:
         for key in self.groups:
             if key == self.baseline:
                 continue
-            for metric in self.compared or self.metrics:
+            for metric in self.metrics if self.compared is None else self.compared:
                 a, b = self.per_group(self.baseline, metric), self.per_group(key, metric)
                 if a and b:
                     out.append({"group": group_label(key, self.by), "metric": metric, **compare(a, b)})
@@ -259,7 +268,7 @@ def build(
         raise UserError(f"no run with metrics under {root}" + (f" matching {where}" if where else ""))
     keys = list(by) if by is not None else varying_keys(runs)
     groups: dict[tuple[str, ...], list[Run]] = {}
-    for run in sorted(runs, key=lambda r: (tuple(r.value(k) for k in keys), r.value(REPLICATE), str(r.path))):
+    for run in sorted(runs, key=lambda r: (tuple(natural(r.value(k)) for k in keys), natural(r.value(REPLICATE)))):
         groups.setdefault(tuple(run.value(k) for k in keys), []).append(run)
     if baseline:
         unknown = set(baseline) - set(keys)
@@ -271,7 +280,7 @@ def build(
     else:
         base = next(iter(groups))
     chosen = select_metrics(runs, list(metrics or DEFAULT_METRICS))
-    compared = [m for m in chosen if matches(m, compare_only)] if compare_only else []
+    compared = None if compare_only is None else [m for m in chosen if matches(m, compare_only)]
     if compare_only and not compared:
         raise UserError(f"--compare {' '.join(compare_only)} matches none of the reported metrics")
     return Report(Path(root), runs, empty, keys, chosen, base, groups, compared)
@@ -417,7 +426,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--by", nargs="*", help="group by these keys (default: the keys the runs differ in)")
     parser.add_argument("--metric", nargs="+", help=f"metric name patterns (default: {' '.join(DEFAULT_METRICS)})")
     parser.add_argument("--baseline", help="the group the others are compared with, e.g. scheduler=cosine")
-    parser.add_argument("--compare", nargs="+", help="compare only these metrics (patterns; default: every metric)")
+    parser.add_argument(
+        "--compare", nargs="*", help="compare only these metrics (patterns; default: every metric; none given: none)"
+    )
     parser.add_argument("--tail", type=int, default=20, help="window of the @tail means of training scalars")
     parser.add_argument("--out", type=Path, help="where the report goes (default: DIR/report)")
     args = parser.parse_args(argv)
