@@ -66,6 +66,36 @@ def grid_summary(grid: Path, parametrisation: str) -> tuple[dict, list[dict]]:
     return out, runs
 
 
+def grid_tables(grid: Path) -> str:
+    """Loss (mean ± sample std over seeds) per parametrisation, width and LR, the best LR of each row in bold."""
+    report = build(grid, by=[PARAM, WIDTH, "optim.lr"], metrics=[LOSS], tail=10, compare_only=[])
+    cells: dict[tuple[str, str], dict[float, list[float]]] = {}
+    for param, width, lr in report.groups:
+        cells.setdefault((param, width), {})[float(lr)] = list(report.per_group((param, width, lr), LOSS).values())
+    lrs = sorted({lr for row in cells.values() for lr in row})
+    lines = [
+        "| parametrisation | width | " + " | ".join(f"LR {lr:g}" for lr in lrs) + " | best LR |",
+        "|---|---|" + "---|" * (len(lrs) + 1),
+    ]
+    for (param, width), row in sorted(cells.items(), key=lambda kv: (kv[0][0], int(kv[0][1].lstrip("w")))):
+        means = {lr: sum(v) / len(v) for lr, v in row.items() if v and all(math.isfinite(x) for x in v)}
+        best = min(means, key=means.get)
+        out = []
+        for lr in lrs:
+            values = row.get(lr, [])
+            if not values:
+                out.append("–")
+                continue
+            if lr not in means:
+                out.append("diverged")
+                continue
+            std = (sum((x - means[lr]) ** 2 for x in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+            text = f"{means[lr]:.4f} ± {std:.4f}"
+            out.append(f"**{text}**" if lr == best else text)
+        lines.append(f"| {param} | {width.lstrip('w')} | " + " | ".join(out) + f" | {best:g} |")
+    return "\n".join(lines)
+
+
 def search_summary(directory: Path, grid_best: dict) -> dict:
     runs, _ = collect(directory, tail=10)
     trials = sorted(
@@ -96,39 +126,56 @@ def search_summary(directory: Path, grid_best: dict) -> dict:
     }
 
 
+def neighbour_cells(g: dict) -> list[str]:
+    cells = []
+    for lr in (g["best_lr"] / 2, g["best_lr"] * 2):
+        c = g["neighbours_minus_best"].get(f"{lr:g}")
+        cells.append(f"{c['difference']:+.4f} ({c['p']:.2g})" if c else "–")
+    return cells
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("grid", type=Path)
-    parser.add_argument("searches", nargs="+", help="OPTUNA_DIR:WIDTH")
-    parser.add_argument("--param", default="mup", help="the parametrisation the searches ran (sp or mup)")
+    parser.add_argument("searches", nargs="*", help="OPTUNA_DIR:WIDTH[:LABEL] (none: the grid's tables only)")
+    parser.add_argument("--param", default="mup", help="the parametrisation whose grid is tested (sp or mup)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results_search.json")
     args = parser.parse_args()
+    print(grid_tables(args.grid) + "\n")
     grid, grid_runs = grid_summary(args.grid, args.param)
+    print(f"{args.param}: the grid's best LR against its neighbours (difference of loss, paired t over seeds 1–2)\n")
+    print("| width | best LR | loss (mean ± std) | LR/2 − best (p) | 2·LR − best (p) |")
+    print("|---|---|---|---|---|")
+    for width in sorted(grid, key=lambda w: int(w.lstrip("w"))):
+        g = grid[width]
+        cells = neighbour_cells(g)
+        print(
+            f"| {width.lstrip('w')} | {g['best_lr']:g} | {g['loss_mean']:.4f} ± {g['loss_std']:.4f} | {cells[0]} | "
+            f"{cells[1]} |"
+        )
     searches = {}
     for spec in args.searches:
         directory, width, *label = spec.split(":")
-        searches[f"{width}:{label[0] if label else 'sampler seed 0'}"] = {
+        searches[f"{width}:{label[0] if label else 'sampler_seed_0'}"] = {
             "width": width,
             **search_summary(Path(directory), grid[width]),
         }
-    print(
-        "| width | search | grid best LR | grid loss (mean ± std, seeds 1–2) | LR/2 − best (p) | 2·LR − best (p) | "
-        "search best LR | search loss (seed 1) | trials needed |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
+    if searches:
+        print(
+            "\n| width | search | grid best LR | search best LR | search loss (seed 1) | grid best, seed 1 | trials needed |"
+        )
+        print("|---|---|---|---|---|---|---|")
     for key in sorted(searches, key=lambda k: (int(k.split(":")[0].lstrip("w")), k)):
         s = searches[key]
-        width, g = s["width"], grid[s["width"]]
-        cells = []
-        for lr in (g["best_lr"] / 2, g["best_lr"] * 2):
-            c = g["neighbours_minus_best"].get(f"{lr:g}")
-            cells.append(f"{c['difference']:+.4f} ({c['p']:.2g})" if c else "–")
+        g = grid[s["width"]]
         needed = f"{s['trials_needed']} of {s['n_trials']}" if s["trials_needed"] else f"not in {s['n_trials']}"
         print(
-            f"| {width.lstrip('w')} | {key.split(':', 1)[1]} | {g['best_lr']:g} | {g['loss_mean']:.4f} ± {g['loss_std']:.4f} | {cells[0]} | "
-            f"{cells[1]} | {s['best_lr']:.3g} | {s['best_loss']:.4f} | {needed} |"
+            f"| {s['width'].lstrip('w')} | {key.split(':', 1)[1]} | {g['best_lr']:g} | {s['best_lr']:.3g} | "
+            f"{s['best_loss']:.4f} | {g['best_seed1']:.4f} | {needed} |"
         )
-    atomic_write_json(args.out, {"grid": grid, "grid_runs": grid_runs, "searches": searches})
+    atomic_write_json(
+        args.out, {"parametrisation": args.param, "grid": grid, "grid_runs": grid_runs, "searches": searches}
+    )
     print(f"\nevery grid run and trial: {args.out}")
 
 
