@@ -1,18 +1,18 @@
-"""Collect the qk_norm runs (outputs/qk-<arm>-lr<lr>-s<seed>/): per arm and LR the loss at the end (mean training
-loss of the last 10 steps, on unseen data), the loss spikes the detector logged, and what the stability monitors
-saw — the largest attention logit (max over layers) and the output-logit RMS, at their peak over the run and at
-the end — mean ± std over seeds. Writes results.json and monitors.png (the curves of seed 1 at each LR).
+"""The qk_norm sweep's table (on the shared report layer, `minimath.report`): per LR and arm the loss at the end
+(mean training loss of the last 10 steps, on unseen data), the loss spikes the guard logged, and what the stability
+monitors saw — the largest attention logit (max over layers) and the output-logit RMS, at their peak over the run and
+at the end — mean ± sample std over seeds; each arm against the baseline at the same LR by a paired t over seeds.
+Writes results.json (every run's values, overrides and provenance) and monitors.png (the curves of seed 1).
 
-    python experiments/qk_norm/report.py [--outputs outputs]
+    python experiments/qk_norm/report.py SWEEP_DIR        (python train.py -m experiment=qk_norm writes outputs/qk-norm)
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import io
 import math
-import re
-from collections import defaultdict
+import statistics
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -20,107 +20,101 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from minimath.seeds import mean_std  # noqa: E402
-from minimath.tb import read_scalars  # noqa: E402
+from minimath.io import atomic_write_bytes, atomic_write_json  # noqa: E402
+from minimath.report import collect, compare  # noqa: E402
+from minimath.tb import read_all_scalars  # noqa: E402
 
 HERE = Path(__file__).parent
-NAME = re.compile(r"qk-(base|qknorm|zloss|both)-lr([0-9.e-]+)-s(\d+)$")
+ARM = "arm/qk_norm"
 ARMS = {"base": "baseline", "qknorm": "QK-norm", "zloss": "z-loss 1e-4", "both": "QK-norm + z-loss"}
-TAIL = 10
 COLUMNS = ("end_loss", "spikes", "peak_attn_logit", "end_attn_logit", "peak_logit_rms", "end_logit_rms")
+TAIL = 10
 
 
-def max_attn_curve(tb: Path, n_layer: int = 4) -> dict[int, float]:
-    layers = [read_scalars(tb, f"stability/layer{i}/max_attn_logit") for i in range(n_layer)]
-    return {t: max(layer[t] for layer in layers if t in layer) for t in layers[0]}
-
-
-def run_record(run: Path) -> dict:
-    tb = run / "stage3-bs2.5K" / "tb"
-    losses = list(read_scalars(tb, "train/loss").values())
-    finished = (run / "stage3-bs2.5K" / "checkpoints" / "final.ckpt").is_file()
-    attn, rms = max_attn_curve(tb), read_scalars(tb, "stability/logit_rms")
-    tail = losses[-TAIL:]
-    return {
-        "end_loss": sum(tail) / len(tail) if finished and tail else math.inf,
-        "spikes": float(len(read_scalars(tb, "stability/loss_spike"))),
-        "peak_attn_logit": max(attn.values()),
-        "end_attn_logit": attn[max(attn)],
-        "peak_logit_rms": max(rms.values()),
-        "end_logit_rms": rms[max(rms)],
-        "curves": {"attn": attn, "logit_rms": rms, "loss": read_scalars(tb, "train/loss")},
+def monitors(tb: Path, finished: bool) -> tuple[dict, dict]:
+    scalars = read_all_scalars(tb)
+    layers = [v for k, v in scalars.items() if k.startswith("stability/layer") and k.endswith("/max_attn_logit")]
+    attn = {t: max(layer[t] for layer in layers if t in layer) for t in layers[0]} if layers else {}
+    rms = scalars.get("stability/logit_rms", {})
+    losses = list(scalars.get("train/loss", {}).values())
+    values = {
+        "end_loss": statistics.fmean(losses[-TAIL:]) if finished and len(losses) >= TAIL else math.inf,
+        "spikes": float(len(scalars.get("stability/loss_spike", {}))),
+        "peak_attn_logit": max(attn.values(), default=math.nan),
+        "end_attn_logit": attn[max(attn)] if attn else math.nan,
+        "peak_logit_rms": max(rms.values(), default=math.nan),
+        "end_logit_rms": rms[max(rms)] if rms else math.nan,
     }
+    return values, {"attn": attn, "logit_rms": rms, "loss": scalars.get("train/loss", {})}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--outputs", type=Path, default=Path("outputs"))
-    args = parser.parse_args()
-    runs: dict = defaultdict(dict)  # (arm, lr) -> seed -> record
-    for path in sorted(args.outputs.glob("qk-*")):
-        match = NAME.match(path.name)
-        if match and path.is_dir():
-            arm, lr, seed = match.groups()
-            runs[(arm, float(lr))][int(seed)] = run_record(path)
-    lrs = sorted({lr for _, lr in runs})
-    summary = {}
-    for lr in lrs:
-        for arm in ARMS:
-            by_seed = runs.get((arm, lr), {})
-            if len(by_seed) < 3:
-                raise SystemExit(f"{arm} at LR {lr:g}: {len(by_seed)} seed(s), 3 needed")
-            summary[f"{arm}@{lr:g}"] = {c: mean_std([r[c] for r in by_seed.values()]) for c in COLUMNS}
-    (HERE / "results.json").write_text(
-        json.dumps(
-            {
-                "summary": summary,
-                "runs": {
-                    f"{arm}@{lr:g}": {s: {k: v for k, v in r.items() if k != "curves"} for s, r in by.items()}
-                    for (arm, lr), by in runs.items()
-                },
-            },
-            indent=1,
-        )
-        + "\n"
-    )
-    print(
-        "| LR | arm | loss, last 10 steps | spikes logged | peak max attention logit | at the end | peak output "
-        "logit RMS | at the end |"
-    )
+def cell(values: list[float], digits: int) -> str:
+    if not all(math.isfinite(v) for v in values):
+        return "diverged"
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.{digits}f} ± {std:.{digits}f}"
+
+
+def main(root: Path) -> None:
+    runs, empty = collect(root, {"experiment": "qk_norm"})
+    if empty:
+        print(f"{len(empty)} job directories without metrics: {', '.join(empty)}")
+    table: dict[tuple[float, str], dict[str, dict]] = {}
+    curves = {}
+    records = []
+    for run in runs:
+        lr, arm, seed = float(run.value("optim.lr")), run.value(ARM), run.value("seed")
+        values, curve = monitors(run.path / "tb", (run.path / "checkpoints" / "final.ckpt").is_file())
+        table.setdefault((lr, arm), {})[seed] = values
+        curves[(lr, arm, seed)] = curve
+        records.append({"lr": lr, "arm": arm, "seed": seed, "path": str(run.path), "values": values,
+                        "overrides": run.overrides, "provenance": run.provenance})  # fmt: skip
+    print("| LR | arm | loss, last 10 steps | spikes logged | peak max attention logit | at the end | "
+          "peak output logit RMS | at the end |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
-    for key, s in summary.items():
-        arm, lr = key.split("@")
-        print(
-            f"| {lr} | {ARMS[arm]} | {s['end_loss'][0]:.4f} ± {s['end_loss'][1]:.4f} | "
-            f"{s['spikes'][0]:.1f} ± {s['spikes'][1]:.1f} | "
-            + " | ".join(f"{s[c][0]:.1f} ± {s[c][1]:.1f}" for c in COLUMNS[2:])
-            + " |"
-        )
-    print()
-    for lr in lrs:  # each fix against the baseline, seed by seed
-        base = runs[("base", lr)]
+    for lr, arm in sorted(table, key=lambda k: (k[0], list(ARMS).index(k[1]))):
+        per_seed = table[(lr, arm)]
+        cells = [cell([v[c] for v in per_seed.values()], 4 if c == "end_loss" else 1) for c in COLUMNS]
+        print(f"| {lr:g} | {ARMS[arm]} | " + " | ".join(cells) + " |")
+    comparisons = []
+    print("\nbaseline − arm, loss of the last 10 steps (paired t over seeds):\n")
+    for lr in sorted({lr for lr, _ in table}):
+        base = {s: v["end_loss"] for s, v in table[(lr, "base")].items()}
         for arm in ("qknorm", "zloss", "both"):
-            per_seed = {s: base[s]["end_loss"] - runs[(arm, lr)][s]["end_loss"] for s in sorted(base)}
-            gain = mean_std(list(per_seed.values()))
-            spread = max(summary[f"base@{lr:g}"]["end_loss"][1], summary[f"{arm}@{lr:g}"]["end_loss"][1])
-            print(
-                f"LR {lr:g}: baseline − {ARMS[arm]}: {gain[0]:+.3f} ± {gain[1]:.3f} nats (seeds: "
-                f"{', '.join(f'{d:+.2f}' for d in per_seed.values())}); beyond 2× the larger std "
-                f"({2 * spread:.2f}): {'yes' if abs(gain[0]) > 2 * spread else 'no'}"
-            )
-    fig, axes = plt.subplots(len(lrs), 3, figsize=(14, 3.6 * len(lrs)), squeeze=False)
-    for row, lr in zip(axes, lrs):
-        for arm in ARMS:
-            curves = runs[(arm, lr)][min(runs[(arm, lr)])]["curves"]
-            for ax, key in zip(row, ("loss", "attn", "logit_rms")):
-                ax.plot(list(curves[key]), list(curves[key].values()), label=ARMS[arm], lw=1)
-        row[0].set(ylabel=f"LR {lr:g}\ntraining loss", xlabel="tokens seen")
-        row[1].set(ylabel="max attention logit (all layers)", xlabel="tokens seen")
-        row[2].set(ylabel="output logit RMS", xlabel="tokens seen", yscale="log")
-        row[0].legend(fontsize=7)
+            other = {s: v["end_loss"] for s, v in table[(lr, arm)].items()}
+            c = compare(other, base)  # base − arm: positive when the arm ends lower
+            per = ", ".join(f"{base[s] - other[s]:+.2f}" for s in sorted(base))
+            lo, hi = c["ci95"]
+            print(f"LR {lr:g}: baseline − {ARMS[arm]}: {c['difference']:+.3f} nats, 95% interval [{lo:+.3f}, {hi:+.3f}], "
+                  f"{c['test']}, p = {c['p']:.3g} (seeds: {per})")  # fmt: skip
+            comparisons.append({"lr": lr, "arm": arm, "baseline_minus_arm": c})
+    atomic_write_json(HERE / "results.json", {"runs": records, "comparisons": comparisons})
+    figure(curves)
+    print(f"\nevery run's values and provenance: {HERE / 'results.json'}; curves: {HERE / 'monitors.png'}")
+
+
+def figure(curves: dict) -> None:
+    lrs = sorted({lr for lr, _, _ in curves})
+    fig, axes = plt.subplots(len(lrs), 3, figsize=(13, 3.4 * len(lrs)), squeeze=False)
+    for row, lr in enumerate(lrs):
+        for arm, title in ARMS.items():
+            curve = curves.get((lr, arm, "1"))
+            if curve is None:
+                continue
+            for col, key in enumerate(("loss", "attn", "logit_rms")):
+                axes[row][col].plot(list(curve[key]), list(curve[key].values()), label=title)
+        for col, label in enumerate(("training loss", "max attention logit (max over layers)", "output logit RMS")):
+            axes[row][col].set_title(f"LR {lr:g}: {label}", fontsize=9)
+            axes[row][col].set_xlabel("tokens seen", fontsize=8)
+        axes[row][1].set_yscale("log")
+        axes[row][0].legend(fontsize=7)
+    fig.suptitle("seed 1 of each arm (every seed's values: results.json)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(HERE / "monitors.png", dpi=100)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(HERE / "monitors.png", buffer.getvalue())
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]))
