@@ -24,6 +24,7 @@ import yaml
 
 from minimath.io import atomic_write_json
 from minimath.report import build, collect, compare
+from minimath.seeds import mean_std
 
 WIDTH = "arm/mup_wind_tunnel_width"
 PARAM = "arm/mup_wind_tunnel"
@@ -45,7 +46,7 @@ def grid_summary(grid: Path, parametrisation: str) -> tuple[dict, list[dict]]:
         means = {lr: sum(v.values()) / len(v) for lr, v in by_lr.items() if all(math.isfinite(x) for x in v.values())}
         best = min(means, key=means.get)
         values = list(by_lr[best].values())
-        std = (sum((x - means[best]) ** 2 for x in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+        std = mean_std(values)[1]
         neighbours = {
             f"{lr:g}": compare(by_lr[best], by_lr[lr])
             for lr in (best / 2, best * 2)
@@ -89,7 +90,7 @@ def grid_tables(grid: Path) -> str:
             if lr not in means:
                 out.append("diverged")
                 continue
-            std = (sum((x - means[lr]) ** 2 for x in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+            std = mean_std(values)[1]
             text = f"{means[lr]:.4f} ± {std:.4f}"
             out.append(f"**{text}**" if lr == best else text)
         lines.append(f"| {param} | {width.lstrip('w')} | " + " | ".join(out) + f" | {best:g} |")

@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from minimath.io import atomic_write_bytes, atomic_write_json  # noqa: E402
 from minimath.report import collect, compare  # noqa: E402
+from minimath.seeds import mean_std  # noqa: E402
 from minimath.tb import read_all_scalars  # noqa: E402
 
 HERE = Path(__file__).parent
@@ -51,8 +52,8 @@ def monitors(tb: Path, finished: bool) -> tuple[dict, dict]:
 def cell(values: list[float], digits: int) -> str:
     if not all(math.isfinite(v) for v in values):
         return "diverged"
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.{digits}f} ± {std:.{digits}f}"
+    mean, std = mean_std(values)
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def main(root: Path) -> None:
