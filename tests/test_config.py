@@ -9,7 +9,14 @@ from omegaconf import OmegaConf
 from minimath.config import StepBatch, batch_tokens, step_batch
 from minimath.errors import UserError
 from minimath.runs import variant_suffix
-from minimath.training import accumulation_steps, build_model_config, build_tokenizer, micro_batch_size, world_size
+from minimath.training import (
+    accumulation_steps,
+    build_model_config,
+    build_tokenizer,
+    micro_batch_size,
+    plan_run,
+    world_size,
+)
 
 from conftest import CONF_DIR, SMALL_DATA_OVERRIDES, compose_config
 
@@ -34,6 +41,36 @@ def test_every_option_composes(group, option, tmp_path):
             assert hydra.utils.instantiate(source, name=name).name == name
         for stage in cfg.data.stages.values():
             assert sum(entry.share for entry in stage.mix) == pytest.approx(1.0, abs=0.002)
+
+
+def sweep_params(experiment: str) -> dict[str, list[str]]:
+    path = CONF_DIR / "experiment" / f"{experiment}.yaml"
+    params = (OmegaConf.load(path).get("hydra") or {}).get("sweeper", {}).get("params", {}) or {}
+    return {key: [v.strip() for v in str(values).split(",")] for key, values in params.items()}
+
+
+def experiment_arms() -> list[tuple[str, str, str]]:
+    """(experiment, arm group, option) for every arm an experiment's sweep names (`+arm/<group>: a,b`)."""
+    out = []
+    for path in sorted((CONF_DIR / "experiment").glob("*.yaml")):
+        for key, values in sweep_params(path.stem).items():
+            if key.startswith("+arm/"):
+                out += [(path.stem, key[1:], v) for v in values]
+    return out
+
+
+@pytest.mark.parametrize("experiment,group,option", experiment_arms())
+def test_every_arm_an_experiment_sweeps_exists_and_composes(experiment, group, option, tmp_path):
+    """As the sweep's job composes it: this arm, the first value of every other swept key."""
+    others = [f"{k}={v[0]}" for k, v in sweep_params(experiment).items() if k != f"+{group}"]
+    cfg = compose_config([f"experiment={experiment}", f"+{group}={option}", *others], tmp_path)
+    OmegaConf.resolve(cfg)
+    assert plan_run(cfg).steps > 0
+
+
+def test_every_arm_directory_is_swept_by_an_experiment():
+    swept = {group for _, group, _ in experiment_arms()}
+    assert {f"arm/{d.name}" for d in (CONF_DIR / "arm").iterdir() if d.is_dir()} == swept
 
 
 def test_groups_have_options():

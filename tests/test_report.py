@@ -10,8 +10,9 @@ from minimath import report
 from minimath.errors import UserError
 
 
-def job(root, name, overrides, heldout=None, losses=None, results=None, precision=None):
-    """A job directory as a sweep leaves it: Hydra's overrides, and the metrics files a run writes."""
+def job(root, name, overrides, heldout=None, losses=None, results=None, precision=None, tokens_per_step=1):
+    """A job directory as a sweep leaves it: Hydra's overrides, and the metrics files a run writes (scalars logged
+    against tokens seen: `tokens_per_step` per logged value)."""
     d = root / name
     (d / ".hydra").mkdir(parents=True)
     (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
@@ -20,7 +21,7 @@ def job(root, name, overrides, heldout=None, losses=None, results=None, precisio
     if losses is not None:
         with SummaryWriter(str(d / "tb")) as w:
             for step, v in enumerate(losses):
-                w.add_scalar("train/loss", v, step)
+                w.add_scalar("train/loss", v, (step + 1) * tokens_per_step)
     if results is not None:
         (d / "results.json").write_text(json.dumps(results))
     if precision is not None:
@@ -92,6 +93,24 @@ def test_training_loss_tails_are_windows_of_equal_length(tmp_path):
     job(tmp_path, "a", ["seed=1"], losses=[5.0] * 10 + [1.0, 2.0, 3.0])
     (run,) = report.build(tmp_path, metrics=["tb/*"], tail=3).runs
     assert run.metrics["tb/train/loss@tail3"] == pytest.approx(2.0) and run.metrics["tb/train/loss"] == 3.0
+
+
+def test_loss_windows_are_equal_in_tokens_whatever_the_batch(tmp_path):
+    job(tmp_path, "small", ["seed=1", "batch=256"], losses=[9.0] * 20 + [1.0] * 10, tokens_per_step=256)
+    job(tmp_path, "large", ["seed=1", "batch=2560"], losses=[9.0, 2.0], tokens_per_step=2560)
+    r = report.build(tmp_path, metrics=["tb/train/loss@window*"], window=2560)
+    by_batch = {run.overrides["batch"]: run.metrics for run in r.runs}
+    assert by_batch["256"]["tb/train/loss@window2560"] == pytest.approx(1.0)  # its last 10 steps: 2,560 tokens
+    assert by_batch["2560"]["tb/train/loss@window2560"] == pytest.approx(2.0)  # its last step
+    short = report.build(tmp_path, metrics=["tb/*"], window=10**6).runs[0].metrics
+    assert not any("@window" in k for k in short)  # a run shorter than the window has no window mean
+
+
+def test_first_max_and_rise_measure_a_knock_back_from_the_start(tmp_path):
+    job(tmp_path, "a", ["seed=1"], losses=[2.0, 2.5, 4.0, 3.0, 1.5])
+    (run,) = report.build(tmp_path, metrics=["tb/*"]).runs
+    m = run.metrics
+    assert (m["tb/train/loss@first"], m["tb/train/loss@max"], m["tb/train/loss@rise"]) == (2.0, 4.0, 2.0)
 
 
 def test_cli_writes_table_figure_and_every_per_run_value(sweep, capsys):

@@ -42,6 +42,19 @@ def test_init_auto_without_a_finished_previous_stage_is_one_line(tmp_path):
         decide(tmp_path / "stage2-bs256", 2, "auto", "auto", previous=Fingerprint())
 
 
+def test_init_auto_in_another_run_takes_that_runs_previous_stage(tmp_path):
+    curriculum, fork = tmp_path / "curriculum", tmp_path / "fork"
+    final = write(curriculum / "stage1-bs256" / "checkpoints" / "final.ckpt")
+    Fingerprint().save(final.parent.parent, [])
+    nearer = write(fork / "stage1-bs256" / "checkpoints" / "final.ckpt")  # the fork's own stage 1 is not looked at
+    Fingerprint().save(nearer.parent.parent, [])
+    start = decide(fork / "stage2-bs256", 2, f"auto:{curriculum}", "auto", previous=Fingerprint())
+    assert start.kind is StartKind.INIT and start.path == final
+    assert decide(fork / "stage1-bs256-x", 1, f"auto:{curriculum}", "auto").kind is StartKind.SCRATCH
+    with pytest.raises(UserError, match="no run directory"):
+        decide(fork / "stage2-bs256", 2, f"auto:{tmp_path / 'missing'}", "auto", previous=Fingerprint())
+
+
 class Recorder:
     """Stands in for the module and the datamodule: records what `apply` asks of them."""
 

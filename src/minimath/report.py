@@ -1,13 +1,16 @@
 """One report layer for every experiment: a multirun directory in, a table with honest error bars out.
 
     python -m minimath.report DIR [--where stage=4] [--by KEY ...] [--metric PATTERN ...] [--baseline K=V[,K=V]]
-                                  [--compare PATTERN ...] [--tail 20] [--out DIR/report]
+                                  [--compare PATTERN ...] [--tail 20] [--window TOKENS] [--out DIR/report]
 
 A *run* is a job directory under DIR: one holding Hydra's `.hydra/overrides.yaml` and at least one of
 - `heldout.json` — the held-out evaluation of the stage's final checkpoint (`heldout/<set>` in %, `heldout/<set>[+]`
   per operator, `heldout/final_loss`, `heldout/tokens_seen`);
 - `tb/` — TensorBoard scalars: `tb/<tag>` is a tag's last value, `tb/<tag>@tail<N>` the mean of its last N values
-  (a training loss is noisy per step: compare tails, over equal windows);
+  (a training loss is noisy per step: compare tails, over equal windows), `tb/<tag>@window<T>` (with `--window T`)
+  the mean of the values logged over the last T tokens (scalars are logged against tokens seen: runs with different
+  batch sizes compare over the same tokens, not the same number of steps), `tb/<tag>@first`, `tb/<tag>@max` and
+  `tb/<tag>@rise` (the highest value minus the first: how far a loss was knocked up from where the run started);
 - `results.json` — a job's own flat numbers (`results/<key>`).
 A directory with overrides but none of these is counted and named ("no metrics"), not silently dropped.
 
@@ -84,15 +87,21 @@ def heldout_metrics(path: Path) -> dict[str, float]:
     return out
 
 
-def tb_metrics(tb_dir: Path, tail: int) -> dict[str, float]:
+def tb_metrics(tb_dir: Path, tail: int, window: int | None = None) -> dict[str, float]:
     from minimath.tb import read_all_scalars
 
     out = {}
     for tag, steps in read_all_scalars(tb_dir).items():
         values = list(steps.values())
         out[f"tb/{tag}"] = values[-1]
+        out[f"tb/{tag}@first"], out[f"tb/{tag}@max"] = values[0], max(values)
+        out[f"tb/{tag}@rise"] = max(values) - values[0]
         if tag.startswith("train/") and len(values) >= tail:
             out[f"tb/{tag}@tail{tail}"] = statistics.fmean(values[-tail:])
+        if tag.startswith("train/") and window:
+            last = max(steps)
+            if last - min(steps) >= window:  # the run logged over at least the window
+                out[f"tb/{tag}@window{window}"] = statistics.fmean(v for s, v in steps.items() if s > last - window)
     return out
 
 
@@ -120,7 +129,9 @@ def run_provenance(run_dir: Path) -> dict:
     return facts
 
 
-def collect(root: Path, where: dict[str, str] | None = None, tail: int = 20) -> tuple[list[Run], list[str]]:
+def collect(
+    root: Path, where: dict[str, str] | None = None, tail: int = 20, window: int | None = None
+) -> tuple[list[Run], list[str]]:
     """Every run under `root` whose values match `where`, and the job directories that had no metrics."""
     root = Path(root)
     if not root.is_dir():
@@ -137,7 +148,7 @@ def collect(root: Path, where: dict[str, str] | None = None, tail: int = 20) -> 
         if (run_dir / "heldout.json").is_file():
             run.metrics.update(heldout_metrics(run_dir / "heldout.json"))
         if (run_dir / "tb").is_dir():
-            run.metrics.update(tb_metrics(run_dir / "tb", tail))
+            run.metrics.update(tb_metrics(run_dir / "tb", tail, window))
         if (run_dir / "results.json").is_file():
             run.metrics.update(results_metrics(run_dir / "results.json"))
         (runs if run.metrics else empty).append(run if run.metrics else str(run_dir))
@@ -262,8 +273,9 @@ def build(
     baseline: dict[str, str] | None = None,
     tail: int = 20,
     compare_only: list[str] | None = None,
+    window: int | None = None,
 ) -> Report:
-    runs, empty = collect(root, where, tail)
+    runs, empty = collect(root, where, tail, window)
     if not runs:
         raise UserError(f"no run with metrics under {root}" + (f" matching {where}" if where else ""))
     keys = list(by) if by is not None else varying_keys(runs)
@@ -430,6 +442,9 @@ def main(argv: list[str] | None = None) -> None:
         "--compare", nargs="*", help="compare only these metrics (patterns; default: every metric; none given: none)"
     )
     parser.add_argument("--tail", type=int, default=20, help="window of the @tail means of training scalars")
+    parser.add_argument(
+        "--window", type=int, help="also the @window<T> means of training scalars over their last T tokens"
+    )
     parser.add_argument("--out", type=Path, help="where the report goes (default: DIR/report)")
     args = parser.parse_args(argv)
     try:
@@ -441,6 +456,7 @@ def main(argv: list[str] | None = None) -> None:
             pairs(args.baseline, "--baseline"),
             args.tail,
             args.compare,
+            args.window,
         )
         out = args.out or args.dir / "report"
         write(report, out)

@@ -45,6 +45,7 @@ LOCK = ".lock"
 # when the run stops (a failed start leaves no directory behind).
 BOOKKEEPING = (".hydra", "train.log", LOCK, FINGERPRINT, PROVENANCE)
 HF_PREFIX = "hf:"  # init_from=hf:DIR: a transformers model directory
+AUTO_PREFIX = "auto:"  # init_from=auto:RUN: stage N-1 of another run directory, found as init_from=auto finds it
 
 # The settings that determine a stage's checkpoints (dotted config keys; a key covers everything under it), and
 # the keys under them that do not (where the data lives, how many tokenizer processes, a compile or a memory
@@ -251,6 +252,14 @@ def finished_stages(run: Path, stage: int) -> dict[Path, Path]:
         if m and int(m[1]) == stage and final.is_file():
             found[child] = final
     return found
+
+
+def auto_init_run(init_from, stage_dir: Path) -> Path | None:
+    """The run directory `init_from=auto` (this stage's run) or `init_from=auto:RUN` looks in; None: not auto."""
+    text = str(init_from)
+    if text == "auto":
+        return Path(stage_dir).parent
+    return Path(text[len(AUTO_PREFIX) :]) if text.startswith(AUTO_PREFIX) else None
 
 
 def previous_stage_checkpoint(run: Path, stage: int, wanted: Fingerprint) -> tuple[Path, list[str]]:

@@ -9,7 +9,7 @@ of starting a stage is one `StartKind` value, one branch in `decide` and one in 
 | `finished` | the stage directory holds `final.ckpt`                  | -       | -             | -             | -               |
 | `resume`   | it holds `last.ckpt` (and `resume=auto`)                | its own | its own       | its own       | its own         |
 | `branch`   | `branch_from=PATH`: a WSD decay branch of a stable run  | PATH's  | PATH's        | PATH's        | PATH's tokens   |
-| `init`     | `init_from`: auto (stage N-1's final), a path, `hf:DIR` | the init's | with `init_optimizer` | from 0 | the init's tokens |
+| `init`     | `init_from`: auto (stage N-1's final; `auto:RUN` in another run), a path, `hf:DIR` | the init's | with `init_optimizer` | from 0 | the init's tokens |
 | `scratch`  | stage 1 with `init_from=auto`, or `init_from=none`       | random  | fresh         | from 0        | 0               |
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from minimath.errors import UserError
-from minimath.runs import FINAL, HF_PREFIX, LAST, Fingerprint, checkpoint_dir, previous_stage_checkpoint
+from minimath.runs import FINAL, HF_PREFIX, LAST, Fingerprint, auto_init_run, checkpoint_dir, previous_stage_checkpoint
 
 if TYPE_CHECKING:
     from minimath.data.datamodule import MixtureDataModule
@@ -104,15 +104,18 @@ def decide(
         return StageStart(StartKind.RESUME, ckpt_dir / LAST, load_checkpoint(ckpt_dir / LAST))
     if branch_from:  # weights, moments and data position of a stable-phase checkpoint; the decay alone follows
         return StageStart(StartKind.BRANCH, Path(str(branch_from)), load_checkpoint(Path(str(branch_from))))
-    if init_from is None or str(init_from).lower() == "none" or (str(init_from) == "auto" and stage == 1):
+    auto_run = auto_init_run(init_from, stage_dir)
+    if init_from is None or str(init_from).lower() == "none" or (auto_run is not None and stage == 1):
         return StageStart(StartKind.SCRATCH)
     if str(init_from).startswith(HF_PREFIX):  # a transformers model directory (minimath.hf)
         from minimath.hf import hf_checkpoint
 
         path = Path(str(init_from)[len(HF_PREFIX) :])
         return StageStart(StartKind.INIT, path, hf_checkpoint(path))
-    if str(init_from) == "auto":
-        path, differs = previous_stage_checkpoint(Path(stage_dir).parent, stage, previous or Fingerprint())
+    if auto_run is not None:  # auto: this run's stage N-1; auto:RUN: another run's (an experiment's forks)
+        if not auto_run.is_dir():
+            raise UserError(f"init_from={init_from}: no run directory {auto_run}")
+        path, differs = previous_stage_checkpoint(auto_run, stage, previous or Fingerprint())
         return StageStart(StartKind.INIT, path, load_checkpoint(path), tuple(differs))
     return StageStart(StartKind.INIT, Path(str(init_from)), load_checkpoint(Path(str(init_from))))
 

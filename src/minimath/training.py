@@ -20,6 +20,7 @@ from minimath.hardware import ProbeShape, resolve, set_threads
 from minimath.runs import (
     LAST,
     Fingerprint,
+    auto_init_run,
     check_fingerprint,
     checkpoint_dir,
     command_line_overrides,
@@ -458,7 +459,7 @@ def decide_start(cfg: DictConfig, plan: RunPlan, stage_dir: Path) -> StageStart:
     check_fingerprint(stage_dir, Fingerprint.of(cfg), overrides)
     previous = (
         Fingerprint.of(stage_config(cfg, str(plan.stage - 1), overrides))
-        if plan.stage > 1 and str(cfg.init_from) == "auto"
+        if plan.stage > 1 and auto_init_run(cfg.init_from, stage_dir) is not None
         else None
     )  # what init_from=auto looks for
     return decide(stage_dir, plan.stage, cfg.init_from, str(cfg.resume), cfg.branch_from, previous)

@@ -68,11 +68,21 @@ class HeldoutDocuments(TypingProtocol):
 class HeldoutLoss(L.Callback):
     """Every `every_n_steps` optimizer steps and at the end, the mean loss per valid target over the first
     `documents` documents of each prepared source in `sources` (each alone, after `<|endoftext|>`; an instruction
-    pair's prompt is no target), logged as `eval/<source>_loss`. No sources: nothing runs."""
+    pair's prompt is no target), logged as `eval/<source>_loss`. No sources: nothing runs. `at_start`: also before
+    the first update of a run that starts at step 0 (a stage's weights as the previous stage left them: the
+    baseline a stage boundary is measured against)."""
 
-    def __init__(self, every_n_steps: int, sources: list[str] | None = None, documents: int = 64, batch_size: int = 16):
+    def __init__(
+        self,
+        every_n_steps: int,
+        sources: list[str] | None = None,
+        documents: int = 64,
+        batch_size: int = 16,
+        at_start: bool = False,
+    ):
         self.sources = list(sources or [])
         self.every_n_steps, self.documents, self.batch_size = int(every_n_steps), int(documents), int(batch_size)
+        self.at_start = bool(at_start)
         self._rows: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._last = None
 
@@ -98,6 +108,10 @@ class HeldoutLoss(L.Callback):
         metrics = {f"eval/{name}_loss": self._loss(module, *rows) for name, rows in self._rows.items()}
         module.model.train(was_training)
         log.to_loggers(trainer.loggers, metrics, step=module.tokens_seen)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if self.at_start and self._rows and trainer.global_step == 0 and trainer.is_global_zero:
+            self._evaluate(trainer, pl_module)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
