@@ -4,6 +4,7 @@ import pytest
 
 from minimath.eval.answers import (
     answer_value,
+    asks_percent,
     extract_answer,
     extract_choice,
     last_boxed,
@@ -27,7 +28,8 @@ EXTRACT = [
         "\\frac{\\sqrt{3}}{2}",
     ),
     ("We get \\boxed{x^{2}+1} at the end", "boxed", "x^{2}+1"),
-    ("The answer is 7 but later 9", "last_number", "9"),
+    # the report protocol reads the stated answer too; its last number only where no marker is
+    ("The answer is 7 but later 9", "last_number", "7"),
     ("It is 3/4 of the rope", "last_number", "3/4"),
     ("about 35% of them", "last_number", "35%"),
     ("nothing numeric", "auto", None),
@@ -207,3 +209,152 @@ def test_math_equal(pred, gold, equal):
 )
 def test_extract_choice(text, letter):
     assert extract_choice(text) == letter
+
+
+# --- the scorer's false accepts and false rejects (issue 26), each in the shape real model outputs have ---
+
+RACE = (
+    "Lena, Quinn, Sam and Xavier ran a race. Quinn finished after Lena but before Xavier, and Sam finished right "
+    "after Quinn. Write the first letters of their names in the order they finished, first to last."
+)
+
+
+@pytest.mark.parametrize(
+    "output,correct",
+    [
+        (
+            "Lena finished before Quinn, so L comes first.\nSam came right after Quinn, then Xavier.\n"
+            "The order is $\\boxed{LQSX}$.",
+            True,
+        ),
+        (
+            "Quinn finished after Lena but before Xavier, so the order is L, X, Q... wait.\n"
+            "So the order is $\\boxed{LXQS}$.",
+            False,
+        ),
+        ("Sorting by finishing time we get \\boxed{QXLS}.", False),
+        ("The answer is $\\boxed{L, Q, S, X}$.", True),
+    ],
+)
+def test_letters_are_compared_as_letters_in_order(output, correct):
+    """math-verify reads `LXQS` as the product L·X·Q·S, equal to any permutation of the gold `LQSX`."""
+    assert math_equal(extract_answer(output, "boxed"), "LQSX", RACE) is correct
+
+
+def test_letters_compare_as_a_set_only_when_the_problem_asks_for_several_in_no_order():
+    inverses = (
+        "Which of the following functions have inverses?\n\nA. $f(x) = x^2,$ $x \\ge 0.$\nB. $g(x) = x^3 - x.$\n"
+        "C. $h(x) = 2x + 1.$\n\nEnter the letters of the functions that have inverses, separated by commas."
+    )
+    output = "$f$ is increasing on $[0,\\infty)$ and $h$ is linear; $g(-1) = g(1)$.\nThe answer is $\\boxed{C, A}$."
+    assert math_equal(extract_answer(output, "boxed"), "\\text{A, C}", inverses)
+    assert not math_equal("A, B", "\\text{A, C}", inverses) and not math_equal("A", "\\text{A, C}", inverses)
+    arrange = "Arrange the numbers $A = 2^{10},$ $B = 3^6,$ $C = 5^4,$ $D = 10^3$ from greatest to least."
+    assert math_equal("DCBA", "ABCD", arrange) is False and math_equal("\\text{(C)}", "\\text{(C)}")
+
+
+JANET = (
+    "Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her "
+    "friends every day with four. She sells the remainder at the farmers' market daily for $2 per fresh duck egg. "
+    "How much in dollars does she make every day at the farmers' market?"
+)
+
+
+@pytest.mark.parametrize("method", ["auto", "last_number"])
+def test_the_answer_is_the_stated_one_not_a_number_written_after_it(method):
+    output = (
+        "Janet's ducks lay 16 eggs and she eats 3, so 16 - 3 = 13 eggs are left.\n"
+        "She bakes with 4, so 13 - 4 = 9 eggs are sold.\n"
+        "The answer is 6.\n\n"
+        "Each egg sells for $2, so she makes 9 * 2 = 18"
+    )
+    assert extract_answer(output, method) == "6" and not numbers_equal(extract_answer(output, method), "18")
+
+
+@pytest.mark.parametrize(
+    "output,stated",
+    [
+        (
+            "She sells 16 - 3 - 4 = 9 eggs for $2 each: 9 * 2 = 18.\nThe answer (arabic numerals) is 18.\n"
+            "I hope this helps!",
+            "18",
+        ),
+        ("She sells 9 eggs.\nThe final answer (in dollars) is: $18.\nLet me know if you have more questions 2", "18"),
+        ("She sells 9 eggs at $2 each.\n**Answer:** 18\n\nFollow-up: with 5 eggs it would be 10", "18"),
+        ("9 eggs at $2 each.\nThe answer is 9 * 2 = 18 dollars.", "18"),
+        ("The answer is 18, because 16 - 3 - 4 = 9 and 9 * 2 = 19.", "18"),
+    ],
+)
+def test_answer_marker_variants_are_read(output, stated):
+    assert extract_answer(output, "auto") == stated == extract_answer(output, "last_number")
+
+
+def test_no_number_is_lifted_out_of_an_expression_in_an_unknown():
+    # gold 3/4: the last line is a tautology, whose numbers answer nothing
+    output = "Let the tank hold x liters. Three quarters of it is 3/4·x.\nSo x = 4/3·(3/4·x)."
+    assert extract_answer(output, "auto") is None and extract_answer(output, "last_number") is None
+    assert extract_answer("Dividing both sides by 4/3 we get x = 4/3(3/4x)", "auto") is None
+    assert extract_answer("Subtract 3 from both sides.\nSo x + 3 = 11 gives 8", "auto") == "8"
+
+
+@pytest.mark.parametrize(
+    "output,gold,correct",
+    [
+        ("The rectangle is 8 cm by 6 cm, so its area is $8 \\cdot 6 = \\boxed{48 \\text{cm}^2}$.", "48", True),
+        ("The square's side is 2 cm, so the area is $2^2 = \\boxed{4 \\text{ cm}^2}$.", "16", False),
+        ("The area is $6 \\times 8 = \\boxed{48\\ \\mathrm{cm}^2}$.", "48", True),
+        (
+            "Half of base times height: $\\frac{1}{2} \\cdot 12 \\cdot 8 = \\boxed{48 \\text{ square units}}$.",
+            "48",
+            True,
+        ),
+        ("Each of the 3 baskets holds 2 apples, so there are $\\boxed{\\text{6 apples}}$.", "6", True),
+    ],
+)
+def test_units_are_dropped_with_their_exponent_and_text_boxes_are_read(output, gold, correct):
+    """Before: `\\text{cm}^2` left `^2` on the number (48 → 2304, 4 → 16); `\\text{6 apples}` was dropped whole."""
+    assert math_equal(extract_answer(output, "boxed"), gold) is correct
+    assert numbers_equal(extract_answer(output, "auto"), gold) is correct  # a numeric task's reading agrees
+
+
+def test_words_are_units_only_in_text_never_in_math_mode():
+    assert math_equal(extract_answer("So she has 6 apples.\nThe answer is 6 apples.", "boxed"), "6")
+    assert not math_equal("2xy", "2") and not math_equal("2 xy", "2")  # a product of unknowns, not 2 with a unit
+
+
+CLASS = "In a class of 30 students, 6 are left-handed. What percent of the students are left-handed?"
+
+
+def test_a_percent_answers_a_bare_gold_when_the_question_asks_what_percent():
+    output = "6 of 30 students is $\\frac{6}{30} = \\frac{1}{5}$, which is $\\boxed{20\\%}$."
+    assert asks_percent(CLASS) and math_equal(extract_answer(output, "boxed"), "20", CLASS)
+    assert numbers_equal(extract_answer("6/30 = 0.2, so 20% of them.\n#### 20%", "auto"), "20", percent_question=True)
+    assert numbers_equal("20", "20", percent_question=True)
+    assert not math_equal("0.2", "20", CLASS)  # a fraction of 1 is not the percent asked for
+    count = "In a class of 30 students, 20% are left-handed. How many students are left-handed?"
+    assert not asks_percent(count) and not math_equal("20\\%", "20", count)  # 20% is 0.2, never 20
+
+
+@pytest.mark.parametrize("method", ["auto", "last_number", "boxed"])
+def test_one_extraction_serves_both_protocols(method):
+    output = "The average is $\\frac{19}{3} \\approx 6.33$.\n\nTherefore, the average is \\(\\boxed{6.33}\\)"
+    assert extract_answer(output, method) == "6.33"
+
+
+@pytest.mark.parametrize(
+    "written,correct",
+    [
+        ("0.0633663366336634", True),  # 16 places, correctly rounded
+        ("0.063366336633663367", True),  # a double printed to 17 significant digits: its last digit is noise
+        ("0.0634", True),
+        ("6.34\\%", True),
+        ("0.0635", False),  # wrong at its shown precision
+        ("0.0633663366336635", False),
+        ("0.06", False),  # one significant digit says too little
+        ("0.063", True),
+    ],
+)
+def test_a_decimal_stands_for_a_non_terminating_gold_at_its_shown_precision(written, correct):
+    output = f"The probability is $\\frac{{32}}{{505}}$, or about $\\boxed{{{written}}}$."
+    assert math_equal(extract_answer(output, "boxed"), "\\frac{32}{505}") is correct
+    assert numbers_equal(written, "32/505") is correct

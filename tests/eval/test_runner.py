@@ -201,3 +201,29 @@ def test_an_equations_solution_is_scored_on_every_unknown_it_states(gold, output
     task = Task("equations", "assignments", [Doc("Solve 4x + 20 = 68.", gold)], prompt_style="equation")
     verdict = score_output(task, task.docs[0], output, Protocol.heldout())
     assert (verdict["correct"], verdict["reason"]) == (correct, reason)
+
+
+def test_rescore_records_form_ok_beside_correct_and_counts_it():
+    fraction = "What is $0.4 \\cdot 0.48$? Express your answer as a common fraction."
+    task = Task("math", "math", [Doc(fraction, "\\frac{24}{125}"), Doc(fraction, "\\frac{24}{125}"), Doc("2+2?", "4")])
+    summary, records = rescore(
+        task,
+        [
+            {
+                "doc_id": 0,
+                "output": "$0.4 \\cdot 0.48 = \\frac{2}{5} \\cdot \\frac{12}{25} = \\boxed{\\frac{24}{125}}$",
+            },
+            {"doc_id": 1, "output": "$\\frac{4}{10} \\cdot \\frac{48}{100} = \\boxed{\\frac{72}{375}}$"},
+            {"doc_id": 2, "output": "$2 + 2 = \\boxed{4}$"},
+        ],
+        protocol(),
+    )
+    assert [(r["correct"], r["form_ok"]) for r in records] == [(True, True), (True, False), (True, None)]
+    assert (summary["accuracy"], summary["form_checked"], summary["accuracy_with_form"]) == (1.0, 2, 2 / 3)
+
+
+def test_a_numeric_task_reads_a_percent_for_a_what_percent_question():
+    task = Task("gsm8k", "numeric", [Doc("Of 30 students 6 are left-handed. What percent are left-handed?", "20")])
+    output = "6 out of 30 is 6 / 30 = 0.2 of the class.\n0.2 * 100 = 20%.\nThe answer is 20%."
+    for p in (protocol(), protocol("report", extraction="last_number")):
+        assert score_output(task, task.docs[0], output, p)["correct"]

@@ -1,7 +1,9 @@
 """Run tasks under a protocol, score every item with a recorded reason, and write results.
 
 Results: `results.json` (accuracy, n, and every setting that produced it), `<task>.jsonl` (one line per item:
-prompt, output, extracted answer, gold, correct, reason) and `results.md` in the report's column layout.
+prompt, output, extracted answer, gold, correct, form_ok, reason) and `results.md` in the report's column layout.
+`correct` is the value; `form_ok` whether the answer has the form the problem asks for (`forms.py`; None when it
+asks for none), and a task with checked forms also reports `accuracy_with_form` (right value in the asked form).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from minimath.errors import UserError
 from minimath.eval.answers import (
     answer_value,
+    asks_percent,
     assignments,
     extract_answer,
     extract_assignments,
@@ -24,6 +27,7 @@ from minimath.eval.answers import (
 )
 from minimath.eval.benchmarks import BENCHMARKS
 from minimath.eval.documents import LETTERS, Doc, Task
+from minimath.eval.forms import form_ok
 from minimath.eval.generation import GenerationConfig, generate, loglikelihoods, new_token_budget
 from minimath.eval.prompts import Prompt, build_prompt
 from minimath.io import atomic_write_bytes, atomic_write_json
@@ -39,7 +43,7 @@ MATH_COLUMNS = tuple(b.format for b in BENCHMARKS.values() if b.in_math_average)
 class Protocol:
     name: str  # standard | report
     shots: dict
-    extraction: str  # auto | last_number (numeric tasks; MATH always reads the last \\boxed{} / final expression)
+    extraction: str  # where no answer marker is: auto (the last line) | last_number (the whole output)
     subset: int | None
     seed: int
     generation: GenerationConfig
@@ -101,26 +105,32 @@ def fit_prompt(
 
 
 def score_output(task: Task, doc: Doc, output: str, protocol: Protocol) -> dict:
-    """One item's verdict, with the reason when it is wrong."""
+    """One item's verdict, with the reason when it is wrong, and (numeric and MATH answers) whether the answer
+    has the form the problem asks for."""
     if not output.strip():
-        return {"extracted": None, "correct": False, "reason": "empty output"}
+        return {"extracted": None, "correct": False, "form_ok": None, "reason": "empty output"}
+    form = None
     if task.kind == "choice":
         extracted = extract_choice(output)
         correct = extracted == doc.gold
     elif task.kind == "math":
         extracted = extract_answer(output, "boxed")
-        correct = math_equal(extracted, doc.gold)
+        correct = math_equal(extracted, doc.gold, doc.question)
+        form = form_ok(doc.question, extracted)
     elif task.kind == "assignments":  # an equation's or a system's solution: every unknown, nothing else
         stated = extract_assignments(output)
         extracted = None if stated is None else ", ".join(f"{k} = {v}" for k, v in stated.items())
         correct = stated is not None and stated == assignments(doc.gold)
     else:
         if answer_value(doc.gold) is None:
-            return {"extracted": None, "correct": False, "reason": "gold is not a number"}
+            return {"extracted": None, "correct": False, "form_ok": None, "reason": "gold is not a number"}
         extracted = extract_answer(output, protocol.extraction)
-        correct = numbers_equal(extracted, doc.gold, bare_percent=protocol.bare_percent)
+        correct = numbers_equal(
+            extracted, doc.gold, bare_percent=protocol.bare_percent, percent_question=asks_percent(doc.question)
+        )
+        form = form_ok(doc.question, extracted)
     reason = "" if correct else ("no answer found" if extracted is None else "wrong answer")
-    return {"extracted": extracted, "correct": bool(correct), "reason": reason}
+    return {"extracted": extracted, "correct": bool(correct), "form_ok": form, "reason": reason}
 
 
 def _choice_by_loglikelihood(model, context: list[int], continuations: list[list[int]], doc: Doc) -> dict:
@@ -241,6 +251,10 @@ def summarize(name: str, records: list[dict], protocol: Protocol | None = None, 
             / sum(r.get("category") == c for r in records)
             for c in categories
         }
+    checked = sum(r.get("form_ok") is not None for r in records)
+    if checked:  # problems that state the answer's form ("as a common fraction"): right value in that form
+        summary["form_checked"] = checked
+        summary["accuracy_with_form"] = sum(r["correct"] and r.get("form_ok") is not False for r in records) / n
     unscorable = sum(r.get("reason") == "gold is not a number" for r in records)
     if unscorable:
         summary["unscorable_golds"] = unscorable
