@@ -289,3 +289,23 @@ def test_wsd_vs_cosine_arms_are_the_schedules_they_name(arm, tmp_path):
 def test_wsd_vs_cosine_arms_train_in_distinct_stage_directories(tmp_path):
     names = {variant_suffix(wsd_arm(arm, tmp_path)[2]) for arm in WSD_ARMS}
     assert len(names) == len(WSD_ARMS) and "" not in names
+
+
+def averaging_arm(arm: str, tmp_path) -> tuple:
+    """An arm of experiment=checkpoint_averaging as its job composes it: (config, its LR factor per step)."""
+    cfg = compose_config(["experiment=checkpoint_averaging", f"+arm/checkpoint_averaging={arm}", "stage=4"], tmp_path)
+    tokens = int(cfg.train.max_tokens)
+    schedule = hydra.utils.instantiate(cfg.scheduler, total_tokens=tokens, tokens_per_step=STEP)
+    return cfg, [schedule(step * STEP) for step in range(tokens // STEP)]
+
+
+def test_checkpoint_averaging_decay_arm_shares_the_constant_arms_first_550_steps(tmp_path):
+    constant, lr_constant = averaging_arm("constant", tmp_path)
+    decay, lr_decay = averaging_arm("decay", tmp_path)
+    assert len(lr_constant) == len(lr_decay) == 600 and lr_constant[:550] == lr_decay[:550]
+    assert (
+        lr_constant[-1] == pytest.approx(1.0) and lr_decay[550] < 1.0 and lr_decay[-1] == pytest.approx(0.1, rel=0.05)
+    )
+    assert constant.checkpoint.every_n_train_steps == 25 and constant.checkpoint.keep_last is None
+    assert set(constant.final_merges) == {"avg2", "avg4", "avg8", "ema8"} and not decay.final_merges
+    assert constant.final_stream_loss.first == 12000 == 600 * STEP // 128  # right after the sequences trained

@@ -336,3 +336,54 @@ def test_objective_is_the_mean_of_the_last_logged_values_and_says_when_it_cannot
         w.add_scalar("train/loss", float("inf"), 5)
     cfg.stage = "3"
     assert math.isnan(objective_value(cfg))  # a diverged run: nan, which Optuna records as a failed trial
+
+
+def test_final_merges_and_stream_loss_go_to_results_json(tmp_path, data_root):
+    import json
+
+    import torch
+
+    from minimath.checkpoint import load_checkpoint
+    from minimath.eval.stream import mean_loss, stream_windows
+    from minimath.training import run as train_run
+
+    overrides = TINY_TRAIN_OVERRIDES + [
+        f"paths.data_root={data_root}",
+        "final_heldout=true",
+        "curriculum_eval_items=2",
+        "checkpoint.every_n_train_steps=1",
+        "checkpoint.keep_last=null",
+        "final_merges={avg2:{last:2},ema3:{last:3,ema:0.5}}",
+        "final_stream_loss={first:16,count:4}",
+    ]
+    out = tmp_path / "stage"
+    cfg = compose_config(overrides, out)
+    train_run(cfg)
+    results = json.loads((out / "results.json").read_text())
+    assert {"avg2/arithmetic", "ema3/equations", "stream_loss/final", "stream_loss/avg2", "stream_loss/ema3"} <= set(
+        results
+    )
+    steps = sorted((out / "checkpoints").glob("step*.ckpt"))
+    assert [p.name for p in steps[-2:]] == ["step0000003.ckpt", "step0000004.ckpt"]  # 512 tokens / 128 per step
+    a, b = (load_checkpoint(p)["state_dict"] for p in steps[-2:])
+    merged = load_checkpoint(out / "merged" / "avg2.ckpt")["state_dict"]
+    assert all(torch.allclose(merged[k], (a[k].float() + b[k].float()) / 2) for k in merged)
+    windows, tokenizer = stream_windows(cfg, 16, 4)  # sequences 16-19: after the 16 the stage trained on
+    assert results["stream_loss/final"] == mean_loss(out / "checkpoints" / "final.ckpt", windows, tokenizer)
+    assert len({results[f"stream_loss/{n}"] for n in ("final", "avg2", "ema3")}) == 3
+
+
+def test_a_merge_of_more_checkpoints_than_the_stage_kept_is_one_line(tmp_path, data_root):
+    from minimath.training import run as train_run
+
+    overrides = TINY_TRAIN_OVERRIDES + [f"paths.data_root={data_root}", "final_merges={avg8:{last:8}}"]
+    with pytest.raises(UserError, match="final_merges.avg8: merging the last 8 step checkpoints, but .* kept 0"):
+        train_run(compose_config(overrides, tmp_path / "stage"))
+
+
+def test_stream_loss_refuses_positions_past_the_first_epoch(tmp_path, data_root):
+    from minimath.eval.stream import stream_windows
+
+    cfg = compose_config(TINY_TRAIN_OVERRIDES + [f"paths.data_root={data_root}"], tmp_path)
+    with pytest.raises(UserError, match="run past the stage's epoch"):
+        stream_windows(cfg, 0, 10**7)

@@ -1,15 +1,16 @@
-"""Collect the checkpoint_averaging runs (outputs/avg-s<seed>/): per arm (the last checkpoint, uniform averages of
-the last 2/4/8, EMA 0.8 over the last 8, and a WSD decay branch of the last 50 steps for comparison) the loss on 1,600 never-trained sequences of the stage's stream and the
-held-out accuracies, mean ± std over seeds, and each merge's paired difference from the last checkpoint with
-whether it beats the seed spread. Writes results.json and averaging.png.
+"""Checkpoint averaging's table from its sweep (python train.py -m experiment=checkpoint_averaging): per arm — the
+last checkpoint, each merge of the constant run, the decay — the loss on the unseen stretch of the stream and the
+held-out accuracies, mean ± sample std over seeds, and each arm against the last checkpoint (paired t over seeds,
+95% t interval: `minimath.report.compare`). Writes README-ready markdown (report.md), averaging.png and results.json
+(every per-run value and each run's provenance) next to this file.
 
-    python experiments/checkpoint_averaging/report.py [--outputs outputs]
+    python experiments/checkpoint_averaging/report.py outputs/checkpoint-averaging
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import io
 from pathlib import Path
 
 import matplotlib
@@ -17,86 +18,122 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from minimath.seeds import compare, heldout_row, mean_std  # noqa: E402
+from minimath import report  # noqa: E402
+from minimath.io import atomic_write_bytes, atomic_write_json  # noqa: E402
 
 HERE = Path(__file__).parent
-ARMS = {
-    "last": "the last checkpoint (step 600)",
-    "avg2": "uniform mean of the last 2 (steps 575-600)",
-    "avg4": "uniform mean of the last 4 (steps 525-600)",
-    "avg8": "uniform mean of the last 8 (steps 425-600)",
-    "ema8": "EMA 0.8 over the last 8 (steps 425-600)",
-    "decay": "not a merge: a WSD decay (exp to 10%) of steps 550-600 branched from the run",
-}
-COLUMNS = ["stream_loss", "arithmetic", "arithmetic[+]", "arithmetic[-]", "equations"]
+ARM = "arm/checkpoint_averaging"
+SETS = ("arithmetic", "arithmetic[+]", "arithmetic[-]", "arithmetic[/]", "equations")
+# (row, the sweep's arm, its metric prefix in that arm's run, what the weights are)
+ROWS = [
+    ("last", "constant", None, "the last checkpoint (step 600)"),
+    ("avg2", "constant", "avg2", "uniform mean of the last 2 (steps 575-600)"),
+    ("avg4", "constant", "avg4", "uniform mean of the last 4 (steps 525-600)"),
+    ("avg8", "constant", "avg8", "uniform mean of the last 8 (steps 425-600)"),
+    ("ema8", "constant", "ema8", "EMA 0.8 over the last 8 (steps 425-600)"),
+    ("decay", "decay", None, "not a merge: the last 50 steps decayed (exp to 10%)"),
+]
 
 
-def seed_rows(run: Path) -> dict[str, dict[str, float]]:
-    losses = json.loads((run / "stream_loss.json").read_text())
-    rows = {}
-    for arm in ARMS:
-        ending = {"last": "bs2.5K/checkpoints/final.ckpt", "decay": "decay-step0000550/checkpoints/final.ckpt"}
-        loss = next(v for k, v in losses.items() if k.endswith(ending.get(arm, f"merged/{arm}.ckpt")))
-        results = {"last": run / "eval", "decay": run.parent / f"avgdecay-{run.name.split('-')[1]}" / "eval"}.get(
-            arm, run / f"eval-{arm}"
-        ) / "results.json"
-        rows[arm] = {"stream_loss": loss, **heldout_row(results)}
-    return rows
+def metric_names(prefix: str | None) -> dict[str, str]:
+    """{column: metric name in the run} for one row: the final checkpoint's or a merge's."""
+    if prefix is None:
+        return {"stream loss": "results/stream_loss/final", **{s: f"heldout/{s}" for s in SETS}}
+    return {"stream loss": f"results/stream_loss/{prefix}", **{s: f"results/{prefix}/{s}" for s in SETS}}
+
+
+def per_seed(runs: list[report.Run]) -> dict[str, dict[str, dict[str, float]]]:
+    """{row: {column: {seed: value}}}."""
+    out = {}
+    for row, arm, prefix, _ in ROWS:
+        arm_runs = [r for r in runs if r.value(ARM) == arm]
+        out[row] = {
+            col: {r.value("seed"): r.metrics[name] for r in arm_runs if name in r.metrics}
+            for col, name in metric_names(prefix).items()
+        }
+    return out
+
+
+def fmt(col: str, value: float) -> str:
+    return f"{value:.4f}" if col == "stream loss" else f"{value:.1f}"
+
+
+def markdown(values: dict, comparisons: dict) -> str:
+    cols = list(metric_names(None))
+    lines = [
+        "| arm | weights | " + " | ".join(cols) + " |",
+        "|---|---|" + "---|" * len(cols),
+    ]
+    for row, _, _, what in ROWS:
+        cells = []
+        for col in cols:
+            s = report.summarise(list(values[row][col].values()))
+            cells.append(f"{fmt(col, s['mean'])} ± {fmt(col, s['std'])}")
+        lines.append(f"| {row} | {what} | " + " | ".join(cells) + " |")
+    lines += ["", "| arm − last | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for row, *_ in ROWS[1:]:
+        cells = []
+        for col in cols:
+            c = comparisons[row][col]
+            lo, hi = c["ci95"]
+            cells.append(f"{fmt(col, c['difference'])} [{fmt(col, lo)}, {fmt(col, hi)}] p={c['p']:.3f}")
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("(mean ± sample std over seeds; differences: paired over seeds, 95% t interval, two-sided p)")
+    return "\n".join(lines) + "\n"
+
+
+def figure(values: dict) -> bytes:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, col in zip(axes, ("stream loss", "arithmetic"), strict=True):
+        names = [row for row, *_ in ROWS]
+        for i, row in enumerate(names):
+            seeds = values[row][col]
+            s = report.summarise(list(seeds.values()))
+            ax.bar(i, s["mean"], yerr=s["std"], color="#9ecae1", capsize=3)
+            ax.scatter([i] * len(seeds), list(seeds.values()), color="k", s=8, zorder=3)
+        ax.set_xticks(range(len(names)), names)
+        ax.set_title(col + (" (nats, unseen stream)" if col == "stream loss" else " (held-out %)"), fontsize=9)
+        if col == "stream loss":
+            lo = min(min(values[r][col].values()) for r in names)
+            hi = max(max(values[r][col].values()) for r in names)
+            ax.set_ylim(lo - 0.3 * (hi - lo), hi + 0.3 * (hi - lo))
+    fig.suptitle("bars: mean; error bars: ±1 sample std over seeds; dots: seeds", fontsize=9)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--outputs", type=Path, default=Path("outputs"))
+    parser.add_argument("dir", type=Path, help="the sweep's run directory (outputs/checkpoint-averaging)")
+    parser.add_argument("--out", type=Path, default=HERE)
     args = parser.parse_args()
-    by_seed = {
-        int(p.name.rsplit("-s", 1)[1]): seed_rows(p)
-        for p in sorted(args.outputs.glob("avg-s*"))
-        if (p / "stream_loss.json").is_file()
+    runs, empty = report.collect(args.dir, {"experiment": "checkpoint_averaging"})
+    values = per_seed(runs)
+    comparisons = {
+        row: {col: report.compare(values["last"][col], values[row][col]) for col in values[row]} for row, *_ in ROWS[1:]
     }
-    if len(by_seed) < 3:
-        raise SystemExit(f"{len(by_seed)} finished seed(s) under {args.outputs}, 3 needed")
-    per_arm = {arm: {s: rows[arm] for s, rows in by_seed.items()} for arm in ARMS}
-    summary = {arm: {c: mean_std([r.get(c, 0.0) for r in per_arm[arm].values()]) for c in COLUMNS} for arm in ARMS}
-    versus_last = {arm: compare(per_arm[arm], per_arm["last"], COLUMNS) for arm in ARMS if arm != "last"}
-    print("| arm | weights | loss on unseen stream | " + " | ".join(COLUMNS[1:]) + " |")
-    print("|---|---|---|" + "---|" * (len(COLUMNS) - 1))
-    for arm, s in summary.items():
-        cells = " | ".join(f"{s[c][0]:.1f} ± {s[c][1]:.1f}" for c in COLUMNS[1:])
-        print(f"| {arm} | {ARMS[arm]} | {s['stream_loss'][0]:.4f} ± {s['stream_loss'][1]:.4f} | {cells} |")
-    print()
-    print("| merge − last | loss (paired mean ± std) | beyond the spread? | arithmetic | beyond? |")
-    print("|---|---|---|---|---|")
-    for arm, cmp in versus_last.items():
-        loss, arith = cmp["stream_loss"], cmp["arithmetic"]
-        print(
-            f"| {arm} | {loss['difference'][0]:+.4f} ± {loss['difference'][1]:.4f} | "
-            f"{'yes' if loss['exceeds_spread'] else 'no'} | {arith['difference'][0]:+.1f} ± "
-            f"{arith['difference'][1]:.1f} | {'yes' if arith['exceeds_spread'] else 'no'} |"
-        )
-    merges = [a for a in ARMS if a not in ("last", "decay")]
-    best = min(merges, key=lambda a: summary[a]["stream_loss"][0])
-    against_best = compare(per_arm["decay"], per_arm[best], ["stream_loss"])["stream_loss"]
-    versus_last[f"decay_minus_{best}"] = against_best
-    print(
-        f"\ndecay − {best} (the best merge): loss {against_best['difference'][0]:+.4f} ± "
-        f"{against_best['difference'][1]:.4f}, beyond the spread: {'yes' if against_best['exceeds_spread'] else 'no'}"
+    text = markdown(values, comparisons)
+    atomic_write_bytes(args.out / "report.md", text.encode())
+    atomic_write_bytes(args.out / "averaging.png", figure(values))
+    atomic_write_json(
+        args.out / "results.json",
+        {
+            "cells": "mean ± sample std over seeds",
+            "test": "two-sided paired t over seeds against the last checkpoint; 95% t interval",
+            "values": values,
+            "comparisons": comparisons,
+            "runs": [
+                {"path": str(r.path), "overrides": r.overrides, "provenance": r.provenance, "values": r.metrics}
+                for r in runs
+            ],
+            "no_metrics": empty,
+        },
     )
-    (HERE / "results.json").write_text(
-        json.dumps(
-            {"seeds": sorted(by_seed), "summary": summary, "versus_last": versus_last, "runs": by_seed}, indent=1
-        )
-        + "\n"
-    )
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    names = list(ARMS)
-    for seed, rows in sorted(by_seed.items()):
-        ax1.plot(names, [rows[a]["stream_loss"] for a in names], marker="o", label=f"seed {seed}")
-        ax2.plot(names, [rows[a].get("arithmetic", 0.0) for a in names], marker="o", label=f"seed {seed}")
-    ax1.set(ylabel="loss on 1,600 unseen stage-4 sequences", title="loss")
-    ax2.set(ylabel="held-out arithmetic accuracy (%)", title="accuracy")
-    ax1.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(HERE / "averaging.png", dpi=110)
+    print(text)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,9 @@
     python -m minimath.average ckpts=[A.ckpt,B.ckpt,C.ckpt] out=avg.ckpt             uniform mean
     python -m minimath.average ckpts=[A.ckpt,B.ckpt,C.ckpt] out=avg.ckpt ema=0.5     EMA weights, oldest first
 
+A single-stage run does the same after training with `final_merges: {NAME: {last: K, ema: null}}` (`merge_last`:
+the stage's last K step checkpoints into `<stage dir>/merged/NAME.ckpt`).
+
 The weights are averaged in fp32 (then cast back to each tensor's dtype); everything else — hyper-parameters, the
 tokenizer, the run metadata (`CheckpointMeta`) — comes from the newest (last) checkpoint. Optimizer moments and loop
 state are dropped: the result is a set of weights for `eval.py` and for `init_from=` (a new stage), not a point to
@@ -19,6 +22,9 @@ from omegaconf import OmegaConf
 
 from minimath.checkpoint import AtomicCheckpointIO, load_checkpoint, without_training_state
 from minimath.errors import UserError, exit_on_user_error
+from minimath.runs import checkpoint_dir
+
+MERGED = "merged"  # a stage directory's merges of its own checkpoints (final_merges)
 
 
 def average_weights(count: int, ema: float | None) -> list[float]:
@@ -49,6 +55,20 @@ def average_checkpoints(paths: list[Path], ema: float | None = None) -> dict:
     out = without_training_state(newest)
     out["state_dict"] = {k: sums[k].to(reference[k].dtype) for k in reference}
     out["averaged_from"] = {"checkpoints": [str(p) for p in paths], "weights": weights, "ema": ema}
+    return out
+
+
+def merge_last(stage_dir: Path, name: str, last: int, ema: float | None = None) -> Path:
+    """The average of the stage's newest `last` step checkpoints (`checkpoints/step<N>.ckpt`, by step), written
+    atomically to `<stage_dir>/merged/<name>.ckpt`; too few kept is an error naming the settings that keep them."""
+    steps = sorted(checkpoint_dir(stage_dir).glob("step*.ckpt"))
+    if last < 1 or len(steps) < last:
+        raise UserError(
+            f"final_merges.{name}: merging the last {last} step checkpoints, but {stage_dir} kept {len(steps)}: "
+            f"set checkpoint.every_n_train_steps so the stage saves them and checkpoint.keep_last=null to keep them"
+        )
+    out = Path(stage_dir) / MERGED / f"{name}.ckpt"
+    AtomicCheckpointIO().save_checkpoint(average_checkpoints(steps[-last:], ema), out)
     return out
 
 

@@ -113,7 +113,12 @@ def run_stages(cfg: DictConfig, script: str, overrides: list[str]) -> dict[str, 
 def evaluate_stage(stage_dir: Path, key: str, batch: str, n: int, data_cfg: DictConfig) -> dict:
     """The held-out row of a stage's final checkpoint: read from `heldout.json` when it was computed for this
     checkpoint (by hash), this many items and these generators; else evaluated and stored there."""
-    final = checkpoint_dir(stage_dir) / FINAL
+    return evaluate_checkpoint(checkpoint_dir(stage_dir) / FINAL, stage_dir / EVAL_CACHE, key, batch, n, data_cfg)
+
+
+def evaluate_checkpoint(final: Path, cache: Path, key: str, batch: str, n: int, data_cfg: DictConfig) -> dict:
+    """The held-out row of checkpoint `final` (a stage's, or a merge of its checkpoints), cached in `cache` by the
+    checkpoint's hash, the number of items and the generators."""
     heldout = OmegaConf.to_container(data_cfg.heldout, resolve=True) if "heldout" in data_cfg else {}
     key_of = {
         "checkpoint": sha256_file(final),
@@ -121,7 +126,6 @@ def evaluate_stage(stage_dir: Path, key: str, batch: str, n: int, data_cfg: Dict
         "items": n,
         "heldout": hashlib.sha256(json.dumps(heldout, sort_keys=True, default=str).encode()).hexdigest(),
     }
-    cache = stage_dir / EVAL_CACHE
     if cache.is_file():
         stored = json.loads(cache.read_text())
         if stored.get("key") == key_of:
@@ -131,7 +135,7 @@ def evaluate_stage(stage_dir: Path, key: str, batch: str, n: int, data_cfg: Dict
     from minimath.eval.runner import Protocol, run_task
     from minimath.eval.tasks import heldout_generators, heldout_task
 
-    log.info(f"evaluating stage {key} ({stage_dir.name}) on {n} held-out items per set ...")
+    log.info(f"evaluating stage {key} ({final}) on {n} held-out items per set ...")
     ckpt = load_checkpoint(final)
     model, tokenizer = inference_objects(ckpt, final)
     meta = CheckpointMeta.of(ckpt)

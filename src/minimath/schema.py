@@ -93,6 +93,8 @@ class TrainingConfig:
     resume: Resume = Resume.auto
     curriculum_eval_items: int = 200
     final_heldout: bool = False
+    final_merges: Any = None  # {name: {last: K, ema: null or a decay}}: checked by minimath.training.merge_specs
+    final_stream_loss: Any = None  # {first: N, count: M}: checked by minimath.eval.stream.stream_windows
     objective: Optional[Objective] = None
     train: Train = field(default_factory=Train)
     optim: Optim = field(default_factory=Optim)

@@ -17,7 +17,9 @@ from minimath.config import ALL_STAGES, step_batch
 from minimath.data.prepare import prepare
 from minimath.errors import Interrupted, UserError
 from minimath.hardware import ProbeShape, resolve, set_threads
+from minimath.io import atomic_write_json
 from minimath.runs import (
+    FINAL,
     LAST,
     Fingerprint,
     auto_init_run,
@@ -367,6 +369,8 @@ def run(cfg: DictConfig) -> None:
         train(cfg, plan, Path(cfg.paths.output_dir))
         if cfg.final_heldout:
             evaluate_final(cfg, Path(cfg.paths.output_dir))
+        if cfg.final_merges or cfg.final_stream_loss:
+            finish_measures(cfg, Path(cfg.paths.output_dir))
 
 
 def objective_value(cfg: DictConfig) -> float:
@@ -396,6 +400,49 @@ def evaluate_final(cfg: DictConfig, stage_dir: Path) -> dict:
     row = evaluate_stage(stage_dir, str(cfg.stage), step_batch(cfg).name, int(cfg.curriculum_eval_items), cfg.data)
     print(table([row]))
     return row
+
+
+def merge_specs(cfg: DictConfig) -> dict[str, tuple[int, float | None]]:
+    """`final_merges` as {name: (last, ema)}; a malformed entry is a one-line error naming it."""
+    specs = OmegaConf.to_container(cfg.final_merges, resolve=True) if cfg.final_merges else {}
+    if not isinstance(specs, dict):
+        raise UserError(f"final_merges={specs}: expected {{NAME: {{last: K, ema: null}}, ...}}")
+    out = {}
+    for name, spec in specs.items():
+        if not isinstance(spec, dict) or set(spec) - {"last", "ema"} or not isinstance(spec.get("last"), int):
+            raise UserError(f"final_merges.{name}={spec}: expected {{last: K (a whole number), ema: null or a decay}}")
+        out[str(name)] = (spec["last"], spec.get("ema"))
+    return out
+
+
+def finish_measures(cfg: DictConfig, stage_dir: Path) -> dict[str, float]:
+    """`final_merges` and `final_stream_loss` of a finished stage, into its `results.json`: each merge of its last
+    step checkpoints (`minimath.average.merge_last`) with its held-out row when `final_heldout` is on
+    (`<name>/<set>`), and the loss of the final checkpoint and of each merge on the same unseen stretch of the stage's
+    stream (`stream_loss/<final|name>`, `minimath.eval.stream`)."""
+    from minimath.average import merge_last
+    from minimath.curriculum import EVAL_CACHE, ROW_FIELDS, evaluate_checkpoint
+    from minimath.eval.stream import stream_losses
+
+    results: dict[str, float] = {}
+    merged = {name: merge_last(stage_dir, name, last, ema) for name, (last, ema) in merge_specs(cfg).items()}
+    for name, path in merged.items():
+        if cfg.final_heldout:
+            cache = path.with_name(f"{path.stem}.{EVAL_CACHE}")
+            row = evaluate_checkpoint(
+                path, cache, str(cfg.stage), step_batch(cfg).name, int(cfg.curriculum_eval_items), cfg.data
+            )
+            results.update({f"{name}/{k}": v for k, v in row.items() if k not in ROW_FIELDS})
+    if cfg.final_stream_loss:
+        spec = cfg.final_stream_loss
+        if not OmegaConf.is_dict(spec) or set(spec) != {"first", "count"}:
+            raise UserError(f"final_stream_loss={spec}: expected {{first: N, count: M}} (positions of the stream)")
+        first, count = int(spec.first), int(spec.count)
+        ckpts = {"final": checkpoint_dir(stage_dir) / FINAL, **merged}
+        results.update({f"stream_loss/{k}": v for k, v in stream_losses(cfg, first, count, ckpts).items()})
+    atomic_write_json(stage_dir / "results.json", results)
+    log.info("final measures: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
+    return results
 
 
 def dry_run(cfg: DictConfig) -> None:
