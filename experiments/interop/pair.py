@@ -10,7 +10,7 @@ import torch
 
 from minimath.eval.generation import load_for_inference
 
-CKPT = "outputs/nano-embedded/stage4-bs2.5K/checkpoints/final.ckpt"
+CHECKPOINT_FILE = "checkpoint.txt"  # run.sh writes the path of the checkpoint it exported there
 
 
 def outputs_dir(doc: str) -> Path:
@@ -23,6 +23,6 @@ def load_pair(outputs: Path):
     """(our model, our tokenizer, the exported transformers model, its tokenizer)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model, tok = load_for_inference(CKPT)
+    model, tok = load_for_inference(Path((outputs / CHECKPOINT_FILE).read_text().strip()))
     hf = AutoModelForCausalLM.from_pretrained(outputs / "hf", dtype=torch.float32).eval()
     return model, tok, hf, AutoTokenizer.from_pretrained(outputs / "hf")

@@ -10,6 +10,7 @@ ckpt=${1:?usage: bash experiments/interop/run.sh CKPT (a stage-4 final.ckpt, e.g
 here=experiments/interop
 out=outputs/interop
 rm -rf "$out/hf" "$out/lm_eval" "$out/ours"
+mkdir -p "$out" && echo "$ckpt" > "$out/checkpoint.txt"   # which checkpoint the scripts below compare with
 python -m minimath.export ckpt="$ckpt" out="$out/hf"
 python "$here/make_items.py" "$ckpt" "$out/data"
 # ours: the held-out arithmetic as eval.py draws it, and the GSM8K-format file zero-shot (standard protocol)
@@ -30,6 +31,7 @@ from minimath import provenance
 from minimath.io import atomic_write_json
 ckpt, out, here = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 for name in ("parity", "diverging"):
-    atomic_write_json(here / f"{name}.json", json.loads((out / f"{name}.json").read_text().strip().splitlines()[-1]))
+    printed = [json.loads(line) for line in (out / f"{name}.json").read_text().splitlines() if line.startswith("{")]
+    atomic_write_json(here / f"{name}.json", printed[0] if len(printed) == 1 else printed)
 atomic_write_json(here / "provenance.json", {"checkpoint": ckpt, **provenance.session_record("32-true", "export and both harnesses in fp32")})
 PY
