@@ -27,6 +27,8 @@ Equality (`numbers_equal`; `math_equal` for MATH):
 - **Letters** (`LQSX`, `A, C`) are compared as letters, never through math-verify (which reads them as a product of
   variables: `DCBA` = `ABCD`). Order matters, unless the problem asks for several items ("list all", "enter all",
   "separated by commas", "which of the following") and says nothing of an order ("order", "arrange", "sequence").
+- **Words** (a word gold of TabMWP or ASDiv: "yes", an option, a name) are compared as words, case and quotes
+  aside: `stated_text`, `texts_equal`.
 - **MATH** answers that are a number, with or without a unit (`48 \\text{ square units}`, "6 apples" in text),
   are compared as numbers; anything else through math-verify (LaTeX and symbolic: `2xy` is not 2).
 """
@@ -328,6 +330,23 @@ def math_equal(predicted: str | None, gold: str, question: str = "") -> bool:
         return bool(verify(parse(f"${gold}$"), parse(f"${predicted}$")))
     except Exception:  # math-verify raises on LaTeX it cannot parse: that answer simply does not match
         return False
+
+
+def stated_text(text: str) -> str | None:
+    """A word answer as stated (TabMWP's "yes" or one of its options, a name): after the last answer marker as
+    `written_answer` reads it, else the output's last line."""
+    marked = _last_marked(text)
+    return written_answer(*marked) if marked is not None else (last_line(text).strip().rstrip(".") or None)
+
+
+def _words(text: str) -> str:
+    s = re.sub(r"[$\"'`*]", "", _TEXT.sub(r"\1", text)).strip().rstrip(".")
+    return " ".join(s.split()).casefold()
+
+
+def texts_equal(predicted: str | None, gold: str) -> bool:
+    """Word answers compared as words: case, quotes, `\\text{}`, dollar signs and the closing period aside."""
+    return predicted is not None and _words(predicted) == _words(gold)
 
 
 def extract_choice(text: str) -> str | None:

@@ -1,16 +1,20 @@
 """The public benchmarks, one record each: how a record of its published format becomes a `Doc`, how its outputs
 are scored, how the standard protocol prompts it, the project's fixed few-shot exemplars, and its column in the
-report's table. Adding a benchmark in a public format is one `Benchmark` here and one `conf/task/<name>.yaml`."""
+report's table. Adding a benchmark in a public format is one `Benchmark` here and one `conf/task/<name>.yaml`.
+A `Suite` is a published results table over several tasks (JiuZhang3.0's): `tasks=<suite>` runs them."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from minimath.errors import UserError
 from minimath.eval.documents import LETTERS, Doc
+from minimath.numbers import format_number
 
 RESOURCES = Path(__file__).parent / "resources"
 
@@ -19,6 +23,16 @@ def _field(record: dict, name: str, where: str) -> Any:
     if name not in record:
         raise UserError(f"{where}: missing field {name!r}")
     return record[name]
+
+
+def json_number(value: Any) -> str:
+    """A dataset's JSON number as the gold it stands for: `51.0` is 51, `4.5` stays 4.5, and a float that is the
+    double nearest a fraction of small denominator is that fraction (GSM-Hard's program result 14053029.666666666
+    is 42159089/3, so a model's 14053029.67 is read against the exact value). A string is kept as written."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value).strip()
+    simple = Fraction(value).limit_denominator(1000)
+    return format_number(simple) if float(simple) == value else repr(value)
 
 
 def gsm8k_doc(record: dict, where: str) -> Doc:
@@ -73,10 +87,9 @@ def choice_doc(record: dict, where: str) -> Doc:
 
 def svamp_doc(record: dict, where: str) -> Doc:
     """SVAMP (a JSON list, or the hub's rows): the body, then the question, make the problem (a body without a
-    closing period gets one); the equation is an exemplar's solution. The answer is a JSON number (`3.0` is 3)."""
+    closing period gets one); the equation is an exemplar's solution. The answer is a JSON number (`json_number`)."""
     body = str(_field(record, "Body", where)).strip()
-    answer = _field(record, "Answer", where)
-    gold = str(int(answer)) if isinstance(answer, float) and answer.is_integer() else str(answer)
+    gold = json_number(_field(record, "Answer", where))
     equation = str(record.get("Equation") or "").strip()
     return Doc(
         f"{body if body.endswith('.') else body + '.'} {str(_field(record, 'Question', where)).strip()}",
@@ -85,11 +98,66 @@ def svamp_doc(record: dict, where: str) -> Doc:
     )
 
 
+def asdiv_doc(record: dict, where: str) -> Doc:
+    """ASDiv (JiuZhang3.0's jsonl, the hub's EleutherAI/asdiv rows): the body, then the question; the answer carries
+    its unit in parentheses (`9 (apples)` is 9; a name or a word stays a word); the formula (`7+2=9`) is an
+    exemplar's solution."""
+    answer = re.sub(r"\(.*?\)", "", str(_field(record, "answer", where))).strip()
+    body, question = (str(_field(record, k, where)).strip() for k in ("body", "question"))
+    return Doc(f"{body} {question}", answer, solution=str(record.get("formula") or "").strip())
+
+
+def asdiv_multiple_answers(record: dict) -> bool:
+    """ASDiv problems with several answers (`3 (red); 4 (blue)`), which JiuZhang3.0's evaluation leaves out."""
+    return ";" in str(record.get("answer", ""))
+
+
+def pal_doc(record: dict, where: str) -> Doc:
+    """PAL's `{input, target}` records, as ToRA and JiuZhang3.0 ship MAWPS (their test.jsonl adds each line's
+    subset as `type`, kept as the category) and GSM-Hard (`code`, the program whose float result is the target, is
+    an exemplar's solution). The target is a JSON number (`json_number`)."""
+    return Doc(
+        str(_field(record, "input", where)).strip(),
+        json_number(_field(record, "target", where)),
+        solution=str(record.get("code") or "").strip(),
+        category=str(record.get("type") or ""),
+    )
+
+
+def tabmwp_doc(record: dict, where: str) -> Doc:
+    """TabMWP (a JSON line, or a value of PromptPG's id-keyed problems_*.json): the table in its pipe layout under
+    JiuZhang3.0's heading, the question, and for a multiple-choice question its options (written as JiuZhang3.0
+    writes them, a Python list); a yes/no gold adds its "(Yes or No)" as JiuZhang3.0 does. The answer stays as
+    published: a number, or a word compared as a word."""
+    title = record.get("table_title")
+    regarding = f'regarding "{title}" ' if title else ""
+    question = (
+        f"Read the following table {regarding}and answer a question:\n"
+        f"{_field(record, 'table', where)}\n{str(_field(record, 'question', where)).strip()}"
+    )
+    if record.get("choices"):
+        question += f" Please select from the following options: {list(record['choices'])}"
+    answer = str(_field(record, "answer", where)).strip()
+    if answer.lower() in ("yes", "no"):
+        question += " (Yes or No)"
+    return Doc(question, answer, solution=str(record.get("solution") or "").strip())
+
+
+def carp_doc(record: dict, where: str) -> Doc:
+    """CARP-en (`content`, `answer` as a spaced LaTeX expression — `x = - 4`, `\\frac { 1 } { 2 }`, `a \\ge 3` —,
+    `steps`, and its expression graph): the answer is compared through the MATH equality (math-verify)."""
+    return Doc(
+        str(_field(record, "content", where)).strip(),
+        str(_field(record, "answer", where)).strip(),
+        solution=str(record.get("steps") or "").strip(),
+    )
+
+
 @dataclass(frozen=True)
 class Benchmark:
     format: str  # `format:` in conf/task/<name>.yaml
     load_doc: Callable[[dict, str], Doc]  # (record, "file:line" for errors) -> Doc
-    kind: str  # how an output is scored (runner.score_output): numeric | math | choice
+    kind: str  # how an output is scored (runner.score_output): numeric | math | choice | number_or_text
     prompt_style: str  # how the standard protocol writes its prompts: a key of prompts.PROMPT_STYLES
     # The project's own exemplars, written in the benchmark's format (as lm-evaluation-harness ships fixed
     # chain-of-thought exemplars): used when the task's few-shot split is not available. Multiple choice has none
@@ -97,6 +165,7 @@ class Benchmark:
     fixed_fewshot: Path | None = None
     column: str | None = None  # its title in the report's table; None: shown after the report's columns
     in_math_average: bool = False  # one of the report's "Math Avg." columns
+    skip: Callable[[dict], bool] | None = None  # records the benchmark's published evaluation leaves out
 
 
 # In the order of the report's table: C-Eval, CMMLU, MMLU, GSM8K, MATH, MATH23K (and the average of the math ones).
@@ -110,6 +179,51 @@ BENCHMARKS = {
         Benchmark("math", math_doc, "math", "minerva", RESOURCES / "fewshot_math.jsonl", "MATH", True),
         Benchmark("math23k", math23k_doc, "numeric", "math23k", RESOURCES / "fewshot_math23k.json", "MATH23K", True),
         Benchmark("ape210k", math23k_doc, "numeric", "math23k", RESOURCES / "fewshot_math23k.json"),
-        Benchmark("svamp", svamp_doc, "numeric", "gsm8k"),
+        Benchmark("svamp", svamp_doc, "numeric", "gsm8k", RESOURCES / "fewshot_svamp.json"),
+        # JiuZhang3.0's suite (with GSM8K and SVAMP above), in the layouts of its eval/data/<name>/test.jsonl
+        Benchmark("math500", math_doc, "math", "minerva", RESOURCES / "fewshot_math.jsonl"),
+        Benchmark(
+            "asdiv",
+            asdiv_doc,
+            "number_or_text",
+            "gsm8k",
+            RESOURCES / "fewshot_asdiv.jsonl",
+            skip=asdiv_multiple_answers,
+        ),
+        Benchmark("mawps", pal_doc, "numeric", "gsm8k", RESOURCES / "fewshot_mawps.jsonl"),
+        Benchmark("gsm_hard", pal_doc, "numeric", "gsm8k", RESOURCES / "fewshot_gsm_hard.jsonl"),
+        Benchmark("tabmwp", tabmwp_doc, "number_or_text", "gsm8k", RESOURCES / "fewshot_tabmwp.jsonl"),
+        Benchmark("carp_en", carp_doc, "math", "gsm8k", RESOURCES / "fewshot_carp_en.jsonl"),
     )
+}
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A published results table: its tasks (names of conf/task/*.yaml) with their column titles, in its order.
+    `tasks=<suite>` runs them; results.md then prints this table, with the average of its columns."""
+
+    columns: tuple[tuple[str, str], ...]  # (task, column title)
+    average: str = "Avg."
+
+    @property
+    def tasks(self) -> list[str]:
+        return [task for task, _ in self.columns]
+
+
+SUITES = {
+    # JiuZhang3.0 (RUCAIBox/JiuZhang3.0 sh/eval/*.sh and its paper's tables): the natural-language table's GSM8k,
+    # MATH (MATH-500, its `math-oai`), SVAMP, ASDiv, MAWPS and CARP, and the tool table's GSM-Hard and TabMWP.
+    "jiuzhang": Suite(
+        (
+            ("gsm8k", "GSM8k"),
+            ("math500", "MATH"),
+            ("gsm_hard", "GSM-H"),
+            ("svamp_all", "SVAMP"),
+            ("tabmwp", "TabMWP"),
+            ("asdiv", "ASDiv"),
+            ("mawps", "MAWPS"),
+            ("carp_en", "CARP"),
+        )
+    ),
 }

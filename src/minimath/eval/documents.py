@@ -22,7 +22,9 @@ class Doc:
 @dataclass
 class Task:
     name: str
-    kind: str  # numeric | math | choice | assignments (an equation's or a system's solution: `x = 3, y = 5`)
+    # numeric | math | choice | assignments (an equation's or a system's solution: `x = 3, y = 5`) | number_or_text
+    # (a number, or a word compared as a word: TabMWP's options, ASDiv's names)
+    kind: str
     docs: list[Doc]
     fewshot: list[Doc] = field(default_factory=list)
     prompt_style: str = "qa"  # how the standard protocol writes prompts (a key of prompts.PROMPT_STYLES)

@@ -13,6 +13,7 @@ from minimath.checkpoint import CheckpointMeta, load_checkpoint
 from minimath.config import CONF_DIR
 from minimath.data.synth.base import DocumentGenerator
 from minimath.errors import UserError
+from minimath.eval.benchmarks import SUITES
 from minimath.eval.generation import GenerationConfig, generate, inference_objects, load_for_inference
 from minimath.eval.prompts import DOCUMENT_START
 from minimath.eval.runner import Protocol, rescore, run_task, write_results
@@ -62,6 +63,13 @@ def build_task(task_cfg: DictConfig, trained_heldout: dict | None = None) -> Tas
     )
 
 
+def task_names(tasks: str | list[str]) -> list[str]:
+    """`tasks=[...]` as task names, in order and once each: a suite's name (`tasks=jiuzhang`, alone or in the list)
+    stands for its tasks."""
+    listed = [tasks] if isinstance(tasks, str) else list(tasks)
+    return list(dict.fromkeys(t for name in listed for t in (SUITES[name].tasks if name in SUITES else [name])))
+
+
 def task_overrides() -> list[str]:
     """`task=...` / `task.<key>=...` from the command line (empty outside a Hydra run)."""
     if not HydraConfig.initialized():
@@ -101,7 +109,7 @@ def evaluate(cfg: DictConfig) -> dict:
     trained_heldout = meta.heldout
     protocol = build_protocol(cfg)
     summaries, records = {}, {}
-    names = list(cfg.tasks) if cfg.tasks is not None else list(trained_heldout)
+    names = task_names(cfg.tasks) if cfg.tasks is not None else list(trained_heldout)
     if not names:
         raise UserError(f"{cfg.ckpt} names no held-out sets: pass tasks=[...] (names of conf/task/*.yaml)")
     if task_overrides() and cfg.task.name not in names:

@@ -107,7 +107,8 @@ class WorkedStyle:
 
 @dataclass(frozen=True)
 class QuestionAnswer(WorkedStyle):
-    """GSM8K's chain-of-thought prompt (lm-evaluation-harness `gsm8k_cot`)."""
+    """GSM8K's chain-of-thought prompt (lm-evaluation-harness `gsm8k_cot`); an exemplar without a worked solution
+    (MAWPS publishes none) states its answer only."""
 
     question: str = "Question:"
     answer: str = "Answer:"
@@ -116,7 +117,8 @@ class QuestionAnswer(WorkedStyle):
 
     def worked(self, doc: Doc, with_answer: bool) -> str:
         head = f"{self.question} {doc.question}\n{self.answer}"
-        return head + (f" {doc.solution}\n{self.answer_is} {doc.gold}." if with_answer else "")
+        steps = f" {doc.solution}\n" if doc.solution else " "
+        return head + (f"{steps}{self.answer_is} {doc.gold}." if with_answer else "")
 
 
 @dataclass(frozen=True)

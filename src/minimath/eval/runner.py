@@ -1,7 +1,8 @@
 """Run tasks under a protocol, score every item with a recorded reason, and write results.
 
 Results: `results.json` (accuracy, n, and every setting that produced it), `<task>.jsonl` (one line per item:
-prompt, output, extracted answer, gold, correct, form_ok, reason) and `results.md` in the report's column layout.
+prompt, output, extracted answer, gold, correct, form_ok, reason) and `results.md` in the report's column layout
+(a suite's tasks, when all ran, in the suite's table: `benchmarks.SUITES`).
 `correct` is the value; `form_ok` whether the answer has the form the problem asks for (`forms.py`; None when it
 asks for none), and a task with checked forms also reports `accuracy_with_form` (right value in the asked form).
 """
@@ -24,8 +25,10 @@ from minimath.eval.answers import (
     extract_choice,
     math_equal,
     numbers_equal,
+    stated_text,
+    texts_equal,
 )
-from minimath.eval.benchmarks import BENCHMARKS
+from minimath.eval.benchmarks import BENCHMARKS, SUITES, Suite
 from minimath.eval.documents import LETTERS, Doc, Task
 from minimath.eval.forms import form_ok
 from minimath.eval.generation import GenerationConfig, generate, loglikelihoods, new_token_budget
@@ -121,6 +124,9 @@ def score_output(task: Task, doc: Doc, output: str, protocol: Protocol) -> dict:
         stated = extract_assignments(output)
         extracted = None if stated is None else ", ".join(f"{k} = {v}" for k, v in stated.items())
         correct = stated is not None and stated == assignments(doc.gold)
+    elif task.kind == "number_or_text" and answer_value(doc.gold) is None:  # a word: TabMWP's "yes", an option
+        extracted = stated_text(output)
+        correct = texts_equal(extracted, doc.gold)
     else:
         if answer_value(doc.gold) is None:
             return {"extracted": None, "correct": False, "form_ok": None, "reason": "gold is not a number"}
@@ -300,6 +306,7 @@ def rescore(task: Task, predictions: list[dict], protocol: Protocol) -> tuple[di
                     "extracted": None,
                     "correct": False,
                     "reason": "missing prediction",
+                    **_category(doc),
                 }
             )
             continue
@@ -308,6 +315,7 @@ def rescore(task: Task, predictions: list[dict], protocol: Protocol) -> tuple[di
                 "doc_id": doc_id,
                 "gold": doc.gold,
                 "output": by_id[doc_id],
+                **_category(doc),
                 **score_output(task, doc, by_id[doc_id], protocol),
             }
         )
@@ -315,19 +323,45 @@ def rescore(task: Task, predictions: list[dict], protocol: Protocol) -> tuple[di
 
 
 def markdown_table(summaries: dict[str, dict], model_name: str) -> str:
-    """Accuracy in percent of the tasks that were run: the report's columns in its order (with its Math Avg. when
-    a math task ran), then any other tasks."""
+    """Accuracy in percent of the tasks that were run: a suite whose every task ran (`tasks=jiuzhang`) in its own
+    table, with its average; the other tasks in the report's columns in its order (with its Math Avg. when a math
+    task ran), then any others."""
+    tables, rest = [], dict(summaries)
+    for suite in SUITES.values():
+        if all(task in summaries for task in suite.tasks):
+            tables.append(_suite_table(suite, summaries, model_name))
+            rest = {k: v for k, v in rest.items() if k not in suite.tasks}
+    if rest or not tables:
+        tables.append(_report_table(rest, model_name))
+    return "\n\n".join(tables)
+
+
+def _percent(value: float) -> str:
+    return f"{value:.2f}%"
+
+
+def _table(head: list[str], row: list[str]) -> str:
+    return "\n".join(["|" + "|".join(head) + "|", "|" + "|".join("-" for _ in head) + "|", "|" + "|".join(row) + "|"])
+
+
+def _suite_table(suite: Suite, summaries: dict[str, dict], model_name: str) -> str:
+    values = [100 * summaries[task]["accuracy"] for task in suite.tasks]
+    head = ["model"] + [title for _, title in suite.columns] + [suite.average]
+    return _table(head, [model_name] + [_percent(v) for v in values] + [_percent(sum(values) / len(values))])
+
+
+def _report_table(summaries: dict[str, dict], model_name: str) -> str:
     cols = [(key, title) for key, title in REPORT_COLUMNS if key in summaries]
     extra = [(k, k) for k in summaries if k not in dict(REPORT_COLUMNS)]
 
     def cell(k):
-        return f"{100 * summaries[k]['accuracy']:.2f}%"
+        return _percent(100 * summaries[k]["accuracy"])
 
     math = [100 * summaries[k]["accuracy"] for k in MATH_COLUMNS if k in summaries]
-    average = [("Math Avg.", f"{sum(math) / len(math):.2f}%")] if math else []
+    average = [("Math Avg.", _percent(sum(math) / len(math)))] if math else []
     head = ["model"] + [t for _, t in cols] + [t for t, _ in average] + [t for _, t in extra]
     row = [model_name] + [cell(k) for k, _ in cols] + [v for _, v in average] + [cell(k) for k, _ in extra]
-    return "\n".join(["|" + "|".join(head) + "|", "|" + "|".join("-" for _ in head) + "|", "|" + "|".join(row) + "|"])
+    return _table(head, row)
 
 
 def write_results(out_dir: Path, summaries: dict[str, dict], records: dict[str, list[dict]], model_name: str) -> None:

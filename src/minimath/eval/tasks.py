@@ -41,11 +41,16 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def _read_json(path: Path) -> list[dict]:
-    """A JSON array, or concatenated objects (the original Math23k files)."""
+    """A JSON array, concatenated objects (the original Math23k files), or one object of objects keyed by id
+    (TabMWP's problems_test.json)."""
     try:
-        return list(json_records(path.read_text(encoding="utf-8")))
+        records = list(json_records(path.read_text(encoding="utf-8")))
     except JsonRecordError as err:
         raise UserError(f"{path}:{err.line}: {err.message}") from None
+    keyed = len(records) == 1 and isinstance(records[0], dict) and records[0]
+    if keyed and all(isinstance(v, dict) for v in records[0].values()):
+        return list(records[0].values())
+    return records
 
 
 def _read_csv(path: Path) -> list[dict]:
@@ -108,8 +113,12 @@ def load_hub(hub: str, config: str | None, split: str) -> list[dict]:
 
 
 def _docs(fmt: str, records: list[dict], source: str, subject: str = "") -> list[Doc]:
-    load_doc = BENCHMARKS[fmt].load_doc
-    docs = [load_doc(r, f"{source}:{r.get('_line', i + 1)}") for i, r in enumerate(records)]
+    benchmark = BENCHMARKS[fmt]
+    docs = [
+        benchmark.load_doc(r, f"{source}:{r.get('_line', i + 1)}")
+        for i, r in enumerate(records)
+        if benchmark.skip is None or not benchmark.skip(r)
+    ]
     for doc in docs:
         doc.subject = doc.subject or subject
     return docs
@@ -138,7 +147,7 @@ def load_public_task(
     hub_config: str | None = None,
     split: str = "test",
     fewshot_path: str | None = None,
-    fewshot_split: str = "train",
+    fewshot_split: str | None = "train",
 ) -> Task:
     """Local files when `path` matches (a glob gives one subject per file), else the hub id (online)."""
     if fmt not in BENCHMARKS:
@@ -158,7 +167,7 @@ def load_public_task(
     docs = _local_docs(fmt, path) if local else _docs(fmt, load_hub(hub, hub_config, split), hub)
     if fewshot_path and glob.glob(fewshot_path):
         fewshot, source = _local_docs(fmt, fewshot_path), fewshot_path
-    elif hub and not local:
+    elif hub and not local and fewshot_split:  # no few-shot split: the evaluated set is the whole dataset
         fewshot, source = _docs(fmt, load_hub(hub, hub_config, fewshot_split), hub), f"{hub}:{fewshot_split}"
     elif benchmark.fixed_fewshot is not None:
         fewshot, source = _local_docs(fmt, str(benchmark.fixed_fewshot)), f"fixed:{benchmark.fixed_fewshot.name}"
