@@ -43,12 +43,17 @@ def metric_names(prefix: str | None) -> dict[str, str]:
 
 
 def per_seed(runs: list[report.Run]) -> dict[str, dict[str, dict[str, float]]]:
-    """{row: {column: {seed: value}}}."""
+    """{row: {column: {seed: value}}}; accuracies in % (a merge's row in results.json holds fractions, as
+    heldout.json's does; `minimath.report` gives heldout/ in %)."""
     out = {}
     for row, arm, prefix, _ in ROWS:
         arm_runs = [r for r in runs if r.value(ARM) == arm]
         out[row] = {
-            col: {r.value("seed"): r.metrics[name] for r in arm_runs if name in r.metrics}
+            col: {
+                r.value("seed"): r.metrics[name] * (100.0 if name.startswith("results/") and col in SETS else 1.0)
+                for r in arm_runs
+                if name in r.metrics
+            }
             for col, name in metric_names(prefix).items()
         }
     return out
@@ -116,7 +121,14 @@ def main() -> None:
     comparisons = {
         row: {col: report.compare(values["last"][col], values[row][col]) for col in values[row]} for row, *_ in ROWS[1:]
     }
-    text = markdown(values, comparisons)
+    merges = [row for row, arm, prefix, _ in ROWS if prefix is not None]
+    best = min(merges, key=lambda m: report.summarise(list(values[m]["stream loss"].values()))["mean"])
+    decay_vs_best = report.compare(values[best]["stream loss"], values["decay"]["stream loss"])
+    lo, hi = decay_vs_best["ci95"]
+    text = markdown(values, comparisons) + (
+        f"\ndecay − the best merge ({best}) on the stream loss: {decay_vs_best['difference']:+.4f} "
+        f"[{lo:+.4f}, {hi:+.4f}], p = {decay_vs_best['p']:.3f} (paired t)\n"
+    )
     atomic_write_bytes(args.out / "report.md", text.encode())
     atomic_write_bytes(args.out / "averaging.png", figure(values))
     atomic_write_json(
@@ -126,6 +138,7 @@ def main() -> None:
             "test": "two-sided paired t over seeds against the last checkpoint; 95% t interval",
             "values": values,
             "comparisons": comparisons,
+            "decay_vs_best_merge": {"best_merge": best, "stream loss": decay_vs_best},
             "runs": [
                 {"path": str(r.path), "overrides": r.overrides, "provenance": r.provenance, "values": r.metrics}
                 for r in runs
