@@ -39,6 +39,7 @@ class GenerationConfig:
     temperature: float = 0.0  # 0: greedy
     top_p: float = 1.0
     stop: tuple[str, ...] = ()  # stop when the generated text contains one of these (it is cut off)
+    stop_kept: tuple[str, ...] = ()  # stop after one of these, which stays in the text (protocol=tool's code fence)
     stop_at_eot: bool = True
     seed: int = 0
 
@@ -72,9 +73,13 @@ def _next_tokens(logits: torch.Tensor, cfg: GenerationConfig, generator: torch.G
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
-def _cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
-    cuts = [text.index(s) for s in stops if s in text]
-    return (text[: min(cuts)], True) if cuts else (text, False)
+def _cut_at_stop(text: str, stops: Sequence[str], kept: Sequence[str] = ()) -> tuple[str, bool]:
+    """The text up to the first stop string in it (a kept one stays in the text), and whether there was one."""
+    found = [(text.index(s), s in kept, s) for s in (*stops, *kept) if s in text]
+    if not found:
+        return text, False
+    start, keep, stop = min(found)
+    return text[: start + len(stop) * keep], True
 
 
 def generate(
@@ -108,6 +113,7 @@ def generate_counted(
     new = [[] for _ in range(b)]
     texts, done = [""] * b, [False] * b
     last_pos = positions[:, -1]
+    stops = cfg.stop or cfg.stop_kept
     for step in range(max_new):
         token = _next_tokens(logits, cfg, generator)
         for i in range(b):
@@ -117,14 +123,14 @@ def generate_counted(
                 done[i] = True
                 continue
             new[i].append(int(token[i]))
-            if cfg.stop:
-                texts[i], done[i] = _cut_at_stop(tokenizer.decode(new[i]), cfg.stop)
+            if stops:
+                texts[i], done[i] = _cut_at_stop(tokenizer.decode(new[i]), cfg.stop, cfg.stop_kept)
         if all(done) or step == max_new - 1:
             break
         last_pos = last_pos + 1
         step_mask = valid[:, None, None, : width + step + 1]
         logits = _vocab_logits(model(token[:, None], last_pos[:, None], cache, step_mask)[:, -1], tokenizer.vocab_size)
-    return [(texts[i] if cfg.stop else tokenizer.decode(new[i]), len(new[i])) for i in range(b)]
+    return [(texts[i] if stops else tokenizer.decode(new[i]), len(new[i])) for i in range(b)]
 
 
 @torch.no_grad()
@@ -135,17 +141,17 @@ def generate_without_cache(
     max_new = new_token_budget(model.config.max_seq_len, cfg.max_new_tokens)
     (prompt,) = _fit_prompts([prompt], model.config.max_seq_len, max_new)
     ids = torch.tensor([prompt], device=model.output_weight.device)
+    stops = cfg.stop or cfg.stop_kept
     new: list[int] = []
     for _ in range(max_new):
         token = int(_vocab_logits(model(ids)[0, -1], tokenizer.vocab_size).argmax())
         if cfg.stop_at_eot and token == tokenizer.eot_id:
             break
         new.append(token)
-        if cfg.stop and _cut_at_stop(tokenizer.decode(new), cfg.stop)[1]:
+        if stops and _cut_at_stop(tokenizer.decode(new), cfg.stop, cfg.stop_kept)[1]:
             break
         ids = torch.cat([ids, ids.new_tensor([[token]])], dim=1)
-    text = tokenizer.decode(new)
-    return _cut_at_stop(text, cfg.stop)[0] if cfg.stop else text
+    return _cut_at_stop(tokenizer.decode(new), cfg.stop, cfg.stop_kept)[0]
 
 
 @torch.no_grad()

@@ -18,6 +18,7 @@ from minimath.eval.generation import GenerationConfig, generate, inference_objec
 from minimath.eval.prompts import DOCUMENT_START
 from minimath.eval.runner import Protocol, rescore, run_task, write_results
 from minimath.eval.tasks import Task, as_generator, heldout_generators, heldout_task, load_public_task, read_records
+from minimath.eval.tool import ToolSettings
 from minimath.io import remove_if_only
 
 
@@ -32,6 +33,7 @@ def build_protocol(cfg: DictConfig) -> Protocol:
         generation=GenerationConfig(**p["generation"]),
         batch_size=p["batch_size"],
         bare_percent=bool(p["bare_percent"]),
+        tool=ToolSettings.from_config(p["tool"]) if p.get("tool") else None,
     )
 
 

@@ -6,6 +6,8 @@ its lines (`Calculate:` and a newline).
 - `standard` (lm-evaluation-harness style): k-shot exemplars in each task's own format (its prompt style, one
   entry of `PROMPT_STYLES`); multiple choice is scored by the log-likelihood of the answer letters.
 - `report` (MiniMATH's own scripts): zero-shot, the question in a ChatML-style chat template.
+- `tool` (tool manipulation, `eval/tool.py`): zero-shot, the question in the layout of JiuZhang3.0's pairs
+  (`## Question` … `## Solution`), which the tool-integrated synthesis data is written in.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from minimath.tokenizer import ENDOFTEXT
 
 DOCUMENT_START = ENDOFTEXT
 CHAT_USER, CHAT_ASSISTANT = "<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n"
+TOOL_QUESTION, TOOL_SOLUTION = "## Question\n", "\n## Solution\n"
 # How answers are written, as the answer grammar reads them (`answers.py`): digits, signs, and the answer markers.
 ANSWER_TEXTS = (
     "0123456789",
@@ -207,10 +210,13 @@ def build_prompt(task: Task, doc: Doc, exemplars: list[Doc], protocol: str) -> P
 
 
 def _prompt_body(task: Task, doc: Doc, exemplars: list[Doc], protocol: str) -> Prompt:
+    question = _options(doc) if task.kind == "choice" else doc.question
     if protocol == "report":
-        return Prompt(chat(_options(doc) if task.kind == "choice" else doc.question), stop=("<|im_end|>",))
+        return Prompt(chat(question), stop=("<|im_end|>",))
+    if protocol == "tool":
+        return Prompt(TOOL_QUESTION + question + TOOL_SOLUTION, stop=("\n" + TOOL_QUESTION.strip(),))
     if protocol != "standard":
-        raise ValueError(f"unknown protocol {protocol!r}: standard or report")
+        raise ValueError(f"unknown protocol {protocol!r}: standard, report or tool")
     if task.prompt_style not in PROMPT_STYLES:
         raise ValueError(f"unknown prompt style {task.prompt_style!r}: one of {', '.join(PROMPT_STYLES)}")
     return PROMPT_STYLES[task.prompt_style].prompt(doc, exemplars)

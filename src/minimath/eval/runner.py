@@ -9,6 +9,8 @@ asks for none), and a task with checked forms also reports `accuracy_with_form` 
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import random
 from collections.abc import Sequence
@@ -33,6 +35,7 @@ from minimath.eval.documents import LETTERS, Doc, Task
 from minimath.eval.forms import form_ok
 from minimath.eval.generation import GenerationConfig, generate, loglikelihoods, new_token_budget
 from minimath.eval.prompts import Prompt, build_prompt
+from minimath.eval.tool import ToolSettings, solve_with_tool, tool_summary
 from minimath.io import atomic_write_bytes, atomic_write_json
 from minimath.model import Transformer
 from minimath.tokenizer import TokenizerLike
@@ -44,7 +47,7 @@ MATH_COLUMNS = tuple(b.format for b in BENCHMARKS.values() if b.in_math_average)
 
 @dataclass
 class Protocol:
-    name: str  # standard | report
+    name: str  # standard | report | tool
     shots: dict
     extraction: str  # where no answer marker is: auto (the last line) | last_number (the whole output)
     subset: int | None
@@ -52,6 +55,7 @@ class Protocol:
     generation: GenerationConfig
     batch_size: int = 16
     bare_percent: bool = True  # a bare 35 also answers a 35% gold
+    tool: ToolSettings | None = None  # protocol=tool: programs run in the sandbox between generation rounds
 
     @classmethod
     def heldout(cls, max_new_tokens: int = 96, batch_size: int = 25, seed: int = 0) -> Protocol:
@@ -184,7 +188,7 @@ def run_task(model: Transformer, tokenizer: TokenizerLike, task: Task, protocol:
         fit_prompt(task, doc, exemplars(task, doc, k, protocol.seed), protocol.name, tokenizer, room)
         for _, doc in chosen
     ]
-    records, stops_used = [], set()
+    records, stops_used, layers = [], set(), ()
     if choice_ll:
         for (doc_id, doc), f in zip(chosen, fitted):
             records.append(
@@ -203,8 +207,16 @@ def run_task(model: Transformer, tokenizer: TokenizerLike, task: Task, protocol:
             stops = tuple(sorted({s for _, f in batch for s in f.prompt.stop}))
             stops_used.update(stops)
             cfg = GenerationConfig(**{**vars(protocol.generation), "stop": stops})
-            outputs = generate(model, tokenizer, [f.ids for _, f in batch], cfg)
-            for ((doc_id, doc), f), output in zip(batch, outputs):
+            ids = [f.ids for _, f in batch]
+            if protocol.tool:
+                generate_fn = functools.partial(generate, model, tokenizer)
+                transcripts = solve_with_tool(generate_fn, ids, tokenizer.encode, cfg, protocol.tool, room)
+                outputs = [t.text for t in transcripts]
+                extra = [{"tool": vars(t.counts)} for t in transcripts]
+                layers = next((t.layers for t in transcripts if t.layers), layers)
+            else:
+                outputs, extra = generate(model, tokenizer, ids, cfg), [{}] * len(batch)
+            for ((doc_id, doc), f), output, more in zip(batch, outputs, extra):
                 records.append(
                     {
                         "doc_id": doc_id,
@@ -214,6 +226,7 @@ def run_task(model: Transformer, tokenizer: TokenizerLike, task: Task, protocol:
                         "shots": f.shots,
                         "truncated": f.truncated,
                         **_category(doc),
+                        **more,
                         **score_output(task, doc, output, protocol),
                     }
                 )
@@ -230,7 +243,10 @@ def run_task(model: Transformer, tokenizer: TokenizerLike, task: Task, protocol:
             "max_new_tokens_requested": protocol.generation.max_new_tokens,
             "stop": sorted(stops_used),
         }
-    return summarize(task.name, records, protocol, settings), records
+    summary = summarize(task.name, records, protocol, settings)
+    if protocol.tool and not choice_ll:
+        summary["tool"] = tool_summary(records, layers)
+    return summary, records
 
 
 def _category(doc: Doc) -> dict:
@@ -273,6 +289,7 @@ def summarize(name: str, records: list[dict], protocol: Protocol | None = None, 
             "subset": protocol.subset,
             "seed": protocol.seed,
             "generation": vars(protocol.generation),
+            **({"tool": dataclasses.asdict(protocol.tool)} if protocol.tool else {}),
             **(settings or {}),
         }
     return summary
