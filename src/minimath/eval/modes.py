@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -14,12 +15,14 @@ from minimath.config import CONF_DIR
 from minimath.data.synth.base import DocumentGenerator
 from minimath.errors import UserError
 from minimath.eval.benchmarks import SUITES
-from minimath.eval.generation import GenerationConfig, generate, inference_objects, load_for_inference
-from minimath.eval.prompts import DOCUMENT_START
-from minimath.eval.runner import Protocol, rescore, run_task, write_results
+from minimath.eval.generation import GenerationConfig, inference_objects
+from minimath.eval.hf_model import hf_directory, load_hf
+from minimath.eval.runner import LanguageModel, Protocol, language_model, rescore, run_task, write_results
 from minimath.eval.tasks import Task, as_generator, heldout_generators, heldout_task, load_public_task, read_records
 from minimath.eval.tool import ToolSettings
 from minimath.io import remove_if_only
+from minimath.model import Transformer
+from minimath.tokenizer import TokenizerLike
 
 
 def build_protocol(cfg: DictConfig) -> Protocol:
@@ -101,14 +104,34 @@ def run_label(ckpt: Path) -> str:
     return ckpt.name
 
 
+@dataclass
+class EvaluatedModel:
+    """What `ckpt=` names, ready to evaluate: a `train.py` checkpoint (our Transformer, its tokenizer, the held-out
+    sets it trained with, its tokens seen) or `hf:DIR` (any transformers causal LM with its own tokenizer)."""
+
+    model: Transformer | LanguageModel
+    tokenizer: TokenizerLike
+    label: str  # the row label in results.md
+    heldout: dict = field(default_factory=dict)
+    tokens_seen: int | None = None
+
+
+def load_model(spec: str) -> EvaluatedModel:
+    directory = hf_directory(spec)
+    if directory is not None:
+        lm = load_hf(directory)
+        return EvaluatedModel(lm, lm.tokenizer, lm.tokenizer.name)
+    ckpt = load_checkpoint(spec)
+    model, tokenizer = inference_objects(ckpt, spec)
+    meta = CheckpointMeta.of(ckpt)
+    return EvaluatedModel(model, tokenizer, run_label(Path(spec)), meta.heldout, meta.tokens_seen)
+
+
 def evaluate(cfg: DictConfig) -> dict:
     if not cfg.ckpt:
-        raise UserError("mode=evaluate needs ckpt=PATH")
-    ckpt = load_checkpoint(cfg.ckpt)
-    model, tokenizer = inference_objects(ckpt, cfg.ckpt)
-    meta = CheckpointMeta.of(ckpt)
-    del ckpt
-    trained_heldout = meta.heldout
+        raise UserError("mode=evaluate needs ckpt=PATH (a train.py checkpoint, or hf:DIR for a transformers model)")
+    loaded = load_model(str(cfg.ckpt))
+    trained_heldout = loaded.heldout
     protocol = build_protocol(cfg)
     summaries, records = {}, {}
     names = task_names(cfg.tasks) if cfg.tasks is not None else list(trained_heldout)
@@ -121,17 +144,16 @@ def evaluate(cfg: DictConfig) -> dict:
         )
     for name in names:
         task = build_task(task_config(cfg, name), trained_heldout)
-        summaries[name], records[name] = run_task(model, tokenizer, task, protocol)
+        summaries[name], records[name] = run_task(loaded.model, loaded.tokenizer, task, protocol)
         print(json.dumps({k: v for k, v in summaries[name].items() if k != "protocol"}))
     out = Path(cfg.paths.output_dir)
-    model_name = cfg.model_name or run_label(Path(cfg.ckpt))
+    model_name = cfg.model_name or loaded.label
     write_results(out, summaries, records, model_name)
-    tokens_seen = meta.tokens_seen
     from torch.utils.tensorboard import SummaryWriter
 
     with SummaryWriter(str(out / "tb")) as writer:
         for name, summary in summaries.items():
-            writer.add_scalar(f"eval_{protocol.name}/{name}", summary["accuracy"], tokens_seen)
+            writer.add_scalar(f"eval_{protocol.name}/{name}", summary["accuracy"], loaded.tokens_seen)
     print((out / "results.md").read_text().rstrip())
     return summaries
 
@@ -152,11 +174,12 @@ def rescore_predictions(cfg: DictConfig) -> dict:
 def try_prompt(cfg: DictConfig) -> str:
     if not cfg.ckpt or cfg.prompt is None:
         raise UserError("mode=generate needs ckpt=PATH and prompt=TEXT")
-    model, tokenizer = load_for_inference(cfg.ckpt)
+    loaded = load_model(str(cfg.ckpt))
+    lm = language_model(loaded.model, loaded.tokenizer)
     settings = GenerationConfig(**OmegaConf.to_container(cfg.generate, resolve=True))
-    # as every evaluation prompt: the text follows a document end, where training documents start
-    ids = tokenizer.encode(DOCUMENT_START + str(cfg.prompt))
-    text = str(cfg.prompt) + generate(model, tokenizer, [ids], settings)[0]
+    # as every evaluation prompt: our model reads it after a document end, where training documents start
+    ids = loaded.tokenizer.encode(lm.frame().start + str(cfg.prompt))
+    text = str(cfg.prompt) + lm.generate([ids], settings)[0]
     print(text)
     return text
 

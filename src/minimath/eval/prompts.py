@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from minimath.eval.benchmarks import RESOURCES
@@ -66,6 +67,18 @@ class Prompt:
 
 def chat(question: str) -> str:
     return CHAT_USER + question + CHAT_ASSISTANT
+
+
+@dataclass(frozen=True)
+class PromptFrame:
+    """What surrounds every prompt for a model: the text it starts with (ours: `<|endoftext|>`, where a training
+    document starts; a transformers model: its BOS token, `eval.hf_model`) and the report protocol's chat turn."""
+
+    start: str = DOCUMENT_START
+    chat: Callable[[str], str] = chat
+
+
+NATIVE = PromptFrame()
 
 
 def _options(doc: Doc) -> str:
@@ -203,16 +216,18 @@ PROMPT_STYLES = {
 }
 
 
-def build_prompt(task: Task, doc: Doc, exemplars: list[Doc], protocol: str) -> Prompt:
-    """The prompt of one item; its text begins with `DOCUMENT_START`."""
-    prompt = _prompt_body(task, doc, exemplars, protocol)
-    return Prompt(DOCUMENT_START + prompt.text, prompt.stop, prompt.choices)
+def build_prompt(task: Task, doc: Doc, exemplars: list[Doc], protocol: str, frame: PromptFrame = NATIVE) -> Prompt:
+    """The prompt of one item; its text begins with `frame.start` (ours: `DOCUMENT_START`)."""
+    prompt = _prompt_body(task, doc, exemplars, protocol, frame.chat)
+    return Prompt(frame.start + prompt.text, prompt.stop, prompt.choices)
 
 
-def _prompt_body(task: Task, doc: Doc, exemplars: list[Doc], protocol: str) -> Prompt:
+def _prompt_body(
+    task: Task, doc: Doc, exemplars: list[Doc], protocol: str, chat_turn: Callable[[str], str] = chat
+) -> Prompt:
     question = _options(doc) if task.kind == "choice" else doc.question
     if protocol == "report":
-        return Prompt(chat(question), stop=("<|im_end|>",))
+        return Prompt(chat_turn(question), stop=("<|im_end|>",))
     if protocol == "tool":
         return Prompt(TOOL_QUESTION + question + TOOL_SOLUTION, stop=("\n" + TOOL_QUESTION.strip(),))
     if protocol != "standard":

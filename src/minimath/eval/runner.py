@@ -10,12 +10,13 @@ asks for none), and a task with checked forms also reports `accuracy_with_form` 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol as TypingProtocol
+from typing import runtime_checkable
 
 from minimath.errors import UserError
 from minimath.eval.answers import (
@@ -34,7 +35,7 @@ from minimath.eval.benchmarks import BENCHMARKS, SUITES, Suite
 from minimath.eval.documents import LETTERS, Doc, Task
 from minimath.eval.forms import form_ok
 from minimath.eval.generation import GenerationConfig, generate, loglikelihoods, new_token_budget
-from minimath.eval.prompts import Prompt, build_prompt
+from minimath.eval.prompts import NATIVE, Prompt, PromptFrame, build_prompt
 from minimath.eval.tool import ToolSettings, solve_with_tool, tool_summary
 from minimath.io import atomic_write_bytes, atomic_write_json
 from minimath.model import Transformer
@@ -75,6 +76,45 @@ class Protocol:
         return int(self.shots.get(task, 0)) if self.name == "standard" else 0
 
 
+@runtime_checkable
+class LanguageModel(TypingProtocol):
+    """What a task asks of a model: its context length, how prompts are framed for it, batched generation and
+    log-likelihoods. Ours is `NativeModel`; a transformers model is `eval.hf_model.HFCausalLM`."""
+
+    max_seq_len: int
+
+    def frame(self) -> PromptFrame: ...
+
+    def generate(self, prompts: Sequence[list[int]], cfg: GenerationConfig) -> list[str]: ...
+
+    def loglikelihoods(self, contexts: Sequence[list[int]], continuations: Sequence[list[int]]) -> list[float]: ...
+
+
+@dataclass
+class NativeModel:
+    """Our Transformer: prompts after `<|endoftext|>`, decoded by `generation.generate` with its KV cache."""
+
+    model: Transformer
+    tokenizer: TokenizerLike
+
+    @property
+    def max_seq_len(self) -> int:
+        return self.model.config.max_seq_len
+
+    def frame(self) -> PromptFrame:
+        return NATIVE
+
+    def generate(self, prompts: Sequence[list[int]], cfg: GenerationConfig) -> list[str]:
+        return generate(self.model, self.tokenizer, prompts, cfg)
+
+    def loglikelihoods(self, contexts: Sequence[list[int]], continuations: Sequence[list[int]]) -> list[float]:
+        return loglikelihoods(self.model, contexts, continuations)
+
+
+def language_model(model: Transformer | LanguageModel, tokenizer: TokenizerLike) -> LanguageModel:
+    return model if isinstance(model, LanguageModel) else NativeModel(model, tokenizer)
+
+
 def select(docs: Sequence[Doc], subset: int | None, seed: int) -> list[tuple[int, Doc]]:
     """(doc_id, doc) pairs: all, or a seeded random subset (the report scored random 1,000-item subsets)."""
     indexed = list(enumerate(docs))
@@ -99,12 +139,18 @@ class FittedPrompt:
 
 
 def fit_prompt(
-    task: Task, doc: Doc, shots: list[Doc], protocol: str, tokenizer: TokenizerLike, room: int
+    task: Task,
+    doc: Doc,
+    shots: list[Doc],
+    protocol: str,
+    tokenizer: TokenizerLike,
+    room: int,
+    frame: PromptFrame = NATIVE,
 ) -> FittedPrompt:
     """The prompt with as many of its exemplars as fit in `room` tokens (the last ones dropped first); a prompt
     too long even without exemplars is marked truncated, never cut silently."""
     for keep in range(len(shots), -1, -1):
-        prompt = build_prompt(task, doc, shots[:keep], protocol)
+        prompt = build_prompt(task, doc, shots[:keep], protocol, frame)
         ids = tokenizer.encode(prompt.text)
         if len(ids) <= room:
             return FittedPrompt(prompt, ids, keep, truncated=False)
@@ -143,8 +189,8 @@ def score_output(task: Task, doc: Doc, output: str, protocol: Protocol) -> dict:
     return {"extracted": extracted, "correct": bool(correct), "form_ok": form, "reason": reason}
 
 
-def _choice_by_loglikelihood(model, context: list[int], continuations: list[list[int]], doc: Doc) -> dict:
-    scores = loglikelihoods(model, [context] * len(continuations), continuations)
+def _choice_by_loglikelihood(lm: LanguageModel, context: list[int], continuations: list[list[int]], doc: Doc) -> dict:
+    scores = lm.loglikelihoods([context] * len(continuations), continuations)
     best = LETTERS[max(range(len(scores)), key=scores.__getitem__)]
     return {
         "output": best,
@@ -168,8 +214,11 @@ def _answer_letters(tokenizer: TokenizerLike, task: Task, letters: Sequence[str]
     return encoded
 
 
-def run_task(model: Transformer, tokenizer: TokenizerLike, task: Task, protocol: Protocol) -> tuple[dict, list[dict]]:
-    """Accuracy summary and per-item records of one task."""
+def run_task(
+    model: Transformer | LanguageModel, tokenizer: TokenizerLike, task: Task, protocol: Protocol
+) -> tuple[dict, list[dict]]:
+    """Accuracy summary and per-item records of one task: our Transformer, or any `LanguageModel`."""
+    lm = language_model(model, tokenizer)
     chosen = select(task.docs, protocol.subset, protocol.seed)
     k = protocol.shots_for(task.name)
     if k and not task.fewshot:
@@ -178,14 +227,15 @@ def run_task(model: Transformer, tokenizer: TokenizerLike, task: Task, protocol:
             f"(set the task's fewshot_path, or protocol.shots.{task.name}=0)"
         )
     choice_ll = task.kind == "choice" and protocol.name == "standard"
-    max_len = model.config.max_seq_len
+    max_len = lm.max_seq_len
     new_tokens = new_token_budget(max_len, protocol.generation.max_new_tokens)
     letters = (
         _answer_letters(tokenizer, task, build_prompt(task, task.docs[0], [], "standard").choices) if choice_ll else []
     )
     room = max_len + 1 - max(map(len, letters)) if choice_ll else max_len - new_tokens
+    frame = lm.frame()
     fitted = [
-        fit_prompt(task, doc, exemplars(task, doc, k, protocol.seed), protocol.name, tokenizer, room)
+        fit_prompt(task, doc, exemplars(task, doc, k, protocol.seed), protocol.name, tokenizer, room, frame)
         for _, doc in chosen
     ]
     records, stops_used, layers = [], set(), ()
@@ -198,7 +248,7 @@ def run_task(model: Transformer, tokenizer: TokenizerLike, task: Task, protocol:
                     "gold": doc.gold,
                     "shots": f.shots,
                     "truncated": f.truncated,
-                    **_choice_by_loglikelihood(model, f.ids, letters, doc),
+                    **_choice_by_loglikelihood(lm, f.ids, letters, doc),
                 }
             )
     else:
@@ -209,13 +259,12 @@ def run_task(model: Transformer, tokenizer: TokenizerLike, task: Task, protocol:
             cfg = GenerationConfig(**{**vars(protocol.generation), "stop": stops})
             ids = [f.ids for _, f in batch]
             if protocol.tool:
-                generate_fn = functools.partial(generate, model, tokenizer)
-                transcripts = solve_with_tool(generate_fn, ids, tokenizer.encode, cfg, protocol.tool, room)
+                transcripts = solve_with_tool(lm.generate, ids, tokenizer.encode, cfg, protocol.tool, room)
                 outputs = [t.text for t in transcripts]
                 extra = [{"tool": vars(t.counts)} for t in transcripts]
                 layers = next((t.layers for t in transcripts if t.layers), layers)
             else:
-                outputs, extra = generate(model, tokenizer, ids, cfg), [{}] * len(batch)
+                outputs, extra = lm.generate(ids, cfg), [{}] * len(batch)
             for ((doc_id, doc), f), output, more in zip(batch, outputs, extra):
                 records.append(
                     {
