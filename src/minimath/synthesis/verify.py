@@ -199,16 +199,6 @@ def outputs_match(actual: str, claimed: str) -> bool:
     return True
 
 
-def _limits(cfg: DictConfig) -> SandboxLimits:
-    return SandboxLimits(
-        wall_seconds=float(cfg.wall_seconds),
-        cpu_seconds=int(cfg.cpu_seconds),
-        memory_bytes=int(cfg.memory_mb) << 20,
-        output_bytes=int(cfg.output_bytes),
-        packages=tuple(cfg.packages),
-    )
-
-
 def _where(example: Example, index: int) -> str:
     return example.seed_id or f"example {index}"
 
@@ -277,7 +267,9 @@ def _arithmetic_ok(example: Example, index: int, cfg: DictConfig, report: Filter
 def _tool_filter(alive: list[tuple[int, Example]], cfg: DictConfig, report: FilterReport) -> list[tuple[int, Example]]:
     """Run every program (a bounded pool of sandboxed processes); keep those whose output is the claimed one."""
     with_program = [(i, ex) for i, ex in alive if ex.program is not None]
-    results = run_programs([ex.program for _, ex in with_program], _limits(cfg), workers=int(cfg.workers))
+    results = run_programs(
+        [ex.program for _, ex in with_program], SandboxLimits.from_config(cfg), workers=int(cfg.workers)
+    )
     outcome = {i: result for (i, _), result in zip(with_program, results)}
     if results:
         report.sandbox_layers = results[0].layers
