@@ -160,3 +160,111 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# One item of each benchmark, in its published layout (the file conf/task/<name>.yaml names under paths.eval_root),
+# and the text a training document copying it would hold (a multiple-choice copy letters its options "(A) ...";
+# TabMWP's copy is its table and question, without JiuZhang3.0's heading).
+MATH_PROBLEM = "Let $f(x) = 3x^2 - 5x + 7$. Compute the sum of all real numbers $t$ for which $f(t) = f(2t - 1)$ holds."
+BENCHMARK_ITEMS = {
+    "math": (
+        "MATH/test.jsonl",
+        {"problem": MATH_PROBLEM, "solution": "Expanding, $t = 1$ or $t = 2/3$, so $\\boxed{5/3}$.", "type": "Algebra"},
+        MATH_PROBLEM,
+    ),
+    "math500": (
+        "math-oai/test.jsonl",
+        {
+            "problem": MATH_PROBLEM,
+            "solution": "So $\\boxed{5/3}$.",
+            "answer": "5/3",
+            "unique_id": "test/algebra/1.json",
+        },
+        MATH_PROBLEM,
+    ),
+    "mmlu": (
+        "mmlu/test/abstract_algebra_test.csv",
+        ["Find the order of the symmetric group on five letters.", "24", "60", "120", "720", "C"],
+        "Find the order of the symmetric group on five letters.\n(A) 24 (B) 60 (C) 120 (D) 720",
+    ),
+    "ape210k": (
+        "ape210k/test.ape.json",
+        {
+            "id": "1",
+            "segmented_text": "",
+            "original_text": "一个长方形花坛的长是12米，宽比长少3米，这个花坛的面积是多少平方米？",
+            "equation": "x=12*(12-3)",
+            "ans": "108",
+        },
+        "一个长方形花坛的长是12米，宽比长少3米，这个花坛的面积是多少平方米？",
+    ),
+    "gsm8k": (
+        "gsm8k/test.jsonl",
+        {
+            "question": "Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes "
+            "muffins for her friends every day with four. How many eggs does she sell?",
+            "answer": "16 - 3 - 4 = 9\n#### 9",
+        },
+        "Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins",
+    ),
+    "svamp_all": (
+        "svamp/test.jsonl",
+        {
+            "ID": "chal-7",
+            "Body": "Paco had 26 salty cookies and 17 sweet cookies. He ate 14 sweet cookies and 9 salty cookies",
+            "Question": "How many salty cookies did Paco have left?",
+            "Equation": "( 26.0 - 9.0 )",
+            "Answer": 17.0,
+            "Type": "Subtraction",
+        },
+        "Paco had 26 salty cookies and 17 sweet cookies. He ate 14 sweet cookies and 9 salty cookies.",
+    ),
+    "tabmwp": (
+        "tabmwp/test.jsonl",
+        {
+            "question": "A bakery counted the broken cookies in each pack. How many packs had at least 15 broken "
+            "cookies?",
+            "choices": None,
+            "answer": "4",
+            "unit": "packs",
+            "table_title": "Broken cookies per pack",
+            "table": "Stem | Leaf \n1 | 2 4 7\n2 | 0 3 3\n3 | 1",
+            "solution": "Count the leaves of stems 1 (from 5 on), 2 and 3.",
+            "ques_type": "free_text",
+            "ans_type": "integer_number",
+        },
+        "Stem | Leaf \n1 | 2 4 7\n2 | 0 3 3\n3 | 1\nA bakery counted the broken cookies in each pack.",
+    ),
+    "asdiv": (
+        "asdiv/test.jsonl",
+        {
+            "body": "A farmer planted 45 rows of corn along the river bank with 18 plants in each row.",
+            "question": "How many corn plants did the farmer plant?",
+            "solution_type": "Multiplication",
+            "answer": "810 (plants)",
+            "formula": "45*18=810",
+        },
+        "A farmer planted 45 rows of corn along the river bank with 18 plants in each row.",
+    ),
+}
+
+
+def write_benchmark_files(root: Path, tasks: list[str]) -> None:
+    """The files of `tasks` (keys of BENCHMARK_ITEMS) under `root` (a paths.eval_root), one item each."""
+    import csv
+    import json
+
+    for name in tasks:
+        relative, record, _ = BENCHMARK_ITEMS[name]
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".csv":
+            with open(path, "w", newline="", encoding="utf-8") as f:
+                csv.writer(f).writerow(record)
+        else:
+            path.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def copy_of(name: str) -> str:
+    """A training document that copies the item of benchmark `name`."""
+    return f"Practice problem from a forum post. {BENCHMARK_ITEMS[name][2]} Solve it and explain every step."

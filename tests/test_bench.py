@@ -1,3 +1,4 @@
+import re
 import time
 
 import pytest
@@ -200,3 +201,16 @@ def test_reference_precision_auto_is_the_plain_step_of_the_device():
     assert reference_precision("auto", "gpu") == "bf16-mixed"
     with pytest.raises(SystemExit, match="reference_precision='fp8'"):
         reference_precision("fp8", "cpu")
+
+
+def test_hf_generation_bench_prints_both_paths_and_their_ratio(capsys, monkeypatch):
+    """`python -m minimath.bench.hf_generation`: the same tiny model through ckpt=PATH and ckpt=hf:DIR."""
+    from minimath.bench import hf_generation
+
+    monkeypatch.setattr("sys.argv", ["hf_generation", "--batch", "2", "--new-tokens", "4", "--repeats", "1"])
+    hf_generation.main()
+    out = capsys.readouterr().out
+    assert "ckpt=nano.ckpt: NativeModel" in out and "ckpt=hf:nano-hf: HFCausalLM" in out
+    rate = r"[\d,]+ \(best [\d,]+\)"
+    assert re.search(rf"batch 2: ckpt=nano.ckpt {rate}, ckpt=hf:nano-hf {rate} tokens/s; hf / ours [\d.]+x", out)
+    assert "identical continuations 2 of 2" in out

@@ -71,6 +71,7 @@ class Paths:
     output_dir: str = "outputs"
     data_root: str = "data/prepared"
     raw_root: str = "data/raw"
+    eval_root: str = "data/eval"
 
 
 @dataclass

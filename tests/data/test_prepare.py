@@ -105,7 +105,8 @@ def test_bad_input_summary_and_decontamination(tmp_path):
         "missing field 'text'": 1,
     }
     assert stats["first_offender"]["malformed JSON"].endswith("train.jsonl:2")
-    assert manifest["decontamination"] == {"gsm8k_test": 1}
+    listed = {"path": str(tmp_path / "test.jsonl"), "removed": {"local": 1}}  # the hand-written form still works
+    assert manifest["decontamination"] == {"sets": {"gsm8k_test": listed}, "skipped": {}}
 
 
 def test_a_wholly_unusable_source_is_an_error(tmp_path):

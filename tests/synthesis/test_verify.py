@@ -7,6 +7,8 @@ import pytest
 from minimath.synthesis.records import Example
 from minimath.synthesis.verify import FILTERS, arithmetic_steps, outputs_match, verify_examples
 
+from conftest import copy_of, write_benchmark_files
+
 EVAL_QUESTION = (
     "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
     "How many clips did Natalia sell altogether in April and May?"
@@ -151,6 +153,27 @@ def test_contaminated_problem_is_dropped(tmp_path):
     assert report.first_offender["contaminated (gsm8k_test)"].startswith("leak: Natalia")
 
 
+def test_the_decontaminate_filter_reads_the_registry_tasks_as_prepare_does(tmp_path):
+    """The filter takes a data config's `decontaminate:` block: registry tasks under eval_root, each drop counted
+    under its benchmark, a task whose file is missing reported and skipped."""
+    write_benchmark_files(tmp_path, ["math", "ape210k", "svamp_all", "tabmwp"])
+    examples = [
+        example(problem=copy_of("math"), solution="2t - 1 = t, so t = 1 = 1", seed_id="math"),
+        example(problem="A flower bed: find its area.", solution=copy_of("ape210k"), seed_id="ape"),
+        example(problem=copy_of("svamp_all") + " How many are left?", solution="26 - 9 = 17", seed_id="svamp"),
+        example(problem=copy_of("tabmwp"), solution="4 packs", seed_id="table"),
+        example(seed_id="fresh"),
+    ]
+    block = {"tasks": ["math", "ape210k", "svamp_all", "tabmwp", "gsm8k"], "eval_root": str(tmp_path)}
+    logs = []
+    kept, report = verify_examples(examples, config("decontaminate", decontaminate=block), log=logs.append)
+    assert [ex.seed_id for ex in kept] == ["fresh"]
+    assert report.dropped == {f"contaminated ({name})": 1 for name in ("math", "ape210k", "svamp_all", "tabmwp")}
+    assert report.decontamination["skipped"] == {"gsm8k": str(tmp_path / "gsm8k" / "test.jsonl")}
+    assert list(report.decontamination["sets"]) == ["math", "ape210k", "svamp_all", "tabmwp"]
+    assert f"decontamination skipped gsm8k: no file {tmp_path / 'gsm8k' / 'test.jsonl'}" in logs[1]
+
+
 def test_length_limits():
     short = example(problem="2+2?", solution="2 + 2 = 4", seed_id="short")
     long = example(solution="x" * 2001, seed_id="long")
@@ -196,4 +219,5 @@ def test_report_counts_with_every_filter_in_order(tmp_path):
         "steps_checked": 6,
         "steps_unchecked": 0,
         "sandbox_layers": list(report.sandbox_layers),
+        "decontamination": {"sets": {"gsm8k_test": str(eval_path)}, "skipped": {}},
     }

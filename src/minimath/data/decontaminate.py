@@ -1,8 +1,8 @@
 """Decontamination: drop training documents that share an n-gram with an evaluation item.
 
 Text is cut into units — words for alphabetic scripts, single characters for CJK, numbers as whole units — so
-that one rule serves English and Chinese. An evaluation set is a local file (jsonl/json) and the fields whose
-text is protected (e.g. GSM8K's `question`, Math23k's `original_text`).
+that one rule serves English and Chinese. Which evaluation items are indexed, and what text of each, is decided by
+`minimath.data.eval_sets` (the task registry, or files listed by hand).
 """
 
 from __future__ import annotations
@@ -10,9 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-
-from minimath.data.sources import FileSource, SourceStats
-from minimath.errors import UserError
 
 _UNITS = re.compile(r"[\u4e00-\u9fff]|[^\W\d_]+|\d+(?:\.\d+)?", re.UNICODE)
 
@@ -30,30 +27,32 @@ def ngrams(text: str, n: int) -> set[tuple[str, ...]]:
 
 @dataclass
 class Decontaminator:
+    """An index of the n-grams of evaluation items, each with the evaluation sets that hold it."""
+
     n: int = 13
-    index: dict[tuple[str, ...], str] = field(default_factory=dict)
-    removed: dict[str, int] = field(default_factory=dict)
+    names: list[str] = field(default_factory=list)  # the indexed sets, in the order they were added
+    index: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
+    # One tuple object per combination of sets: millions of n-grams share a handful of them.
+    _combinations: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict, repr=False)
 
-    def add_eval_texts(self, name: str, texts: Iterable[str]) -> None:
+    def add_eval_texts(self, name: str, texts: Iterable[str]) -> tuple[int, int]:
+        """Index the items of evaluation set `name`; returns (items, items shorter than n units). A short item is
+        one n-gram of its own length, so only a document that is the item alone matches it."""
+        self.names.append(name)
+        items = short = 0
         for text in texts:
+            items += 1
+            short += len(units(text)) < self.n
             for gram in ngrams(text, self.n):
-                self.index.setdefault(gram, name)
+                held = self.index.get(gram, ())
+                if name not in held:
+                    combination = (*held, name)
+                    self.index[gram] = self._combinations.setdefault(combination, combination)
+        return items, short
 
-    def add_eval_file(self, name: str, path: str, fields: list[str], format: str = "jsonl") -> None:
-        stats = SourceStats(name)
-        source = FileSource(name, [path], format=format, formatter="text", formatter_options={"field": fields[0]})
-        records = [rec for file in source.files() for rec, _ in source._records(file, stats)]
-        if not records:
-            raise UserError(f"evaluation set {name}: {path} holds no records to decontaminate against")
-        self.add_eval_texts(name, (str(r.get(f, "")) for r in records if isinstance(r, dict) for f in fields))
-
-    def contaminated_by(self, text: str) -> str | None:
-        """The evaluation set a document overlaps, or None."""
+    def contaminated_by(self, text: str) -> tuple[str, ...]:
+        """Every evaluation set a document shares an n-gram with, in the order they were added; () when none."""
         if not self.index:
-            return None
-        for gram in ngrams(text, self.n):
-            if gram in self.index:
-                hit = self.index[gram]
-                self.removed[hit] = self.removed.get(hit, 0) + 1
-                return hit
-        return None
+            return ()
+        hits = {name for gram in ngrams(text, self.n) for name in self.index.get(gram, ())}
+        return tuple(name for name in self.names if name in hits)

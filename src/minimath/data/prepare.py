@@ -16,6 +16,7 @@ import hashlib
 import json
 import multiprocessing as mp
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
@@ -26,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from minimath.data.clean import Cleaner, normalize
 from minimath.data.decontaminate import Decontaminator
+from minimath.data.eval_sets import EvalSets, build_decontaminator, resolve_eval_sets, skip_lines
 from minimath.data.pairs import Pair, PairSource, masked_prompt, normalize_pair
 from minimath.data.shards import DTYPE, ID_MASK, MANIFEST, MANIFEST_VERSION, ShardWriter, load_shard, sha256_file
 from minimath.data.sources import SourceStats
@@ -97,11 +99,6 @@ def describe_inputs(files: list[Path], recorded: dict) -> dict:
     return described
 
 
-def eval_set_hashes(data_cfg: DictConfig) -> list[str]:
-    """Content hashes of the decontamination's evaluation files (read once per prepare, shared by every source)."""
-    return [sha256_file(Path(item.path)) for item in data_cfg.decontaminate.eval_sets if Path(item.path).is_file()]
-
-
 def source_fingerprint(
     source_cfg: DictConfig, data_cfg: DictConfig, inputs: dict | None = None, eval_sets: list[str] | None = None
 ) -> str:
@@ -111,7 +108,7 @@ def source_fingerprint(
     parts["source"] = OmegaConf.to_container(source_cfg, resolve=True)
     parts["tokenizer"] = str(data_cfg.tokenizer)
     parts["inputs"] = {path: d["sha256"] for path, d in (inputs or {}).items()}
-    parts["eval_sets"] = eval_set_hashes(data_cfg) if eval_sets is None else eval_sets
+    parts["eval_sets"] = resolve_eval_sets(data_cfg.decontaminate).hashes() if eval_sets is None else eval_sets
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -126,27 +123,22 @@ def _finished(entry: dict | None, fingerprint: str, directory: Path) -> bool:
     return True
 
 
-def build_decontaminator(cfg: DictConfig) -> Decontaminator:
-    decon = Decontaminator(n=int(cfg.n))
-    for item in cfg.eval_sets:
-        decon.add_eval_file(item.name, item.path, list(item.fields), item.get("format", "jsonl"))
-    return decon
-
-
 def prepare_source(
     name: str, source, data_cfg: DictConfig, directory: Path, decon: Decontaminator, prefix: str
 ) -> dict:
     stats = SourceStats(name)
     cleaner = Cleaner(**OmegaConf.to_container(data_cfg.clean, resolve=True))
     pairs = isinstance(source, PairSource)
+    removed = Counter()  # documents removed per evaluation set (one overlapping several counts for each)
 
     def kept_documents() -> Iterator[str | Pair]:
         for raw, where in source.documents(stats):
             document = normalize_pair(raw) if pairs else normalize(raw)
             text = document.text if pairs else document
             reason = cleaner.reason(text)
-            if reason is None and (hit := decon.contaminated_by(text)) is not None:
-                reason = f"overlaps evaluation set {hit}"
+            if reason is None and (hits := decon.contaminated_by(text)):
+                removed.update(hits)
+                reason = f"overlaps evaluation set{'s' if len(hits) > 1 else ''} {', '.join(hits)}"
             if reason is not None:
                 stats.skip(reason, where)
                 continue
@@ -170,10 +162,38 @@ def prepare_source(
         "shards": [vars(s) for s in writer.shards],
         "stats": stats.to_dict(),
         "used_ids": np.flatnonzero(used).tolist(),
+        "decontamination": {name: removed[name] for name in decon.names},
     }
     if pairs:  # synthesized pairs carry what made them (teacher, prompts) into the composition report
         entry["provenance"] = source.provenance()
     return entry
+
+
+def decontamination_counts(eval_sets: EvalSets, entries: dict[str, dict]) -> dict:
+    """The manifest's decontamination block: per protected set, its path and the documents removed from each source;
+    the skipped sets with the path that is missing. Empty when the config names no set."""
+    if not eval_sets.present and not eval_sets.skipped:
+        return {}
+    return {
+        "sets": {
+            s.name: {
+                "path": s.path,
+                "removed": {name: entry.get("decontamination", {}).get(s.name, 0) for name, entry in entries.items()},
+            }
+            for s in eval_sets.present
+        },
+        "skipped": dict(eval_sets.skipped),
+    }
+
+
+def decontamination_lines(counts: dict) -> list[str]:
+    """One log line per protected set (documents removed, by source) and per skipped set."""
+    lines = []
+    for name, protected in counts.get("sets", {}).items():
+        removed = {source: n for source, n in protected["removed"].items() if n}
+        by_source = f" ({', '.join(f'{source} {n:,}' for source, n in removed.items())})" if removed else ""
+        lines.append(f"decontamination {name}: removed {sum(removed.values()):,} document(s){by_source}")
+    return lines + skip_lines(counts.get("skipped", {}))
 
 
 def _entry(directory: Path, prefix: str) -> dict | None:
@@ -198,7 +218,8 @@ def prepare(data_cfg: DictConfig, log=print, force: bool = False) -> dict:
         "sources": {},
     }
     decon, changed = None, False
-    eval_hashes = eval_set_hashes(data_cfg)
+    eval_sets = resolve_eval_sets(data_cfg.decontaminate)  # a required set that is missing stops here
+    eval_hashes = eval_sets.hashes()
     for name, source_cfg in data_cfg.sources.items():
         recorded = old.get("sources", {}).get(name) or {}  # the last prepare's input-file stats, not to hash again
         source = hydra.utils.instantiate(source_cfg, name=name)
@@ -219,7 +240,7 @@ def prepare(data_cfg: DictConfig, log=print, force: bool = False) -> dict:
                 | {p for p in inputs if recorded.get("inputs", {}).get(p, {}).get("sha256") != inputs[p]["sha256"]}
             )
             log(f"{name}: input changed ({', '.join(Path(p).name for p in edited[:3])}): preparing again")
-        decon, changed = decon or build_decontaminator(data_cfg.decontaminate), True
+        decon, changed = decon or build_decontaminator(eval_sets, int(data_cfg.decontaminate.n), log), True
         start = time.perf_counter()
         entry = prepare_source(name, source, data_cfg, directory, decon, prefix)
         entry["fingerprint"], entry["inputs"] = fingerprint, inputs
@@ -232,9 +253,12 @@ def prepare(data_cfg: DictConfig, log=print, force: bool = False) -> dict:
             f"{stats.summary()}; {entry['tokens']:,} tokens in {len(entry['shards'])} shard(s), "
             f"{time.perf_counter() - start:.1f}s"
         )
-    if not changed and old.get("sources") == manifest["sources"] and old.get("tokenizer") == manifest["tokenizer"]:
+    manifest["decontamination"] = decontamination_counts(eval_sets, manifest["sources"])
+    for line in decontamination_lines(manifest["decontamination"]):
+        log(line)
+    same = all(old.get(k) == manifest[k] for k in ("sources", "tokenizer"))
+    if not changed and same and old.get("decontamination", {}) == manifest["decontamination"]:
         return old  # nothing to do: leave the files alone (other DDP ranks may be reading them)
-    manifest["decontamination"] = dict(decon.removed) if decon is not None else old.get("decontamination", {})
     atomic_write_json(manifest_path, manifest)
     if "stages" in data_cfg:
         from minimath.data.composition import write_composition_report

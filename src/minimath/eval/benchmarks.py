@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from minimath.errors import UserError
-from minimath.eval.documents import LETTERS, Doc
+from minimath.eval.documents import LETTERS, Doc, question_with_options
 from minimath.numbers import format_number
 
 RESOURCES = Path(__file__).parent / "resources"
@@ -153,6 +153,13 @@ def carp_doc(record: dict, where: str) -> Doc:
     )
 
 
+def table_and_question(doc: Doc) -> str:
+    """A TabMWP item without the heading line `tabmwp_doc` puts first (JiuZhang3.0's framing, shared by every
+    item: with a short title its words and a table's first cells make a 13-gram of their own): the table, the
+    question and its options."""
+    return doc.question.split("\n", 1)[-1]
+
+
 @dataclass(frozen=True)
 class Benchmark:
     format: str  # `format:` in conf/task/<name>.yaml
@@ -166,6 +173,10 @@ class Benchmark:
     column: str | None = None  # its title in the report's table; None: shown after the report's columns
     in_math_average: bool = False  # one of the report's "Math Avg." columns
     skip: Callable[[dict], bool] | None = None  # records the benchmark's published evaluation leaves out
+    # The text of an item that training data must not contain (minimath.data.eval_sets indexes its n-grams): the
+    # question, and a multiple-choice item's options lettered as a copy writes them (`A. 24`, `(A) 24`: the letter
+    # is one unit either way, so a copy with letters shares the n-grams that cross from one option to the next).
+    protected: Callable[[Doc], str] = question_with_options
 
 
 # In the order of the report's table: C-Eval, CMMLU, MMLU, GSM8K, MATH, MATH23K (and the average of the math ones).
@@ -192,7 +203,14 @@ BENCHMARKS = {
         ),
         Benchmark("mawps", pal_doc, "numeric", "gsm8k", RESOURCES / "fewshot_mawps.jsonl"),
         Benchmark("gsm_hard", pal_doc, "numeric", "gsm8k", RESOURCES / "fewshot_gsm_hard.jsonl"),
-        Benchmark("tabmwp", tabmwp_doc, "number_or_text", "gsm8k", RESOURCES / "fewshot_tabmwp.jsonl"),
+        Benchmark(
+            "tabmwp",
+            tabmwp_doc,
+            "number_or_text",
+            "gsm8k",
+            RESOURCES / "fewshot_tabmwp.jsonl",
+            protected=table_and_question,
+        ),
         Benchmark("carp_en", carp_doc, "math", "gsm8k", RESOURCES / "fewshot_carp_en.jsonl"),
     )
 }

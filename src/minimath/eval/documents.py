@@ -19,6 +19,11 @@ class Doc:
     context: str = ""  # what a training document writes before the problem (held-out arithmetic: its heading)
 
 
+def question_with_options(doc: Doc) -> str:
+    """The question, then a multiple-choice item's options as the prompts write them (`A. …`, a line each)."""
+    return doc.question + "\n" + "\n".join(f"{letter}. {choice}" for letter, choice in zip(LETTERS, doc.choices))
+
+
 @dataclass
 class Task:
     name: str

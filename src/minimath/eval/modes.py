@@ -14,11 +14,19 @@ from minimath.checkpoint import CheckpointMeta, load_checkpoint
 from minimath.config import CONF_DIR
 from minimath.data.synth.base import DocumentGenerator
 from minimath.errors import UserError
-from minimath.eval.benchmarks import SUITES
 from minimath.eval.generation import GenerationConfig, inference_objects
 from minimath.eval.hf_model import hf_directory, load_hf
 from minimath.eval.runner import LanguageModel, Protocol, language_model, rescore, run_task, write_results
-from minimath.eval.tasks import Task, as_generator, heldout_generators, heldout_task, load_public_task, read_records
+from minimath.eval.tasks import (
+    Task,
+    as_generator,
+    heldout_generators,
+    heldout_task,
+    load_public_task,
+    read_records,
+    task_file_config,
+    task_names,
+)
 from minimath.eval.tool import ToolSettings
 from minimath.io import remove_if_only
 from minimath.model import Transformer
@@ -68,13 +76,6 @@ def build_task(task_cfg: DictConfig, trained_heldout: dict | None = None) -> Tas
     )
 
 
-def task_names(tasks: str | list[str]) -> list[str]:
-    """`tasks=[...]` as task names, in order and once each: a suite's name (`tasks=jiuzhang`, alone or in the list)
-    stands for its tasks."""
-    listed = [tasks] if isinstance(tasks, str) else list(tasks)
-    return list(dict.fromkeys(t for name in listed for t in (SUITES[name].tasks if name in SUITES else [name])))
-
-
 def task_overrides() -> list[str]:
     """`task=...` / `task.<key>=...` from the command line (empty outside a Hydra run)."""
     if not HydraConfig.initialized():
@@ -87,13 +88,7 @@ def task_config(cfg: DictConfig, name: str) -> DictConfig:
     is this task."""
     if name == cfg.task.name:
         return cfg.task
-    # else conf/task/<name>.yaml, resolved against this run's config (for `${paths.eval_root}`)
-    path = CONF_DIR / "task" / f"{name}.yaml"
-    if not path.is_file():
-        options = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise UserError(f"unknown task {name!r}; choose from {options}")
-    merged = OmegaConf.merge(OmegaConf.masked_copy(cfg, ["paths"]), {"task": OmegaConf.load(path)})
-    return merged.task
+    return task_file_config(name, cfg.paths)  # resolved against this run's paths (for `${paths.eval_root}`)
 
 
 def run_label(ckpt: Path) -> str:

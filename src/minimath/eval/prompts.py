@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from minimath.eval.benchmarks import RESOURCES
-from minimath.eval.documents import LETTERS, Doc, Task
+from minimath.eval.documents import LETTERS, Doc, Task, question_with_options
 from minimath.tokenizer import ENDOFTEXT
 
 DOCUMENT_START = ENDOFTEXT
@@ -79,10 +79,6 @@ class PromptFrame:
 
 
 NATIVE = PromptFrame()
-
-
-def _options(doc: Doc) -> str:
-    return doc.question + "\n" + "\n".join(f"{letter}. {choice}" for letter, choice in zip(LETTERS, doc.choices))
 
 
 @functools.cache
@@ -186,7 +182,7 @@ class MultipleChoice:
     question_prefix: str = ""
 
     def block(self, doc: Doc) -> str:
-        return self.question_prefix + _options(doc) + "\n" + self.cue
+        return self.question_prefix + question_with_options(doc) + "\n" + self.cue
 
     def prompt(self, doc: Doc, exemplars: list[Doc]) -> Prompt:
         header = self.header.format(subject=subject_name(self.name, doc.subject))
@@ -225,7 +221,7 @@ def build_prompt(task: Task, doc: Doc, exemplars: list[Doc], protocol: str, fram
 def _prompt_body(
     task: Task, doc: Doc, exemplars: list[Doc], protocol: str, chat_turn: Callable[[str], str] = chat
 ) -> Prompt:
-    question = _options(doc) if task.kind == "choice" else doc.question
+    question = question_with_options(doc) if task.kind == "choice" else doc.question
     if protocol == "report":
         return Prompt(chat_turn(question), stop=("<|im_end|>",))
     if protocol == "tool":

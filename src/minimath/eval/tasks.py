@@ -15,12 +15,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
+
+from minimath.config import CONF_DIR
 from minimath.data.synth.arithmetic import ArithmeticSource
 from minimath.data.synth.base import DocumentGenerator
 from minimath.data.synth.equations import LinearEquationSource
 from minimath.data.synth.word_problems import WordProblemSource
 from minimath.errors import UserError, first_line
-from minimath.eval.benchmarks import BENCHMARKS
+from minimath.eval.benchmarks import BENCHMARKS, SUITES
 from minimath.eval.documents import Doc, Task
 from minimath.jsonio import JsonRecordError, json_records
 
@@ -132,7 +135,8 @@ def _subject(path: str) -> str:
     return stem
 
 
-def _local_docs(fmt: str, pattern: str) -> list[Doc]:
+def local_docs(fmt: str, pattern: str) -> list[Doc]:
+    """The documents of a benchmark's local files (`pattern`: a file, or a glob giving one subject per file)."""
     files = sorted(glob.glob(pattern))
     if not files:
         raise UserError(f"evaluation file {pattern} does not exist")
@@ -164,16 +168,40 @@ def load_public_task(
             f"task {name}: no local file {path}, and the hub ({hub}) cannot be reached from here: put "
             f"the file there, or set paths.eval_root=DIR / task.path=FILE"
         )
-    docs = _local_docs(fmt, path) if local else _docs(fmt, load_hub(hub, hub_config, split), hub)
+    docs = local_docs(fmt, path) if local else _docs(fmt, load_hub(hub, hub_config, split), hub)
     if fewshot_path and glob.glob(fewshot_path):
-        fewshot, source = _local_docs(fmt, fewshot_path), fewshot_path
+        fewshot, source = local_docs(fmt, fewshot_path), fewshot_path
     elif hub and not local and fewshot_split:  # no few-shot split: the evaluated set is the whole dataset
         fewshot, source = _docs(fmt, load_hub(hub, hub_config, fewshot_split), hub), f"{hub}:{fewshot_split}"
     elif benchmark.fixed_fewshot is not None:
-        fewshot, source = _local_docs(fmt, str(benchmark.fixed_fewshot)), f"fixed:{benchmark.fixed_fewshot.name}"
+        fewshot, source = local_docs(fmt, str(benchmark.fixed_fewshot)), f"fixed:{benchmark.fixed_fewshot.name}"
     else:
         fewshot, source = [], "none"
     return Task(name, benchmark.kind, docs, fewshot, prompt_style=benchmark.prompt_style, fewshot_source=source)
+
+
+TASK_DIR = CONF_DIR / "task"
+
+
+def task_file_config(name: str, paths: Any) -> DictConfig:
+    """The task registry's record of `name`: conf/task/<name>.yaml, its `${paths.eval_root}` resolved against
+    `paths`."""
+    path = TASK_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise UserError(f"unknown task {name!r}; choose from {sorted(p.stem for p in TASK_DIR.glob('*.yaml'))}")
+    return OmegaConf.merge({"paths": paths}, {"task": OmegaConf.load(path)}).task
+
+
+def public_task_names() -> list[str]:
+    """Every registered task read from a benchmark's files (conf/task/*.yaml with a `format`), not generated."""
+    return sorted(p.stem for p in TASK_DIR.glob("*.yaml") if "format" in OmegaConf.load(p))
+
+
+def task_names(tasks: str | list[str]) -> list[str]:
+    """`tasks=[...]` as task names, in order and once each: a suite's name (`tasks=jiuzhang`, alone or in the list)
+    stands for its tasks."""
+    listed = [tasks] if isinstance(tasks, str) else list(tasks)
+    return list(dict.fromkeys(t for name in listed for t in (SUITES[name].tasks if name in SUITES else [name])))
 
 
 def heldout_generators(data_cfg: Any) -> dict[str, DocumentGenerator]:

@@ -8,7 +8,9 @@ last, so a program is only run for an example that every other filter kept:
                    parser (never `eval`); a wrong step drops the example, and the final answer must equal the last
                    checked step. An `=` that is not pure arithmetic on both sides (`x = 5`, `3:4 = 6:8`, `2x = 10`)
                    is counted as unchecked, never as wrong;
-3. `decontaminate` a 13-gram shared with any configured evaluation set (problem or solution);
+3. `decontaminate` a 13-gram shared with any configured evaluation set (problem or solution): the same
+                   `decontaminate:` block as a data config's (`minimath.data.eval_sets`: benchmark tasks from the
+                   registry, or files listed by hand), a missing benchmark file a counted, reported skip;
 4. `tool`          a program is run in `minimath.sandbox` and its stdout must match the claimed output (whitespace
                    ignored, numbers equal at the precision the coarser side prints);
 5. `near_dedup`    MinHash near-duplicates of an earlier kept problem.
@@ -27,7 +29,7 @@ from fractions import Fraction
 from omegaconf import DictConfig, OmegaConf
 
 from minimath.data.clean import NearDuplicateIndex
-from minimath.data.prepare import build_decontaminator
+from minimath.data.eval_sets import build_decontaminator, resolve_eval_sets, skip_lines
 from minimath.data.synth.expression import ExpressionError, numeric_value
 from minimath.eval.answers import extract_answer, numeric_answer
 from minimath.numbers import agrees_with_answer, normalize_math_text
@@ -55,6 +57,7 @@ class FilterReport:
     steps_checked: int = 0
     steps_unchecked: int = 0
     sandbox_layers: tuple[str, ...] = ()
+    decontamination: dict = field(default_factory=dict)  # {sets: {name: path}, skipped: {name: missing path}}
 
     def drop(self, reason: str, where: str, detail: str) -> None:
         self.dropped[reason] += 1
@@ -77,6 +80,7 @@ class FilterReport:
             "steps_checked": self.steps_checked,
             "steps_unchecked": self.steps_unchecked,
             "sandbox_layers": list(self.sandbox_layers),
+            "decontamination": dict(self.decontamination),
         }
 
 
@@ -203,8 +207,11 @@ def _where(example: Example, index: int) -> str:
     return example.seed_id or f"example {index}"
 
 
-def verify_examples(examples: Sequence[Example], cfg: DictConfig | dict) -> tuple[list[Example], FilterReport]:
-    """The examples every enabled filter keeps (in input order) and the report of what was dropped and why."""
+def verify_examples(
+    examples: Sequence[Example], cfg: DictConfig | dict, log=print
+) -> tuple[list[Example], FilterReport]:
+    """The examples every enabled filter keeps (in input order) and the report of what was dropped and why
+    (`log`: the evaluation sets decontamination reads and skips)."""
     cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
     report = FilterReport(read=len(examples))
     alive = list(enumerate(examples))
@@ -214,15 +221,7 @@ def verify_examples(examples: Sequence[Example], cfg: DictConfig | dict) -> tupl
     if cfg.arithmetic.enabled:
         alive = [(i, ex) for i, ex in alive if _arithmetic_ok(ex, i, cfg.arithmetic, report)]
     if cfg.decontaminate.enabled:
-        decon = build_decontaminator(cfg.decontaminate)
-        kept = []
-        for i, ex in alive:
-            hit = decon.contaminated_by(ex.problem) or decon.contaminated_by(ex.solution)
-            if hit is None:
-                kept.append((i, ex))
-            else:
-                report.drop(f"contaminated ({hit})", _where(ex, i), ex.problem[:80])
-        alive = kept
+        alive = _decontaminate(alive, cfg.decontaminate, report, log)
     if cfg.tool.enabled:
         alive = _tool_filter(alive, cfg.tool, report)
     if cfg.near_dedup.enabled:
@@ -238,6 +237,25 @@ def verify_examples(examples: Sequence[Example], cfg: DictConfig | dict) -> tupl
 
     report.kept = len(alive)
     return [ex for _, ex in alive], report
+
+
+def _decontaminate(
+    alive: list[tuple[int, Example]], cfg: DictConfig, report: FilterReport, log
+) -> list[tuple[int, Example]]:
+    """Drop the examples whose problem or solution shares an n-gram with a protected set (counted per set)."""
+    eval_sets = resolve_eval_sets(cfg)
+    for line in skip_lines(eval_sets.skipped):
+        log(line)
+    report.decontamination = {"sets": {s.name: s.path for s in eval_sets.present}, "skipped": eval_sets.skipped}
+    decon = build_decontaminator(eval_sets, int(cfg.n), log)
+    kept = []
+    for i, ex in alive:
+        hits = tuple(dict.fromkeys(decon.contaminated_by(ex.problem) + decon.contaminated_by(ex.solution)))
+        if hits:
+            report.drop(f"contaminated ({', '.join(hits)})", _where(ex, i), ex.problem[:80])
+        else:
+            kept.append((i, ex))
+    return kept
 
 
 def _length_ok(example: Example, index: int, cfg: DictConfig, report: FilterReport) -> bool:
