@@ -10,7 +10,6 @@ held-out accuracies, mean ± sample std over seeds, and each arm against the las
 from __future__ import annotations
 
 import argparse
-import io
 from pathlib import Path
 
 import matplotlib
@@ -103,12 +102,7 @@ def figure(values: dict) -> bytes:
             lo = min(min(values[r][col].values()) for r in names)
             hi = max(max(values[r][col].values()) for r in names)
             ax.set_ylim(lo - 0.3 * (hi - lo), hi + 0.3 * (hi - lo))
-    fig.suptitle("bars: mean; error bars: ±1 sample std over seeds; dots: seeds", fontsize=9)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    return buffer.getvalue()
+    return report.png_bytes(fig, "bars: mean; error bars: ±1 sample std over seeds; dots: seeds")
 
 
 def main() -> None:

@@ -379,7 +379,14 @@ def figure(report: Report) -> bytes:
         ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=7)
     for ax in list(axes.flat)[len(metrics) :]:
         ax.axis("off")
-    fig.suptitle("bars: mean; error bars: ±1 sample std over the group's runs (seeds); dots: runs", fontsize=9)
+    return png_bytes(fig, "bars: mean; error bars: ±1 sample std over the group's runs (seeds); dots: runs")
+
+
+def png_bytes(fig, title: str) -> bytes:
+    """A report figure as PNG bytes (for an atomic write), with its error-bar legend as the title; closes it."""
+    import matplotlib.pyplot as plt
+
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
