@@ -14,6 +14,7 @@ from minimath.checkpoint import CheckpointMeta, load_checkpoint
 from minimath.data.datamodule import MixtureBatches
 from minimath.data.prepare import prepare
 from minimath.data.shards import DTYPE, ID_MASK
+from minimath.errors import UserError
 from minimath.export import export
 from minimath.lit_module import MiniMathModule, module_hparams
 from minimath.loss import IGNORE_INDEX, lm_loss
@@ -261,3 +262,62 @@ def test_a_stage_initialised_from_a_checkpoint_of_other_data_keeps_its_vocabular
     trained = load_checkpoint(second / "checkpoints" / "final.ckpt")
     assert trained["hyper_parameters"]["tokenizer"] == final["hyper_parameters"]["tokenizer"]
     assert "apples" not in get_tokenizer("qwen").decode(final["hyper_parameters"]["tokenizer"]["kept_ids"])
+
+
+@pytest.mark.slow
+def test_init_vocab_extend_appends_the_new_ids_and_keeps_what_the_inherited_rows_compute(tmp_path):
+    from minimath.checkpoint import model_state
+    from minimath.model import Transformer
+    from minimath.start import StageStart, StartKind
+    from minimath.tokenizer import tokenizer_from_state
+    from minimath.training import build_model_config, extend_start_vocabulary
+
+    write_pairs(tmp_path / "pairs.jsonl", 120)
+    first = tmp_path / "first"
+    run(compose_config(kd_overrides(tmp_path, tmp_path / "pairs.jsonl", "train.max_tokens=128"), first))
+    ckpt = first / "checkpoints" / "final.ckpt"
+    other = tmp_path / "other.jsonl"  # "apples" and "crates": ids the first run's compact vocabulary does not hold
+    other.write_text(
+        "".join(
+            json.dumps({"input": f"## Question\nHow many apples are {a} crates?\n## Solution\n", "output": f"{a}"})
+            + "\n"
+            for a in range(2, 60)
+        )
+    )
+    for bad, message in (
+        (["init_vocab=grow"], "init_vocab=grow is not a choice"),
+        (["init_vocab=extend", "init_optimizer=true"], "set init_optimizer=false"),
+    ):
+        with pytest.raises(UserError, match=message):
+            run(compose_config(kd_overrides(tmp_path, other, f"init_from={ckpt}", *bad), tmp_path / bad[-1]))
+    second = tmp_path / "second"
+    run(
+        compose_config(
+            kd_overrides(tmp_path, other, f"init_from={ckpt}", "init_vocab=extend", "train.max_tokens=128"), second
+        )
+    )
+    old_tok = tokenizer_from_state(load_checkpoint(ckpt)["hyper_parameters"]["tokenizer"])
+    new_tok = tokenizer_from_state(
+        load_checkpoint(second / "checkpoints" / "final.ckpt")["hyper_parameters"]["tokenizer"]
+    )
+    assert new_tok.extends(old_tok)  # every inherited id keeps its compact id
+    assert new_tok.unk_id not in new_tok.encode(" apples crates") and old_tok.unk_id in old_tok.encode(" apples")
+
+    # Before any step, the extended model computes the inherited ids' logits exactly as the checkpoint did.
+    checkpoint = load_checkpoint(ckpt)
+    old_model = Transformer(ModelConfig(**checkpoint["hyper_parameters"]["model"]))
+    old_model.load_state_dict(model_state(checkpoint))
+    cfg = compose_config(kd_overrides(tmp_path, other, f"init_from={ckpt}", "init_vocab=extend"), tmp_path / "x")
+    model_config = build_model_config(cfg.model, new_tok)
+    start = StageStart(StartKind.INIT, ckpt, checkpoint)
+    extend_start_vocabulary(start, new_tok, model_config)
+    new_model = Transformer(model_config)
+    new_model.load_state_dict(model_state(checkpoint))
+    ids = torch.tensor([[i for i in old_tok.encode("12 × 7 = 84. The answer is 84.") if i != old_tok.unk_id]])
+    with torch.no_grad():
+        old_logits, new_logits = old_model(ids), new_model(ids)
+    n = len(old_tok.kept_ids)
+    torch.testing.assert_close(new_logits[..., :n], old_logits[..., :n])
+    torch.testing.assert_close(new_logits[..., new_tok.unk_id], old_logits[..., old_tok.unk_id])
+    rows = new_model.tok_embeddings.weight.detach()
+    torch.testing.assert_close(rows[n], rows[:n].mean(0))  # a new id starts at the mean embedding

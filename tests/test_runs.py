@@ -488,3 +488,11 @@ def test_a_second_run_on_the_same_directory_stops_at_once_while_the_first_finish
     )
     assert first.wait(timeout=300) == 0, first.stderr.read()[-2000:]
     assert load_checkpoint(tmp_path / "same" / "checkpoints" / "final.ckpt")["global_step"] == 1500
+
+
+def test_a_run_leaves_the_signal_handlers_as_it_found_them(tmp_path, data_root):
+    # A leaked SIGTERM handler is inherited by every process forked later (the tokenizer pool of the next prepare),
+    # which then ignores Pool.terminate's SIGTERM: the next run hung.
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    run(stage_config(tmp_path, data_root, 1, 128, ["train.max_tokens=256"]))
+    assert {s: signal.getsignal(s) for s in before} == before

@@ -63,6 +63,7 @@ RESULT_KEYS = (
     "trainer",
     "init_from",
     "init_optimizer",
+    "init_vocab",
     "branch_from",
     "callbacks.stability.spike_action",
 )
@@ -87,7 +88,7 @@ DERIVED = {
     ),
 }
 # Recorded only when set (settings added after directories recorded their fingerprints).
-RECORDED_WHEN_SET = ("branch_from", "train.loss_guard")
+RECORDED_WHEN_SET = ("branch_from", "train.loss_guard", "init_vocab")
 
 # Config groups whose options bundle result-determining settings: an experiment's arms (conf/arm/<experiment>/, each
 # `# @package _global_`), swept as `+arm/<experiment>=a,b`; the option chosen names the stage directory's variant.

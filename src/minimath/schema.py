@@ -90,6 +90,7 @@ class TrainingConfig:
     dry_run: bool = False
     init_from: Optional[str] = "auto"
     init_optimizer: bool = False
+    init_vocab: Optional[str] = None  # null | extend (minimath.training.start_tokenizer)
     branch_from: Optional[str] = None
     resume: Resume = Resume.auto
     curriculum_eval_items: int = 200

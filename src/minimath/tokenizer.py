@@ -143,8 +143,11 @@ class CompactTokenizer:
     """
 
     def __init__(self, base: Tokenizer, kept_ids: Iterable[int]):
-        kept = sorted(set(int(i) for i in kept_ids) | set(base.special_ids))
-        if kept and (kept[0] < 0 or kept[-1] >= base.vocab_size):
+        # Compact id = position in `kept_ids` (order kept: an extended vocabulary appends, `extending`); the special
+        # tokens are always kept, added in id order where missing.
+        kept = list(dict.fromkeys(int(i) for i in kept_ids))
+        kept += sorted(set(base.special_ids) - set(kept))
+        if kept and (min(kept) < 0 or max(kept) >= base.vocab_size):
             raise UserError(f"compact vocabulary ids fall outside the {base.name} vocabulary of {base.vocab_size}")
         self.base = base
         self.name = f"{base.name}/compact"
@@ -161,7 +164,20 @@ class CompactTokenizer:
         digits and signs, answer markers, prompt scaffolding: `eval.prompts.protocol_texts`)."""
         from minimath.eval.prompts import protocol_texts  # the evaluation builds on this module: imported on use
 
-        return cls(base, set(corpus_ids).union(*(base.encode(text) for text in protocol_texts())))
+        ids = set(corpus_ids).union(*(base.encode(text) for text in protocol_texts()), base.special_ids)
+        return cls(base, sorted(ids))
+
+    @classmethod
+    def extending(cls, inherited: CompactTokenizer, new_ids: Iterable[int]) -> CompactTokenizer:
+        """`inherited` with `new_ids` appended: every inherited id keeps its compact id (so a checkpoint's
+        embedding rows keep their meaning), the new ids follow in id order, and the unknown id moves to the end."""
+        kept = inherited.kept_ids.tolist()
+        return cls(inherited.base, kept + sorted(set(int(i) for i in new_ids) - set(kept)))
+
+    def extends(self, inherited: CompactTokenizer) -> bool:
+        """Whether this vocabulary is `inherited` with ids appended (`extending`)."""
+        n = len(inherited.kept_ids)
+        return len(self.kept_ids) > n and np.array_equal(self.kept_ids[:n], inherited.kept_ids)
 
     @classmethod
     def from_corpus(cls, base: Tokenizer, texts: Iterable[str]) -> CompactTokenizer:

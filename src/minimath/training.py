@@ -96,12 +96,13 @@ def build_tokenizer(model_cfg: DictConfig, manifest: dict | None) -> TokenizerLi
     return CompactTokenizer.keeping(base, used_token_ids(manifest))
 
 
-def start_tokenizer(model_cfg: DictConfig, manifest: dict, start: StageStart) -> TokenizerLike:
+def start_tokenizer(cfg: DictConfig, manifest: dict, start: StageStart) -> TokenizerLike:
     """The run's vocabulary. A stage that starts from a checkpoint (init, resume, branch) keeps that checkpoint's
     compact vocabulary, because its embedding rows mean those ids: a stage-4 run on data with new text (synthesized
     problems) starts from the default stage-3 model as it is, and tokens outside its vocabulary read as the unknown
-    id, counted here."""
-    built = build_tokenizer(model_cfg, manifest)
+    id, counted here. With `init_vocab=extend` an init_from stage appends them to the inherited vocabulary instead
+    (`extend_start_vocabulary` gives them embedding rows)."""
+    built = build_tokenizer(cfg.model, manifest)
     state = start.checkpoint["hyper_parameters"].get("tokenizer") if start.checkpoint is not None else None
     if not isinstance(built, CompactTokenizer) or not isinstance(state, dict) or "kept_ids" not in state:
         return built
@@ -109,11 +110,55 @@ def start_tokenizer(model_cfg: DictConfig, manifest: dict, start: StageStart) ->
     if np.array_equal(inherited.kept_ids, built.kept_ids):
         return built
     outside = used_token_ids(manifest) - set(inherited.kept_ids.tolist())
+    mode = cfg.get("init_vocab")
+    if outside and mode == "extend" and start.kind is StartKind.INIT:
+        log.info(
+            f"  vocabulary: {start.path}'s ({inherited.vocab_size:,} ids) extended by the {len(outside):,} token "
+            f"ids of the prepared data outside it (init_vocab=extend; their rows start at the mean embedding)"
+        )
+        return CompactTokenizer.extending(inherited, outside)
     log.info(
         f"  vocabulary: {start.path}'s ({inherited.vocab_size:,} ids); {len(outside):,} token ids of the "
         f"prepared data are outside it and read as its unknown id"
+        + (" (init_vocab=extend adds them when a stage starts with init_from)" if outside and mode is None else "")
     )
     return inherited
+
+
+def check_init_vocab(cfg: DictConfig) -> None:
+    """`init_vocab`'s value, checked before any work."""
+    mode = cfg.get("init_vocab")
+    if mode not in (None, "extend"):
+        raise UserError(f"init_vocab={mode} is not a choice: null (keep the checkpoint's vocabulary) or extend")
+    if mode == "extend" and cfg.init_optimizer:
+        raise UserError(
+            "init_vocab=extend changes the embedding's shape, so its AdamW moments cannot carry: set init_optimizer=false"
+        )
+
+
+def extend_start_vocabulary(start: StageStart, tokenizer: TokenizerLike, model_config: ModelConfig) -> None:
+    """Give an `init_vocab=extend` start's checkpoint the rows of its extended vocabulary, in place, before the
+    weights load: inherited ids keep their rows, the new ids start at the mean of the inherited rows (what
+    transformers' `resize_token_embeddings` does by default, so the extended model's output distribution starts
+    close to the old one's), the unknown id keeps its row at its new place, padding rows are zero. The embedding is
+    tied to the output layer, so this is the only matrix that changes."""
+    if start.kind is not StartKind.INIT or not isinstance(tokenizer, CompactTokenizer):
+        return
+    state = start.checkpoint["hyper_parameters"].get("tokenizer")
+    if not isinstance(state, dict) or "kept_ids" not in state:
+        return
+    inherited = tokenizer_from_state(state)
+    if not tokenizer.extends(inherited):
+        return
+    key = "model.tok_embeddings.weight"
+    old = start.checkpoint["state_dict"][key]
+    n_old, n_new = len(inherited.kept_ids), len(tokenizer.kept_ids)
+    rows = old.new_zeros(model_config.vocab_size, old.shape[1])
+    rows[:n_old] = old[:n_old]
+    rows[n_old:n_new] = old[:n_old].mean(dim=0)
+    rows[tokenizer.unk_id] = old[inherited.unk_id]
+    start.checkpoint["state_dict"][key] = rows
+    start.checkpoint["hyper_parameters"]["model"]["vocab_size"] = model_config.vocab_size
 
 
 def build_datamodule(cfg: DictConfig, manifest: dict, tokenizer: TokenizerLike) -> MixtureDataModule:
@@ -360,6 +405,7 @@ def run(cfg: DictConfig) -> None:
     print the parameter counts and, given prepared data, the plan, without allocating the model. The stage
     directory is held (`stage_lock`) and checked against this config's fingerprint before anything else."""
     trainer_arguments(cfg, {})  # a clash with what the run sets is an error before any work
+    check_init_vocab(cfg)
     if cfg.dry_run:
         return dry_run(cfg)
     check_device(cfg.hardware)
@@ -477,8 +523,9 @@ def train(cfg: DictConfig, plan: RunPlan, stage_dir: Path) -> None:
     if rank_zero_only.rank == 0:
         provenance.record(stage_dir, plan.precision, plan.precision_reason)
     manifest = prepare(cfg.data, log=log.info)
-    tokenizer = start_tokenizer(cfg.model, manifest, start)
+    tokenizer = start_tokenizer(cfg, manifest, start)
     model_config = build_model_config(cfg.model, tokenizer)
+    extend_start_vocabulary(start, tokenizer, model_config)
     datamodule = build_datamodule(cfg, manifest, tokenizer)
     schedule = build_schedule(cfg, plan, start)
     module = build_module(cfg, plan, model_config, tokenizer, schedule)

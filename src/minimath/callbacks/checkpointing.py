@@ -74,7 +74,8 @@ class Checkpointing(StepBoundary, Checkpoint):
 
     def teardown(self, trainer: L.Trainer, pl_module: TrainingState, stage: str) -> None:
         for s, handler in self._previous_handlers.items():
-            signal.signal(s, handler)
+            if signal.getsignal(s) == self._on_signal:  # not when another owner (Lightning) restored its own first
+                signal.signal(s, handler)
         self._previous_handlers = {}
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: TrainingState, outputs, batch, batch_idx) -> None:

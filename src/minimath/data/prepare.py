@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing as mp
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -40,6 +41,11 @@ _worker_tokenizer = None
 
 
 def _init_worker(tokenizer_name: str) -> None:
+    # A forked worker inherits the parent's Python signal handlers (a training run's graceful-interrupt handler, or
+    # one a library left installed): SIGTERM must end it, or `Pool.terminate` waits for it forever; Ctrl-C is the
+    # parent's to handle.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     global _worker_tokenizer
     _worker_tokenizer = get_tokenizer(tokenizer_name)
 
