@@ -2,7 +2,9 @@
 with a short reason; the caller counts it per source and reports the first offender.
 
 Schemas (as published):
-- plain text corpora (tiny-strange-textbooks, MathPile, Wikipedia: `text`; WanJuan-1.0: `content`)
+- plain text corpora (tiny-strange-textbooks, MathPile, Wikipedia: `text`; WanJuan-1.0 news: `content`)
+- WanJuan-1.0 Exam-cn: `q_main`, `option_a`..`option_e`, `std_ans`, `answer`, `answer_detail` (+ `q_type`, `grade`,
+  `major`, `keypoint`)
 - GSM8K: `question`, `answer` with `<<calc>>` annotations and a final `#### N`
 - Math23k / Ape210k: `original_text`, `equation` (`x=...`), `ans` → question + chain-of-thought
 - MATH: `problem`, `solution` (final answer in `\\boxed{}`)
@@ -74,6 +76,27 @@ def instruction(record: dict, prompt: str = "instruction", extra: str | None = N
     return "\n".join(parts) + "\n" + _field(record, response).strip()
 
 
+_EXAM_OPTIONS = "abcde"
+
+
+def wanjuan_exam(record: dict) -> str:
+    """A WanJuan-1.0 exam item (no `content` field): the question, its non-empty options, the standard answer and the
+    worked explanation, as a page of an exercise book would show them."""
+    lines = [_field(record, "q_main").strip()]
+    lines += [
+        f"{letter.upper()}. {str(record.get(f'option_{letter}') or '').strip()}"
+        for letter in _EXAM_OPTIONS
+        if str(record.get(f"option_{letter}") or "").strip()
+    ]
+    answer = str(record.get("std_ans") or record.get("answer") or "").strip()
+    detail = str(record.get("answer_detail") or "").strip()
+    if not answer and not detail:
+        raise SkipRecord("exam item has neither an answer nor an explanation")
+    lines += [f"答案：{answer}"] if answer else []
+    lines += [f"解析：{detail}"] if detail else []
+    return "\n".join(lines)
+
+
 def mnbvc_qa(record: dict) -> str:
     return f"问：{_field(record, '问').strip()}\n答：{_field(record, '答').strip()}"
 
@@ -89,6 +112,7 @@ FORMATTERS: dict[str, Callable[..., str]] = {
     "ape210k": math23k,
     "math": math_competition,
     "instruction": instruction,
+    "wanjuan_exam": wanjuan_exam,
     "mnbvc_qa": mnbvc_qa,
     "tiny_codes": tiny_codes,
 }

@@ -6,13 +6,16 @@ had to skip in a `SourceStats`, so nothing is dropped silently.
 from __future__ import annotations
 
 import glob
+import gzip
 import json
 import random
+import tarfile
 from collections import Counter
 from collections.abc import Iterator, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from minimath.data.formatters import SkipRecord, get_formatter
 from minimath.errors import UserError, first_line
@@ -109,7 +112,22 @@ class HubSource:
                 yield text, f"{self.path}[{i}]"
 
 
-def _json_records(path: Path, data: bytes, stats: SourceStats) -> Iterator[tuple[Any, str]]:
+def _streams(path: Path, stack: ExitStack) -> Iterator[tuple[str, IO[bytes]]]:
+    """The byte streams of one file as published, each with the name records are located by: the file itself, a
+    `.gz` file decompressed, or each regular member of a `.tar.gz`/`.tgz` archive (`archive!member`)."""
+    name = path.name.lower()
+    if name.endswith((".tar.gz", ".tgz")):
+        archive = stack.enter_context(tarfile.open(path, "r:gz"))
+        for member in archive:  # streamed in archive order, never extracted to disk
+            if member.isfile():
+                yield f"{path}!{member.name}", stack.enter_context(archive.extractfile(member))
+    elif name.endswith(".gz"):
+        yield str(path), stack.enter_context(gzip.open(path, "rb"))
+    else:
+        yield str(path), stack.enter_context(open(path, "rb"))
+
+
+def _json_records(path: Path | str, data: bytes, stats: SourceStats) -> Iterator[tuple[Any, str]]:
     """A JSON array, or concatenated objects; the rest of a broken file cannot be re-synchronised reliably."""
     try:
         text = data.decode("utf-8")
@@ -127,7 +145,9 @@ def _json_records(path: Path, data: bytes, stats: SourceStats) -> Iterator[tuple
 @dataclass
 class FileSource:
     """Local files read tolerantly: `jsonl` (one record per line), `json` (array or concatenated objects),
-    `txt` (one document per file, or per blank-line-separated paragraph), `parquet` (through `datasets`)."""
+    `txt` (one document per file, or per blank-line-separated paragraph), `parquet` (through `datasets`). A jsonl,
+    json or txt file may be compressed as it is published: `.gz` (MathPile, MNBVC) or a `.tar.gz`/`.tgz` archive,
+    each member read in turn (WanJuan-1.0's `part-*.jsonl.tar.gz`)."""
 
     name: str
     paths: list[str]
@@ -147,36 +167,42 @@ class FileSource:
         return self.files()
 
     def _records(self, path: Path, stats: SourceStats) -> Iterator[tuple[Any, str]]:
-        if self.format == "jsonl":
-            for lineno, raw in enumerate(path.read_bytes().splitlines(), start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    yield json.loads(raw.decode("utf-8")), f"{path}:{lineno}"
-                except UnicodeDecodeError:
-                    stats.read += 1
-                    stats.skip("not UTF-8", f"{path}:{lineno}")
-                except json.JSONDecodeError:
-                    stats.read += 1
-                    stats.skip("malformed JSON", f"{path}:{lineno}")
-        elif self.format == "json":
-            yield from _json_records(path, path.read_bytes(), stats)
-        elif self.format == "txt":
-            try:
-                content = path.read_bytes().decode("utf-8")
-            except UnicodeDecodeError as err:
-                stats.read += 1
-                stats.skip("not UTF-8", f"{path} byte {err.start}")
-                return
-            pieces = content.split("\n\n") if self.txt_split == "paragraph" else [content]
-            yield from (({"text": p}, f"{path}#{i}") for i, p in enumerate(pieces))
-        elif self.format == "parquet":
+        if self.format == "parquet":
             import datasets
 
             rows = datasets.load_dataset("parquet", data_files=[str(path)], split="train", streaming=True)
             yield from ((rec, f"{path}[{i}]") for i, rec in enumerate(rows))
-        else:
+            return
+        if self.format not in ("jsonl", "json", "txt"):
             raise UserError(f"source {self.name}: format must be jsonl, json, txt or parquet, not {self.format!r}")
+        with ExitStack() as stack:
+            for where, stream in _streams(path, stack):
+                yield from self._stream_records(where, stream, stats)
+
+    def _stream_records(self, where: str, stream: IO[bytes], stats: SourceStats) -> Iterator[tuple[Any, str]]:
+        if self.format == "jsonl":  # line by line: a published file can be many GB
+            for lineno, raw in enumerate(stream, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    yield json.loads(raw.decode("utf-8")), f"{where}:{lineno}"
+                except UnicodeDecodeError:
+                    stats.read += 1
+                    stats.skip("not UTF-8", f"{where}:{lineno}")
+                except json.JSONDecodeError:
+                    stats.read += 1
+                    stats.skip("malformed JSON", f"{where}:{lineno}")
+        elif self.format == "json":
+            yield from _json_records(where, stream.read(), stats)
+        else:
+            try:
+                content = stream.read().decode("utf-8")
+            except UnicodeDecodeError as err:
+                stats.read += 1
+                stats.skip("not UTF-8", f"{where} byte {err.start}")
+                return
+            pieces = content.split("\n\n") if self.txt_split == "paragraph" else [content]
+            yield from (({"text": p}, f"{where}#{i}") for i, p in enumerate(pieces))
 
     def records(self, stats: SourceStats) -> Iterator[tuple[Any, str]]:
         """Every record of every file, in order, with where it is; unreadable ones are counted in `stats`."""
