@@ -68,6 +68,26 @@ def test_dry_run_prints_counts(tmp_path, capsys):
     assert not (tmp_path / "checkpoints").exists()
 
 
+def test_a_four_node_fsdp_plan_of_the_report_accounts_for_every_rank(tmp_path, capsys):
+    """hardware=fsdp hardware.num_nodes=4: 32 ranks of 8 GPUs planned (dry run, nothing allocated) for the report's
+    curriculum. The 1.63M-token batch of stages 3-4 divides (5 sequences x 2,048 x 5 accumulation x 32 ranks); the
+    163,840-token batch of stages 1-2 is 80 sequences of 2,048, which 32 ranks cannot split: said per stage."""
+    run(compose_config(["model=minimath_1p5b", "data=report", "hardware=fsdp", "hardware.num_nodes=4", "stage=all",
+                        "dry_run=true"], tmp_path))  # fmt: skip
+    out = capsys.readouterr().out
+    assert out.count("device gpu x 32") == 2
+    assert out.count("1,638,400 tokens/step = 5 sequences x 2048 tokens x 5 accumulation x 32 rank(s)") == 2
+    for stage in (1, 2):
+        assert (
+            f"stage {stage}: would stop with: error: batch of 163840 tokens/step is not a multiple of "
+            "micro_batch×seq_len×world_size = 5×2048×32 = 327680"
+        ) in out
+    # two nodes (16 ranks) split stages 1-2's batch: a micro-batch of 5 sequences per rank, no accumulation
+    run(compose_config(["model=minimath_1p5b", "data=report", "hardware=fsdp", "hardware.num_nodes=2", "stage=1",
+                        "dry_run=true"], tmp_path / "two"))  # fmt: skip
+    assert "163,840 tokens/step = 5 sequences x 2048 tokens x 1 accumulation x 16 rank(s)" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_tiny_run_writes_checkpoint_and_events_and_init_from(tmp_path, data_root):
     tiny = TINY_TRAIN_OVERRIDES + [f"paths.data_root={data_root}"]
