@@ -1,14 +1,17 @@
 import re
+import subprocess
+import sys
 import time
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 from minimath.bench import train
 from minimath.bench.train import bench_spec, model_config, reference_precision, report
 from minimath.flops import flops_per_token
 
-from conftest import CONF_DIR
+from conftest import CONF_DIR, REPO
 
 TINY = [
     "model.n_layer=1",
@@ -214,3 +217,18 @@ def test_hf_generation_bench_prints_both_paths_and_their_ratio(capsys, monkeypat
     rate = r"[\d,]+ \(best [\d,]+\)"
     assert re.search(rf"batch 2: ckpt=nano.ckpt {rate}, ckpt=hf:nano-hf {rate} tokens/s; hf / ours [\d.]+x", out)
     assert "identical continuations 2 of 2" in out
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_bench_on_a_gpu_preset_without_a_gpu_is_a_one_line_error():
+    proc = subprocess.run(
+        [sys.executable, "-m", "minimath.bench", "model=nano", "hardware=gpu", "steps=1", "warmup=0", "repeats=1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: hardware.accelerator=gpu, but torch sees no CUDA GPU on this machine: use hardware=cpu"
+    ]

@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from minimath.config import CONF_DIR
+from minimath.config import CONF_DIR, run_entry_point
+from minimath.errors import exit_on_user_error
 from minimath.flops import flops_per_token, mfu, peak_flops
 from minimath.hardware import ProbeShape, resolve_precision
 from minimath.log import quiet_third_party
@@ -237,6 +238,9 @@ def bench_spec(cfg: DictConfig) -> dict:
 
 
 def report(cfg: DictConfig) -> dict:
+    from minimath.training import check_device
+
+    check_device(cfg.hardware)  # hardware=gpu without a GPU: train.py's one-line error, not a CUDA traceback
     spec = bench_spec(cfg)
     model = spec["model"]
     tokens = spec["micro_batch"] * spec["seq_len"]
@@ -288,6 +292,7 @@ def report(cfg: DictConfig) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="bench")
+@exit_on_user_error
 def main(cfg: DictConfig) -> None:
     quiet_third_party()
     report(cfg)
@@ -298,7 +303,7 @@ def entry() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--worker":
         worker(sys.argv[2], json.loads(sys.argv[3]))
     else:
-        main()
+        run_entry_point(main, "bench")
 
 
 if __name__ == "__main__":

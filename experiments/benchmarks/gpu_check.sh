@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The GPU check (the standing order; issue 27, item 5): one script to run whenever a GPU is lent, about 10 minutes
+# on one H100/H200. Every command's output goes to OUT/<step>.log, the machine to OUT/machine.txt; the summary lines
+# (tokens/s, MFU, peak memory) are printed at the end, ready for experiments/benchmarks/README.md.
+#   bash experiments/benchmarks/gpu_check.sh [OUT]        # OUT defaults to outputs/gpu_check
+# Steps:
+#   1. bench_1p5b:    the 1.5B preset's training step against a plain PyTorch step (bf16 autocast, fused AdamW):
+#                     tokens/s, MFU against the H100/H200 dense bf16 peak (conf/hardware/gpu.yaml), peak memory
+#   2. bench_default: the embedded default's shape (nano, 20 x 128-token micro-batches) on the GPU
+#   3. train_1p5b:    50 optimizer steps of `model=minimath_1p5b hardware=gpu` on the embedded data tokenized with
+#                     the real Qwen vocabulary (151,936 rows), 32,768 tokens/step, from scratch; tokens/s and MFU from
+#                     its log
+# Not yet here: an FSDP run with a sharded save and resume (hardware=fsdp on FSDP2 is issue 27's item 1).
+# Without a GPU every step stops at once with train.py's one-line error; nothing here runs on a CPU.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+out=${1:-outputs/gpu_check}
+mkdir -p "$out"
+{
+  date -u +"%Y-%m-%dT%H:%M:%SZ"
+  git rev-parse HEAD
+  git status --porcelain | head -5
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "nvidia-smi: not available"
+  python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"
+} > "$out/machine.txt" 2>&1
+cat "$out/machine.txt"
+
+step() {  # step NAME COMMAND...: run it, keep its log, stop the check on failure
+  local name=$1
+  shift
+  echo "== $name: $*"
+  if ! "$@" > "$out/$name.log" 2>&1; then
+    echo "== $name failed: last lines of $out/$name.log"
+    tail -n 20 "$out/$name.log"
+    exit 1
+  fi
+}
+
+step bench_1p5b python -m minimath.bench model=minimath_1p5b hardware=gpu micro_batch=8 seq_len=2048 steps=20 \
+  warmup=5 repeats=3
+step bench_default python -m minimath.bench model=nano hardware=gpu micro_batch=20 seq_len=128 steps=40 warmup=5 \
+  repeats=3
+step train_1p5b python train.py model=minimath_1p5b hardware=gpu stage=4 batch=32768 train.max_tokens=1638400 \
+  init_from=none run_name=gpu-check "paths.runs=$out/runs" "paths.data_root=$out/prepared"
+
+echo "== summary ($out)"
+grep -h -E "tokens/s|MFU|peak" "$out/bench_1p5b.log" "$out/bench_default.log" | tail -n 20
+grep -h "step 50/50" "$out/train_1p5b.log" | tail -n 1
