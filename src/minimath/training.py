@@ -103,10 +103,9 @@ def start_tokenizer(cfg: DictConfig, manifest: dict, start: StageStart) -> Token
     id, counted here. With `init_vocab=extend` an init_from stage appends them to the inherited vocabulary instead
     (`extend_start_vocabulary` gives them embedding rows)."""
     built = build_tokenizer(cfg.model, manifest)
-    state = start.checkpoint["hyper_parameters"].get("tokenizer") if start.checkpoint is not None else None
-    if not isinstance(built, CompactTokenizer) or not isinstance(state, dict) or "kept_ids" not in state:
+    inherited = inherited_vocabulary(start)
+    if not isinstance(built, CompactTokenizer) or inherited is None:
         return built
-    inherited = tokenizer_from_state(state)
     if np.array_equal(inherited.kept_ids, built.kept_ids):
         return built
     outside = used_token_ids(manifest) - set(inherited.kept_ids.tolist())
@@ -123,6 +122,14 @@ def start_tokenizer(cfg: DictConfig, manifest: dict, start: StageStart) -> Token
         + (" (init_vocab=extend adds them when a stage starts with init_from)" if outside and mode is None else "")
     )
     return inherited
+
+
+def inherited_vocabulary(start: StageStart) -> CompactTokenizer | None:
+    """The compact vocabulary of the checkpoint a stage starts from (None: no checkpoint, or a full vocabulary)."""
+    state = start.checkpoint["hyper_parameters"].get("tokenizer") if start.checkpoint is not None else None
+    if not isinstance(state, dict) or "kept_ids" not in state:
+        return None
+    return tokenizer_from_state(state)
 
 
 def check_init_vocab(cfg: DictConfig) -> None:
@@ -142,13 +149,8 @@ def extend_start_vocabulary(start: StageStart, tokenizer: TokenizerLike, model_c
     transformers' `resize_token_embeddings` does by default, so the extended model's output distribution starts
     close to the old one's), the unknown id keeps its row at its new place, padding rows are zero. The embedding is
     tied to the output layer, so this is the only matrix that changes."""
-    if start.kind is not StartKind.INIT or not isinstance(tokenizer, CompactTokenizer):
-        return
-    state = start.checkpoint["hyper_parameters"].get("tokenizer")
-    if not isinstance(state, dict) or "kept_ids" not in state:
-        return
-    inherited = tokenizer_from_state(state)
-    if not tokenizer.extends(inherited):
+    inherited = inherited_vocabulary(start) if start.kind is StartKind.INIT else None
+    if inherited is None or not isinstance(tokenizer, CompactTokenizer) or not tokenizer.extends(inherited):
         return
     key = "model.tok_embeddings.weight"
     old = start.checkpoint["state_dict"][key]
