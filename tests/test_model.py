@@ -249,3 +249,27 @@ def test_mup_coordinate_check():
 def test_mup_config_validation():
     with pytest.raises(ValueError, match="mup_base_width"):
         mup_config(64, mup_base_width=0)
+
+
+def test_activation_checkpointing_gives_the_same_loss_and_gradients_and_keeps_fewer_activations(tiny_model_config):
+    """Recomputing each block in backward changes what autograd keeps (fewer saved tensors), not what is computed."""
+    torch.manual_seed(0)
+    model = Transformer(tiny_model_config)
+    idx = torch.randint(0, tiny_model_config.vocab_size, (2, 16))
+
+    def loss_grads_and_saved(recompute: bool):
+        model.zero_grad()
+        model.activation_checkpointing = recompute
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+            loss = F.cross_entropy(model(idx).flatten(0, 1), idx.flatten())
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in model.parameters()], sum(saved)
+
+    plain_loss, plain_grads, plain_saved = loss_grads_and_saved(False)
+    loss, grads, saved = loss_grads_and_saved(True)
+    assert loss == plain_loss
+    assert all(torch.equal(a, b) for a, b in zip(grads, plain_grads))
+    assert saved < plain_saved / 2, (saved, plain_saved)
+    with torch.no_grad():  # never in inference: nothing to recompute
+        assert torch.equal(model(idx), model(idx))

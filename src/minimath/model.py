@@ -26,6 +26,7 @@ from dataclasses import MISSING, dataclass, fields
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 INIT_STYLES = ("gpt2", "minimath_code")
@@ -277,6 +278,9 @@ class Transformer(nn.Module):
         cos, sin = rope_tables(config.head_dim, config.max_seq_len, config.rope_theta)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
+        # Recompute each block's activations in backward instead of keeping them (`hardware.activation_checkpointing`):
+        # a training-time setting, not architecture, so it is not in the config or in checkpoints.
+        self.activation_checkpointing = False
         self.reset_parameters()
 
     @property
@@ -387,8 +391,12 @@ class Transformer(nn.Module):
         x = self.tok_embeddings(idx)
         if self.config.embedding_scale != 1.0:
             x = x * self.config.embedding_scale
+        recompute = self.activation_checkpointing and cache is None and torch.is_grad_enabled()
         for i, layer in enumerate(self.layers):
-            x = layer(x, cos, sin, cache, i, mask)
+            if recompute:  # only the block's input is kept; its inside is recomputed in backward
+                x = torch.utils.checkpoint.checkpoint(layer, x, cos, sin, None, i, mask, use_reentrant=False)
+            else:
+                x = layer(x, cos, sin, cache, i, mask)
         return self.output_hidden(self.norm(x))
 
     def output_hidden(self, normed: torch.Tensor) -> torch.Tensor:

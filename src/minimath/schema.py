@@ -63,6 +63,12 @@ class Hardware:
     num_workers: int = 0
     peak_tflops: Any = None  # TFLOP/s, measure, or null
     threads: Optional[int] = None  # torch's intra-op threads; null: torch's default (every core)
+    activation_checkpointing: bool = (
+        False  # recompute each block's activations in backward (less memory, ~1/3 more compute)
+    )
+    gpu_memory_gib: Optional[float] = (
+        None  # memory per GPU the dry run's planner fits the micro-batch to (null: not planned)
+    )
 
 
 @dataclass

@@ -607,6 +607,7 @@ def build_module(
         z_loss=float(cfg.train.z_loss),
         loss_guard=hydra.utils.instantiate(cfg.train.loss_guard) if cfg.train.loss_guard else None,
     )
+    module.model.activation_checkpointing = bool(cfg.hardware.activation_checkpointing)
     if cfg.train.compile:
         module.model.compile()  # in place: parameter names (and checkpoints) stay the same
     return module
