@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -268,3 +270,28 @@ def write_benchmark_files(root: Path, tasks: list[str]) -> None:
 def copy_of(name: str) -> str:
     """A training document that copies the item of benchmark `name`."""
     return f"Practice problem from a forum post. {BENCHMARK_ITEMS[name][2]} Solve it and explain every step."
+
+
+def train_cli(run_dir, data_root, *extra, env=None, new_session=False) -> subprocess.Popen:
+    """`python train.py` on the tiny config in its own process (`new_session`: in its own process group, so a test
+    can kill every rank at once, as a scheduler does)."""
+    args = [
+        sys.executable,
+        "train.py",
+        *TINY_TRAIN_OVERRIDES,
+        f"paths.data_root={data_root}",
+        "trainer.deterministic=true",
+        "callbacks.heldout_eval.every_n_steps=1000",
+        "callbacks.heldout_eval.n=1",
+        f"hydra.run.dir={run_dir}",
+        *extra,
+    ]
+    return subprocess.Popen(
+        args,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+        start_new_session=new_session,
+    )

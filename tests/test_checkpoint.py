@@ -35,3 +35,24 @@ def test_a_checkpoint_of_weights_alone_holds_them_and_a_run_not_yet_begun(tiny_m
     assert model_state(ckpt).keys() == state.keys()
     meta = CheckpointMeta.of(ckpt)
     assert (meta.stage, meta.tokens_seen, meta.global_step, meta.stage_start_tokens) == (None, 0, 0, 0)
+
+
+def test_an_optimizer_state_keyed_by_name_is_numbered_as_the_optimizer_numbers_it(tiny_model_config):
+    """A sharded checkpoint's AdamW state (keyed by parameter name) consolidates to exactly what
+    `Optimizer.state_dict()` gives, so a plain single-process run can load it."""
+    from minimath.checkpoint import index_optimizer_state
+    from minimath.model import Transformer
+
+    model = Transformer(tiny_model_config)
+    groups = [{"params": params, "name": name} for name, params, _, _ in model.parameter_groups()]
+    optimizer = torch.optim.AdamW(groups)
+    model(torch.zeros(1, 4, dtype=torch.long)).sum().backward()
+    optimizer.step()
+    names = {id(p): n for n, p in model.named_parameters()}
+    by_index = optimizer.state_dict()
+    flat = [p for g in optimizer.param_groups for p in g["params"]]
+    by_name = {
+        "state": {names[id(flat[i])]: state for i, state in by_index["state"].items()},
+        "param_groups": [{**g, "params": [names[id(flat[i])] for i in g["params"]]} for g in by_index["param_groups"]],
+    }
+    assert index_optimizer_state(by_name) == by_index

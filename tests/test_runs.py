@@ -4,8 +4,6 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -18,7 +16,7 @@ from minimath.runs import Fingerprint, mark_final, previous_stage_checkpoint
 from minimath.tb import read_scalars as scalars
 from minimath.training import run
 
-from conftest import REPO, TINY_TRAIN_OVERRIDES, compose_config
+from conftest import REPO, TINY_TRAIN_OVERRIDES, compose_config, train_cli
 
 NO_STAGE = [o for o in TINY_TRAIN_OVERRIDES if o != "stage=1"]
 
@@ -146,23 +144,6 @@ def test_nan_guard_skips_steps_then_stops(tmp_path, data_root, monkeypatch):
     losses = scalars(tmp_path / "run" / "stage1-bs128" / "tb", "train/loss")
     assert list(losses) == [128, 256]  # steps 1 and 3 trained; 2, 4, 5 skipped (6 never ran)
     assert not (tmp_path / "run" / "stage1-bs128" / "checkpoints" / "final.ckpt").exists()
-
-
-def train_cli(run_dir, data_root, *extra, env=None):
-    args = [
-        sys.executable,
-        "train.py",
-        *TINY_TRAIN_OVERRIDES,
-        f"paths.data_root={data_root}",
-        "trainer.deterministic=true",
-        "callbacks.heldout_eval.every_n_steps=1000",
-        "callbacks.heldout_eval.n=1",
-        f"hydra.run.dir={run_dir}",
-        *extra,
-    ]
-    return subprocess.Popen(
-        args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
-    )
 
 
 @pytest.mark.slow

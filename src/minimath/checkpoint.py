@@ -88,12 +88,64 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
         ckpt = self._preloaded.pop(Path(path).resolve(), None)
-        return ckpt if ckpt is not None else load_checkpoint(path)
+        if ckpt is None or "state_dict" not in ckpt:  # not read yet, or only a sharded checkpoint's metadata
+            return load_checkpoint(path)
+        return ckpt
+
+
+SHARDED_META = "meta.pt"  # a sharded checkpoint's file of everything that is not a tensor (Lightning's name)
+
+
+def is_sharded(path: str | Path) -> bool:
+    """Whether `path` is a sharded checkpoint: a directory written by `torch.distributed.checkpoint` (FSDP2)."""
+    return Path(path).is_dir() and (Path(path) / SHARDED_META).is_file()
+
+
+def consolidate(path: str | Path) -> dict:
+    """A sharded checkpoint as one Lightning checkpoint dict: every tensor whole, on the CPU, read without a process
+    group (the whole state must fit in this machine's memory), AdamW's state keyed by parameter index as
+    `torch.optim` keeps it (the shards key it by parameter name)."""
+    from lightning.fabric.utilities.load import _load_distributed_checkpoint
+
+    ckpt = _load_distributed_checkpoint(Path(path))
+    optimizers = sorted((k for k in ckpt if k.startswith("optimizer_")), key=lambda k: int(k.split("_")[1]))
+    ckpt["optimizer_states"] = [index_optimizer_state(ckpt.pop(k)) for k in optimizers]
+    return ckpt
+
+
+def index_optimizer_state(state: dict) -> dict:
+    """An optimizer state dict keyed by parameter name (`torch.distributed.checkpoint.state_dict`) keyed instead by
+    each parameter's position over the groups in order, as `Optimizer.state_dict()` numbers them."""
+    index, groups = {}, []
+    for group in state["param_groups"]:
+        groups.append({**group, "params": [index.setdefault(name, len(index)) for name in group["params"]]})
+    return {"state": {index[name]: value for name, value in state["state"].items()}, "param_groups": groups}
+
+
+def save_consolidated(path: Path, target: Path) -> Path:
+    """`consolidate(path)` written atomically to the single file `target`."""
+    ckpt = consolidate(path)
+    atomic_write(Path(target), lambda f: torch.save(ckpt, f))
+    return Path(target)
+
+
+def load_resume_state(path: str | Path) -> dict:
+    """What a resume reads before the trainer does: a checkpoint file whole, or a sharded checkpoint's `meta.pt` alone
+    (no `state_dict`: each rank then loads its shards, `minimath.parallel.FSDP2`)."""
+    if not is_sharded(path):
+        return load_checkpoint(path)
+    try:
+        return torch.load(Path(path) / SHARDED_META, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as err:
+        raise UserError(f"checkpoint {path}: {SHARDED_META} is unreadable ({type(err).__name__})") from None
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """A Lightning checkpoint as plain tensors and containers; a missing or unreadable file is a UserError."""
+    """A Lightning checkpoint as plain tensors and containers (a sharded one consolidated); a missing or unreadable
+    file is a UserError."""
     path = Path(path)
+    if is_sharded(path):
+        return consolidate(path)
     if path.is_dir():
         inside = next(
             (p for p in (path / "checkpoints" / "final.ckpt", path / "final.ckpt", path / "last.ckpt") if p.is_file()),

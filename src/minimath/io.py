@@ -43,17 +43,44 @@ def jsonl_bytes(rows) -> bytes:
 
 
 def atomic_publish(source: Path, target: Path) -> Path:
-    """Make `target` hold `source`'s content under a new name (a hard link, or a copy where links are not allowed),
-    appearing at once through an atomic rename; `source` stays."""
+    """Make `target` hold `source`'s content under a new name (a hard link, or a copy where links are not allowed;
+    a directory, a sharded checkpoint, gets a relative symbolic link), appearing at once through an atomic rename;
+    `source` stays."""
     source, target = Path(source), Path(target)
     tmp = target.parent / f".{target.name}.tmp"
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(source, tmp)
-    except OSError:
-        atomic_write_bytes(tmp, source.read_bytes())
-    os.replace(tmp, target)
+    remove_path(tmp)
+    if source.is_dir():
+        os.symlink(os.path.relpath(source, target.parent), tmp)
+    else:
+        try:
+            os.link(source, tmp)
+        except OSError:
+            atomic_write_bytes(tmp, source.read_bytes())
+    replace_path(tmp, target)
     return target
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file, a link (not what it points to) or a directory tree; nothing there is fine."""
+    path = Path(path)
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+
+
+def replace_path(source: Path, target: Path) -> None:
+    """Rename `source` (a file, link or directory) over `target`. A file or link is replaced atomically; a directory
+    in the way is first renamed aside, so `target` is missing only between two renames, never half-written."""
+    source, target = Path(source), Path(target)
+    if target.is_dir() and not target.is_symlink():
+        aside = target.with_name(f".{target.name}.old")
+        remove_path(aside)
+        os.replace(target, aside)
+        os.replace(source, target)
+        shutil.rmtree(aside)
+    else:
+        os.replace(source, target)
 
 
 def remove_if_only(directory: Path, names: tuple[str, ...]) -> bool:

@@ -114,6 +114,12 @@ class MiniMathModule(L.LightningModule):
         """Each transformer block's parameters, in order."""
         return [list(block.parameters()) for block in self.model.layers]
 
+    def configure_model(self) -> None:
+        """Where a parallel strategy shards the model (`minimath.parallel.FSDP2`); otherwise nothing to do."""
+        parallelize = getattr(self.trainer.strategy, "parallelize", None)
+        if parallelize is not None:
+            parallelize(self.model)
+
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         return self.model(idx)
 

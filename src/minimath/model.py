@@ -157,7 +157,8 @@ class KVCache:
         self.length = 0  # positions filled (the same for every layer once a forward pass ends)
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store this step's keys/values for `layer`; return all keys/values so far."""
+        """Store this step's keys/values for `layer`; return all keys/values so far, in the dtype the layer computes
+        in (FSDP's mixed precision gathers bf16 weights for a model whose cache was sized from its fp32 ones)."""
         t = k.shape[2]
         if self.length + t > self.k.shape[3]:
             raise ValueError(f"KV cache of {self.k.shape[3]} positions is full")
@@ -166,7 +167,7 @@ class KVCache:
         end = self.length + t
         if layer == self.k.shape[0] - 1:
             self.length = end
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+        return self.k[layer, :, :, :end].to(k.dtype), self.v[layer, :, :, :end].to(v.dtype)
 
 
 class Attention(nn.Module):

@@ -60,6 +60,7 @@ RESULT_KEYS = (
     "scheduler",
     "train",
     "hardware.precision",
+    "hardware.strategy.param_dtype",
     "trainer",
     "init_from",
     "init_optimizer",
@@ -88,7 +89,7 @@ DERIVED = {
     ),
 }
 # Recorded only when set (settings added after directories recorded their fingerprints).
-RECORDED_WHEN_SET = ("branch_from", "train.loss_guard", "init_vocab")
+RECORDED_WHEN_SET = ("branch_from", "train.loss_guard", "init_vocab", "hardware.strategy.param_dtype")
 
 # Config groups whose options bundle result-determining settings: an experiment's arms (conf/arm/<experiment>/, each
 # `# @package _global_`), swept as `+arm/<experiment>=a,b`; the option chosen names the stage directory's variant.
@@ -301,8 +302,13 @@ def previous_stage_checkpoint(run: Path, stage: int, wanted: Fingerprint) -> tup
 
 
 def mark_final(stage_dir: Path) -> Path:
-    """Publish the stage's last checkpoint as final.ckpt (a hard link or copy, then an atomic rename)."""
+    """Publish the stage's last checkpoint as final.ckpt (a hard link or copy, then an atomic rename); a sharded one
+    is consolidated into one file, the form every reader of final.ckpt takes."""
+    from minimath.checkpoint import is_sharded, save_consolidated
+
     ckpt_dir = checkpoint_dir(stage_dir)
+    if is_sharded(ckpt_dir / LAST):
+        return save_consolidated(ckpt_dir / LAST, ckpt_dir / FINAL)
     return atomic_publish(ckpt_dir / LAST, ckpt_dir / FINAL)
 
 

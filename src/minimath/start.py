@@ -92,16 +92,16 @@ def decide(
     """Decide where the stage in `stage_dir` starts (see `init_from`, `branch_from` and `resume` in
     conf/config.yaml; `previous`: the fingerprint of stage N-1 as this run would train it, what `init_from=auto`
     looks for)."""
-    from minimath.checkpoint import load_checkpoint
+    from minimath.checkpoint import load_checkpoint, load_resume_state
 
     ckpt_dir = checkpoint_dir(stage_dir)
     if (ckpt_dir / FINAL).is_file():
         return StageStart(StartKind.FINISHED, ckpt_dir / FINAL)
-    if (ckpt_dir / LAST).is_file():
+    if (ckpt_dir / LAST).exists():  # a file, or a sharded checkpoint's directory (published as a link)
         if resume != "auto":
             raise UserError(f"{stage_dir} holds an unfinished run: set resume=auto to continue it, or remove it")
         # a truncated or foreign file is an error here, never a silent restart
-        return StageStart(StartKind.RESUME, ckpt_dir / LAST, load_checkpoint(ckpt_dir / LAST))
+        return StageStart(StartKind.RESUME, ckpt_dir / LAST, load_resume_state(ckpt_dir / LAST))
     if branch_from:  # weights, moments and data position of a stable-phase checkpoint; the decay alone follows
         return StageStart(StartKind.BRANCH, Path(str(branch_from)), load_checkpoint(Path(str(branch_from))))
     auto_run = auto_init_run(init_from, stage_dir)
@@ -137,7 +137,10 @@ def apply(
     if start.kind is StartKind.FINISHED:
         raise ValueError("a finished stage has nothing to start")
     if start.kind is StartKind.RESUME:  # checked here; Lightning restores everything else from the same dict
-        load_weights(module.model, model_state(start.checkpoint), source)
+        if "state_dict" in start.checkpoint:
+            load_weights(module.model, model_state(start.checkpoint), source)
+        else:  # a sharded checkpoint's metadata: the shards are loaded (and their shapes checked) by each rank
+            check_architecture(module.model_config, start.checkpoint, source)
     elif start.kind is StartKind.INIT:
         check_architecture(module.model_config, start.checkpoint, f"init_from {source}")
         module.start_from(start.checkpoint, source, load_optimizer=init_optimizer)

@@ -308,7 +308,7 @@ def build_trainer(
                 accelerator=hw.accelerator,
                 devices=hw.devices,
                 num_nodes=hw.num_nodes,
-                strategy=hw.strategy,
+                strategy=hydra.utils.instantiate(hw.strategy) if OmegaConf.is_dict(hw.strategy) else hw.strategy,
                 precision=precision,
                 max_steps=max_steps,
                 accumulate_grad_batches=accumulate,
@@ -641,16 +641,18 @@ def finish(trainer: L.Trainer, module: MiniMathModule, plan: RunPlan, stage_dir:
     state and publishes it as final.ckpt."""
     from minimath.callbacks import Checkpointing
 
-    saver = next((c for c in trainer.callbacks if isinstance(c, Checkpointing)), None)
-    if saver is not None and saver.interrupted_at is not None:
+    saver = next(c for c in trainer.callbacks if isinstance(c, Checkpointing))  # always built (build_callbacks)
+    if saver.interrupted_at is not None:
         raise Interrupted(
             f"stage {plan.stage} stopped at step {saver.interrupted_at:,} of {plan.steps:,} "
             f"({module.tokens_seen:,} tokens seen); saved {checkpoint_dir(stage_dir) / LAST}: "
             f"rerun the same command to continue"
         )
     if trainer.global_step >= plan.steps and not trainer.interrupted:
-        trainer.save_checkpoint(checkpoint_dir(stage_dir) / LAST, weights_only=False)  # full state
+        saver.save_last(trainer)  # full state
         log.to_loggers(trainer.loggers, {HP_METRIC: module.last_loss}, step=module.tokens_seen)
         for logger in trainer.loggers:
             logger.save()
-        log.info(f"stage {plan.stage} finished: {mark_final(stage_dir)}")
+        if trainer.is_global_zero:  # one file, consolidated from a sharded last.ckpt
+            log.info(f"stage {plan.stage} finished: {mark_final(stage_dir)}")
+        trainer.strategy.barrier("final checkpoint")

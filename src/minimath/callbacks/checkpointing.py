@@ -17,7 +17,8 @@ from minimath import log
 from minimath.callbacks.seam import TrainingState
 from minimath.callbacks.shared import StepBoundary
 from minimath.errors import INTERRUPTED_STATUS
-from minimath.io import atomic_publish
+from minimath.io import atomic_publish, remove_path
+from minimath.parallel import writes_directories
 from minimath.runs import LAST
 
 
@@ -49,6 +50,7 @@ class Checkpointing(StepBoundary, Checkpoint):
         self.every_n_train_steps, self.every_minutes = every_n_train_steps, every_minutes
         self.keep_last, self.save_on_interrupt = keep_last, save_on_interrupt
         self.interrupted_at: int | None = None
+        self._saved_step: int | None = None  # the step last saved
         self._signal: int | None = None
         self._previous_handlers: dict = {}
 
@@ -99,10 +101,20 @@ class Checkpointing(StepBoundary, Checkpoint):
     def save(self, trainer: L.Trainer, step: int) -> None:
         path = self.dirpath / f"step{step:07d}.ckpt"
         trainer.save_checkpoint(path, weights_only=False)  # the full training state, for resume
-        self._saved_at = time.monotonic()
+        self._saved_at, self._saved_step = time.monotonic(), step
         if trainer.is_global_zero:
             atomic_publish(path, self.dirpath / LAST)
             if self.keep_last is not None:
                 for old in sorted(self.dirpath.glob("step*.ckpt"))[: -self.keep_last]:
-                    old.unlink(missing_ok=True)
+                    remove_path(old)
         trainer.strategy.barrier("checkpoint")
+
+    def save_last(self, trainer: L.Trainer) -> None:
+        """The full state at the end of a fit, as `last.ckpt`: written there (one file), or, where checkpoints are
+        sharded directories, as this step's checkpoint published as `last.ckpt` (a directory is never rewritten
+        in place; a step saved already is not written twice: at 1.5B with AdamW state that is ~18 GB)."""
+        if writes_directories(trainer.strategy):
+            if self._saved_step != trainer.global_step:
+                self.save(trainer, trainer.global_step)
+        else:
+            trainer.save_checkpoint(self.dirpath / LAST, weights_only=False)

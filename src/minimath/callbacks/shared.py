@@ -31,6 +31,12 @@ def grads_are_sharded(strategy: object) -> bool:
     return isinstance(strategy, (FSDPStrategy, ModelParallelStrategy))
 
 
+def computes_here(trainer: L.Trainer) -> bool:
+    """Whether this rank runs a measurement that rank 0 logs (an in-training eval): rank 0 alone, or every rank
+    where the parameters are sharded (each forward gathers them, a collective every rank must join)."""
+    return trainer.is_global_zero or grads_are_sharded(trainer.strategy)
+
+
 def norm_over_ranks(tensors: Iterable[torch.Tensor], strategy) -> torch.Tensor:
     """The L2 norm of `tensors` as whole tensors, whichever rank holds which part. DTensors (FSDP2, model parallel)
     give a partial norm that one all-reduce completes; FSDP1's flat shards, the square root of the ranks' summed

@@ -11,6 +11,7 @@ import lightning as L
 import torch
 
 from minimath import log
+from minimath.callbacks.shared import computes_here
 from minimath.data.synth.base import DocumentGenerator
 from minimath.eval.runner import Protocol, run_task
 from minimath.eval.tasks import as_generator, heldout_task
@@ -50,12 +51,12 @@ class HeldoutEval(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
-        if step and step % self.every_n_steps == 0 and step != getattr(self, "_last", None) and trainer.is_global_zero:
+        if step and step % self.every_n_steps == 0 and step != getattr(self, "_last", None) and computes_here(trainer):
             self._last = step  # with gradient accumulation the same step ends several micro-batches
             self._evaluate(trainer, pl_module)
 
     def on_train_end(self, trainer, pl_module) -> None:
-        if trainer.is_global_zero and trainer.global_step != getattr(self, "_last", None):
+        if computes_here(trainer) and trainer.global_step != getattr(self, "_last", None):
             self._evaluate(trainer, pl_module)
 
 
@@ -110,16 +111,16 @@ class HeldoutLoss(L.Callback):
         log.to_loggers(trainer.loggers, metrics, step=module.tokens_seen)
 
     def on_train_start(self, trainer, pl_module) -> None:
-        if self.at_start and self._rows and trainer.global_step == 0 and trainer.is_global_zero:
+        if self.at_start and self._rows and trainer.global_step == 0 and computes_here(trainer):
             self._evaluate(trainer, pl_module)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
         if (
-            self._rows and step and step % self.every_n_steps == 0 and step != self._last and trainer.is_global_zero
+            self._rows and step and step % self.every_n_steps == 0 and step != self._last and computes_here(trainer)
         ):  # with gradient accumulation the same step ends several micro-batches
             self._evaluate(trainer, pl_module)
 
     def on_train_end(self, trainer, pl_module) -> None:
-        if self._rows and trainer.is_global_zero and trainer.global_step != self._last:
+        if self._rows and computes_here(trainer) and trainer.global_step != self._last:
             self._evaluate(trainer, pl_module)
