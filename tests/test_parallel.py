@@ -32,6 +32,9 @@ FSDP_ON_CPU = [
     "train.max_tokens=3072",
     "checkpoint.every_n_train_steps=4",
     "checkpoint.keep_last=null",
+    # below the tiny model's gradient norms (0.6-0.8), so every step clips: equal losses on 1 and 2 ranks then also
+    # say the clipping norm is the whole model's, not a shard's
+    "trainer.gradient_clip_val=0.3",
 ]
 
 
@@ -112,6 +115,9 @@ def test_two_cpu_ranks_save_shards_export_reads_and_a_killed_run_resumes_on_one_
     assert shard_files(shrunk / "step0000008.ckpt") == ["__0_0.distcp"]
     resumed = scalars(tmp_path / "killed" / "tb", "train/loss")
     assert min(resumed) > 4 * 256 and resumed == {k: v for k, v in expected.items() if k in resumed}
+    norms = [scalars(d / "tb", "train/grad_norm") for d in (tmp_path / "ref", tmp_path / "killed")]
+    assert min(norms[0].values()) > 0.3  # logged: the whole model's norm (summed over shards: equal to float order)
+    assert norms[1] == pytest.approx({k: norms[0][k] for k in norms[1]}, rel=1e-5)
 
     resume_from(tmp_path / "killed", tmp_path / "grown", 8)
     out = finish(fsdp_run(tmp_path / "grown", data_root, 2))  # 1 -> 2 ranks
@@ -215,13 +221,22 @@ def test_a_multi_node_fsdp_trainer_takes_its_rank_from_slurm_or_torchrun(cluster
     """`hardware=fsdp hardware.num_nodes=2` (2 ranks per node) as the run builds its trainer in a process that Slurm
     (`srun`) or torchrun started: Lightning's cluster environment gives the rank, the node and the main address, and
     the world is nodes x devices. Nothing connects: the process group starts only in `fit`."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only as fabric_rank_zero
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+    from lightning_utilities.core.rank_zero import rank_zero_only as utils_rank_zero
+
     from minimath.checkpoint import AtomicCheckpointIO
     from minimath.training import build_trainer
 
     from conftest import TINY_TRAIN_OVERRIDES, compose_config
 
-    for key in [k for k in os.environ if k.startswith(("SLURM_", "TORCHELASTIC_")) or k in CLUSTERS["torchrun"][0]]:
+    # Lightning writes what it resolves into this process (MASTER_ADDR/PORT, rank_zero_only.rank): all restored after
+    written = {k for env, _ in CLUSTERS.values() for k in env} | {"MASTER_ADDR", "MASTER_PORT", "NODE_RANK"}
+    for key in written | {k for k in os.environ if k.startswith(("SLURM_", "TORCHELASTIC_"))}:
+        monkeypatch.setenv(key, "")  # recorded (present or not), so the test's end restores it exactly
         monkeypatch.delenv(key)
+    for holder in (rank_zero_only, fabric_rank_zero, utils_rank_zero):
+        monkeypatch.setattr(holder, "rank", getattr(holder, "rank", 0), raising=False)
     environment, expected = CLUSTERS[cluster]
     for key, value in environment.items():
         monkeypatch.setenv(key, value)
