@@ -69,6 +69,7 @@ class Hardware:
     gpu_memory_gib: Optional[float] = (
         None  # memory per GPU the dry run's planner fits the micro-batch to (null: not planned)
     )
+    planned_mfu: float = 0.4  # the MFU (all FLOPs, of peak_tflops) the dry run's time per stage assumes
 
 
 @dataclass

@@ -494,17 +494,28 @@ def finish_measures(cfg: DictConfig, stage_dir: Path) -> dict[str, float]:
 
 
 def dry_run(cfg: DictConfig) -> None:
-    """Print the parameter counts (on the meta device) and each stage's plan, or the error it would stop with."""
+    """Print the parameter counts (on the meta device) and each stage's plan with its memory and time per rank
+    (`minimath.planner`), or the error it would stop with."""
+    from minimath.planner import LOW_PRECISION, ResourcePlan, check_settings
+
+    check_settings(cfg.hardware.gpu_memory_gib, cfg.hardware.planned_mfu)
     manifest = prepare(cfg.data, log=log.info) if cfg.model.compact_vocab else None  # its ids are the data's
-    counts = report_params(build_model_config(cfg.model, build_tokenizer(cfg.model, manifest)))
+    model_config = build_model_config(cfg.model, build_tokenizer(cfg.model, manifest))
+    counts = report_params(model_config)
     print(f"params total={counts['total']} non_embedding={counts['non_embedding']} embedding={counts['embedding']}")
     stages = [str(k) for k in cfg.data.stages] if str(cfg.stage) == ALL_STAGES else [str(cfg.stage)]
     for key in stages:  # each stage's plan, or the error that stage would stop with
         staged = cfg if len(stages) == 1 else stage_config(cfg, key, command_line_overrides())
         try:
-            print(plan_run(staged).block("dry run: nothing is allocated"))
+            plan = plan_run(staged)
         except UserError as err:
             print(f"stage {key}: would stop with: error: {err}")
+            continue
+        print(plan.block("dry run: nothing is allocated"))
+        if plan.precision in LOW_PRECISION:
+            print(ResourcePlan.of_stage(model_config, plan, staged.hardware, staged.train.loss_chunk_bytes).block())
+        else:
+            print(f"  memory and time: not planned for precision {plan.precision} (only {', '.join(LOW_PRECISION)})")
 
 
 def train(cfg: DictConfig, plan: RunPlan, stage_dir: Path) -> None:
