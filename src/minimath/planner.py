@@ -236,10 +236,16 @@ def check_settings(gpu_memory_gib: float | None, planned_mfu: float) -> None:
 
 
 def sharded(strategy) -> bool:
-    """Whether `hardware.strategy` shards the training state over the ranks: FSDP, named (`fsdp`) or as an object
-    config whose `_target_` is an FSDP strategy."""
-    name = strategy.get("_target_", "") if hasattr(strategy, "get") else strategy
-    return "fsdp" in str(name).lower()
+    """Whether `hardware.strategy` shards the training state over the ranks: Lightning's FSDP by name (`fsdp`), or an
+    object config whose `_target_` is a sharding strategy class (`minimath.parallel.FSDP2`, Lightning's FSDP or
+    model-parallel strategies)."""
+    from hydra.utils import get_class
+
+    from minimath.callbacks.shared import SHARDING_STRATEGIES
+
+    if hasattr(strategy, "get"):
+        return issubclass(get_class(str(strategy.get("_target_"))), SHARDING_STRATEGIES)
+    return str(strategy).startswith("fsdp")
 
 
 def size(n_bytes: float) -> str:

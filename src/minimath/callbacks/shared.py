@@ -26,9 +26,12 @@ class StepBoundary:
         return True
 
 
+SHARDING_STRATEGIES = (FSDPStrategy, ModelParallelStrategy)  # minimath.parallel.FSDP2 is a ModelParallelStrategy
+
+
 def grads_are_sharded(strategy: object) -> bool:
     """Whether each rank holds only its shard of the gradients (FSDP, model-parallel), not a full replica."""
-    return isinstance(strategy, (FSDPStrategy, ModelParallelStrategy))
+    return isinstance(strategy, SHARDING_STRATEGIES)
 
 
 def computes_here(trainer: L.Trainer) -> bool:
