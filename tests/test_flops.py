@@ -29,6 +29,29 @@ def test_peak_settings():
     assert measured_matmul_peak(size=256, seconds=0.05) > 1e8
 
 
+def test_the_measured_peak_is_the_fastest_window_so_other_work_on_the_cores_does_not_lower_it():
+    """Fake clocks that advance 1 ms per reading (a matmul's time); in the disturbed one, readings in the second of
+    the five 10 ms windows advance 4 ms, as when another job shares the cores. The peak is the same."""
+    from minimath import flops
+
+    def fake_clock(slow_from: float, slow_to: float):
+        now = [0.0]
+
+        def clock() -> float:
+            value = now[0]
+            now[0] += 0.004 if slow_from <= value < slow_to else 0.001
+            return value
+
+        return clock
+
+    seconds = 0.01 * flops.PEAK_WINDOWS
+    quiet = measured_matmul_peak(size=8, seconds=seconds, clock=fake_clock(1.0, 1.0))
+    disturbed = measured_matmul_peak(size=8, seconds=seconds, clock=fake_clock(0.012, 0.024))
+    assert disturbed == quiet > 0
+    all_slow = measured_matmul_peak(size=8, seconds=seconds, clock=fake_clock(0.0, 1.0))
+    assert all_slow < quiet / 3  # slowed readings alone measure about a quarter of the rate
+
+
 def test_a_measured_peak_is_measured_once_per_machine_and_dtype(monkeypatch, tmp_path):
     from minimath import flops
 

@@ -41,15 +41,26 @@ def mfu(tokens_per_s: float, flops: FlopsPerToken, peak_flops: float) -> dict[st
     }
 
 
-def measured_matmul_peak(dtype: torch.dtype = torch.float32, size: int = 2048, seconds: float = 1.0) -> float:
-    """FLOP/s of large square matmuls on this CPU: the reference for MFU where no vendor peak applies."""
+PEAK_WINDOWS = 5  # timing windows of the matmul peak; the fastest is kept
+
+
+def measured_matmul_peak(
+    dtype: torch.dtype = torch.float32, size: int = 2048, seconds: float = 2.0, clock=time.perf_counter
+) -> float:
+    """FLOP/s of large square matmuls on this CPU: the reference for MFU where no vendor peak applies. The fastest
+    of `PEAK_WINDOWS` windows (`seconds` in all): a peak is a maximum, and other work on the cores only lowers a
+    window's rate (one window, measured while another job ran, was cached at 0.15 TFLOP/s on a CPU that runs these
+    matmuls at 0.23, and put every later MFU figure of that machine 1.6x too high)."""
     a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     a @ b  # warm up
-    runs, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        a @ b
-        runs += 1
-    return 2 * size**3 * runs / (time.perf_counter() - start)
+    best = 0.0
+    for _ in range(PEAK_WINDOWS):
+        runs, start = 0, clock()
+        while clock() - start < seconds / PEAK_WINDOWS:
+            a @ b
+            runs += 1
+        best = max(best, 2 * size**3 * runs / (clock() - start))
+    return best
 
 
 def peak_flops(setting: float | str | None, precision: str) -> float | None:
@@ -61,5 +72,6 @@ def peak_flops(setting: float | str | None, precision: str) -> float | None:
         from minimath.hardware import cached_measurement
 
         dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float32
-        return cached_measurement("matmul_peak", str(dtype), lambda: {"flops": measured_matmul_peak(dtype)})["flops"]
+        key = f"{dtype} | fastest of {PEAK_WINDOWS} windows"  # entries of the one-window measurement are not reused
+        return cached_measurement("matmul_peak", key, lambda: {"flops": measured_matmul_peak(dtype)})["flops"]
     return float(setting) * 1e12
