@@ -44,14 +44,12 @@ def mfu(tokens_per_s: float, flops: FlopsPerToken, peak_flops: float) -> dict[st
 PEAK_WINDOWS = 5  # timing windows of the matmul peak; the fastest is kept
 
 
-def measured_matmul_peak(
-    dtype: torch.dtype = torch.float32, size: int = 2048, seconds: float = 2.0, clock=time.perf_counter
+def matmul_rate(
+    m: int, k: int, n: int, dtype: torch.dtype = torch.float32, seconds: float = 2.0, clock=time.perf_counter
 ) -> float:
-    """FLOP/s of large square matmuls on this CPU: the reference for MFU where no vendor peak applies. The fastest
-    of `PEAK_WINDOWS` windows (`seconds` in all): a peak is a maximum, and other work on the cores only lowers a
-    window's rate (one window, measured while another job ran, was cached at 0.15 TFLOP/s on a CPU that runs these
-    matmuls at 0.23, and put every later MFU figure of that machine 1.6x too high)."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    """FLOP/s of (m x k) @ (k x n) on this CPU, the fastest of `PEAK_WINDOWS` windows (`seconds` in all): other work
+    on the cores only lowers a window's rate."""
+    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
     a @ b  # warm up
     best = 0.0
     for _ in range(PEAK_WINDOWS):
@@ -59,8 +57,18 @@ def measured_matmul_peak(
         while clock() - start < seconds / PEAK_WINDOWS:
             a @ b
             runs += 1
-        best = max(best, 2 * size**3 * runs / (clock() - start))
+        best = max(best, 2 * m * k * n * runs / (clock() - start))
     return best
+
+
+def measured_matmul_peak(
+    dtype: torch.dtype = torch.float32, size: int = 2048, seconds: float = 2.0, clock=time.perf_counter
+) -> float:
+    """FLOP/s of large square matmuls on this CPU: the reference for MFU where no vendor peak applies. A peak is a
+    maximum, so the fastest window counts (`matmul_rate`): one window, measured while another job ran, was cached at
+    0.15 TFLOP/s on a CPU that runs these matmuls at 0.23, and put every later MFU figure of that machine 1.6x too
+    high."""
+    return matmul_rate(size, size, size, dtype, seconds, clock)
 
 
 def peak_flops(setting: float | str | None, precision: str) -> float | None:

@@ -12,7 +12,6 @@ checkpoint."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import torch
@@ -20,7 +19,7 @@ from lightning.pytorch.strategies import ModelParallelStrategy
 from torch import nn
 
 from minimath.errors import UserError
-from minimath.io import replace_path
+from minimath.io import remove_path, replace_path
 
 MIXED_PRECISION = {None: None, "none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -31,7 +30,8 @@ class FSDP2(ModelParallelStrategy):
 
     - `param_dtype`: `bf16` or `fp16` gathers the parameters in that dtype for forward and backward (FSDP2's
       `MixedPrecisionPolicy`; master weights, gradient reduction and AdamW stay fp32); `none`: fp32 throughout.
-      Use it with `precision=32-true` (the policy is the mixed precision; autocast on top would cast twice).
+      The GPU preset pairs `bf16` with `precision=bf16-mixed` (autocast for what runs outside the gathered
+      parameters, the loss's matmul); on CPUs `none` with `precision=32-true`.
     - `reshard_after_forward`: free each block's gathered parameters after its forward (gathered again in
       backward: less memory, one more all-gather per block); the root keeps its own (needed at once by the loss).
     - `sharded_checkpoints`: each rank writes its shards (false: rank 0 gathers and writes one file, which needs
@@ -76,7 +76,7 @@ class FSDP2(ModelParallelStrategy):
         path = Path(self.broadcast(str(filepath)))
         tmp = path.with_name(f".{path.name}.tmp")
         if self.global_rank == 0:
-            shutil.rmtree(tmp, ignore_errors=True)  # a write a crash cut short
+            remove_path(tmp)  # a write a crash cut short
         self.barrier("sharded checkpoint: clean")
         super().save_checkpoint(checkpoint, tmp, storage_options)
         self.barrier("sharded checkpoint: written")
