@@ -21,10 +21,12 @@ out=${1:-outputs/gpu_check}
 mkdir -p "$out"
 {
   date -u +"%Y-%m-%dT%H:%M:%SZ"
-  git rev-parse HEAD
-  git status --porcelain | head -5
+  git rev-parse HEAD 2> /dev/null || echo "commit: not a git checkout (${MINIMATH_COMMIT:-unknown})"
+  git status --porcelain 2> /dev/null | head -5 || true
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "nvidia-smi: not available"
-  python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"
+  python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())" || true
+  python -c "import lightning; print('lightning', lightning.__version__)" || true
+  nproc
 } > "$out/machine.txt" 2>&1
 cat "$out/machine.txt"
 
