@@ -161,3 +161,44 @@ def test_moments_of_another_parametrisation_are_a_one_line_error(tiny_model_conf
     with pytest.raises(UserError, match="moments for 2 parameter groups, this model has 3"):
         mup.start_from(ckpt, "a.ckpt", load_optimizer=True)
     make_module(tiny_model_config).start_from(ckpt, "a.ckpt", load_optimizer=True)  # same parametrisation: fine
+
+
+def test_fused_adamw_clips_under_bf16_mixed_like_the_foreach_kernel(tiny_model_config):
+    """Lightning's mixed-precision plugin refuses gradient clipping for a fused AdamW; under bf16-mixed (no loss
+    scaler) the module clips itself, so the GPU default (bf16-mixed, fused, clip 1.0) trains, and the step equals the
+    unfused one's. lr 1.0 makes the gradients' norm far above the clip, so an unclipped step would differ."""
+    batches = fixed_batches(tiny_model_config, 2)
+    weights = {}
+    for fused in (True, False):
+        torch.manual_seed(0)
+        module = MiniMathModule(**module_hparams(tiny_model_config, {**OPTIM, "lr": 1.0, "fused": fused}, {}))
+        trainer = L.Trainer(
+            accelerator="cpu",
+            precision="bf16-mixed",
+            max_steps=2,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            gradient_clip_val=1.0,
+        )
+        trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
+        assert trainer.global_step == 2
+        assert trainer.optimizers[0].defaults["fused"] is (True if fused else None)
+        weights[fused] = torch.cat([p.detach().flatten() for p in module.parameters()])
+    # the kernels round differently (lr 1.0 magnifies it to ~5e-4 here); a missing clip moves weights by far more
+    torch.testing.assert_close(weights[True], weights[False], rtol=0, atol=2e-3)
+    torch.manual_seed(0)
+    unclipped = MiniMathModule(**module_hparams(tiny_model_config, {**OPTIM, "lr": 1.0, "fused": True}, {}))
+    trainer = L.Trainer(
+        accelerator="cpu",
+        precision="bf16-mixed",
+        max_steps=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(unclipped, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
+    moved = (torch.cat([p.detach().flatten() for p in unclipped.parameters()]) - weights[True]).abs().max()
+    assert moved > 0.1, moved

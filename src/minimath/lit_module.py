@@ -8,7 +8,8 @@ from dataclasses import asdict
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.plugins.precision import MixedPrecision, Precision
+from lightning.pytorch.utilities import GradClipAlgorithmType, rank_zero_warn
 
 from minimath.checkpoint import CheckpointMeta, load_weights, model_state
 from minimath.errors import UserError
@@ -206,7 +207,11 @@ class MiniMathModule(L.LightningModule):
     def configure_optimizers(self):
         optim = self.hparams.optim
         fused = optim.get("fused", "auto")
-        fused = next(self.parameters()).is_cuda if fused == "auto" else bool(fused)  # one kernel for all params
+        if fused == "auto":  # one kernel for all parameters on a GPU; not under fp16's loss scaler (see below)
+            fused = next(self.parameters()).is_cuda and not _scales_loss(
+                getattr(self._trainer, "precision_plugin", None)
+            )
+        fused = bool(fused)
         groups = [
             {
                 "params": params,
@@ -224,6 +229,18 @@ class MiniMathModule(L.LightningModule):
         # optimizer step, whose tokens are already counted), whatever the batch
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: self.lr_schedule(self.stage_tokens))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """Lightning's mixed-precision plugin refuses to clip for a fused AdamW ("performs unscaling of gradients
+        internally"), which is true only under fp16's loss scaler: with bf16-mixed there is no scaler, the gradients
+        are already true gradients, and the refusal stopped every GPU run (bf16-mixed, fused AdamW, clip 1.0) at its
+        first step. Without a scaler we clip the way the base precision plugin does; with one, Lightning decides."""
+        plugin = self.trainer.precision_plugin
+        if gradient_clip_val and isinstance(plugin, MixedPrecision) and not _scales_loss(plugin):
+            algorithm = GradClipAlgorithmType(gradient_clip_algorithm or GradClipAlgorithmType.NORM)
+            Precision.clip_gradients(plugin, optimizer, gradient_clip_val, algorithm)
+            return
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     @property
     def stage_tokens(self) -> int:
@@ -257,3 +274,8 @@ def module_hparams(model_config: ModelConfig, optim: dict, tokenizer_state: dict
             "optim and heldout must be plain dicts (OmegaConf.to_container) to keep checkpoints weights_only-safe"
         )
     return {"model": asdict(model_config), "optim": optim, "tokenizer": tokenizer_state, "heldout": heldout or {}}
+
+
+def _scales_loss(plugin: Precision | None) -> bool:
+    """True under fp16 mixed precision, whose gradient scaler leaves gradients scaled until the optimizer step."""
+    return getattr(plugin, "scaler", None) is not None
