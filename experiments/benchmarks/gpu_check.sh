@@ -3,17 +3,17 @@
 # on one H100/H200. Every command's output goes to OUT/<step>.log, the machine to OUT/machine.txt; the summary lines
 # (tokens/s, MFU, peak memory) are printed at the end, ready for experiments/benchmarks/README.md.
 #   bash experiments/benchmarks/gpu_check.sh [OUT]        # OUT defaults to outputs/gpu_check; REPEATS=1 for short leases
-# Steps:
+# Steps, in the order they run (on one H200, REPEATS=1: about 8 minutes in all, 2026-12-04):
 #   1. bench_1p5b:    the 1.5B preset's training step against a plain PyTorch step (bf16 autocast, fused AdamW):
 #                     tokens/s, MFU against the H100/H200 dense bf16 peak (conf/hardware/gpu.yaml), peak memory
-#   2. bench_default: the embedded default's shape (nano, 20 x 128-token micro-batches) on the GPU
-#   3. train_1p5b:    50 optimizer steps of `model=minimath_1p5b hardware=gpu` on the embedded data tokenized with
-#                     the real Qwen vocabulary (151,936 rows), 32,768 tokens/step, from scratch; tokens/s and MFU from
-#                     its log
-#   4. fsdp_train, fsdp_resume: `model=small hardware=fsdp` (FSDP2, bf16 parameters) on one GPU, 20 steps with a
+#   2. fsdp_train, fsdp_resume: `model=small hardware=fsdp` (FSDP2, bf16 parameters) on one GPU, 20 steps with a
 #                     sharded checkpoint every 10; then the run is set back to its step-10 checkpoint and resumed to
-#                     step 20 (both logs' last step line printed: the losses should agree). The small preset keeps
-#                     each sharded save near 2 GB (the 1.5B's would be ~18 GB with AdamW state, several on a 64 GB disk).
+#                     step 20 (both logs' last step line printed: the losses should agree to bf16 GPU reduction order).
+#                     The small preset keeps each sharded save near 2 GB (the 1.5B's would be ~18 GB with AdamW state).
+#   3. train_1p5b:    50 optimizer steps of `model=minimath_1p5b hardware=gpu` on the embedded data tokenized with
+#                     the real Qwen vocabulary (151,936 rows), 32,768 tokens/step, from scratch; tokens/s from its log
+#   4. bench_default: the embedded default's shape (nano, 20 x 128-token micro-batches) on the GPU
+# The device image lacks some pure-Python packages: experiments/benchmarks/gpu_carry.sh builds them for `carry`.
 # A failed step is reported and the check goes on (the resume only after its training run); it exits 1 if any failed.
 # Without a GPU every step stops at once with train.py's one-line error; nothing here runs on a CPU.
 set -euo pipefail
@@ -22,7 +22,8 @@ out=${1:-outputs/gpu_check}
 mkdir -p "$out"
 {
   date -u +"%Y-%m-%dT%H:%M:%SZ"
-  git rev-parse HEAD 2> /dev/null || echo "commit: not a git checkout (${MINIMATH_COMMIT:-unknown})"
+  echo "commit as sent: ${MINIMATH_COMMIT:-not given}"  # the device's copy may carry another .git than the sender's
+  git rev-parse HEAD 2> /dev/null || echo "commit: not a git checkout"
   git status --porcelain 2> /dev/null | head -5 || true
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "nvidia-smi: not available"
   python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())" || true
