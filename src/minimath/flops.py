@@ -44,21 +44,26 @@ def mfu(tokens_per_s: float, flops: FlopsPerToken, peak_flops: float) -> dict[st
 PEAK_WINDOWS = 5  # timing windows of the matmul peak; the fastest is kept
 
 
-def matmul_rate(
-    m: int, k: int, n: int, dtype: torch.dtype = torch.float32, seconds: float = 2.0, clock=time.perf_counter
-) -> float:
-    """FLOP/s of (m x k) @ (k x n) on this CPU, the fastest of `PEAK_WINDOWS` windows (`seconds` in all): other work
-    on the cores only lowers a window's rate."""
-    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
-    a @ b  # warm up
+def op_rate(op, flops: float, seconds: float = 2.0, clock=time.perf_counter) -> float:
+    """FLOP/s of `op()` (which does `flops` FLOPs) on this CPU, the fastest of `PEAK_WINDOWS` windows (`seconds` in
+    all): other work on the cores only lowers a window's rate."""
+    op()  # warm up
     best = 0.0
     for _ in range(PEAK_WINDOWS):
         runs, start = 0, clock()
         while clock() - start < seconds / PEAK_WINDOWS:
-            a @ b
+            op()
             runs += 1
-        best = max(best, 2 * m * k * n * runs / (clock() - start))
+        best = max(best, flops * runs / (clock() - start))
     return best
+
+
+def matmul_rate(
+    m: int, k: int, n: int, dtype: torch.dtype = torch.float32, seconds: float = 2.0, clock=time.perf_counter
+) -> float:
+    """FLOP/s of (m x k) @ (k x n) on this CPU, contiguous operands (`op_rate`)."""
+    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+    return op_rate(lambda: a @ b, 2 * m * k * n, seconds, clock)
 
 
 def measured_matmul_peak(
