@@ -13,6 +13,7 @@
 #   3. train_1p5b:    50 optimizer steps of `model=minimath_1p5b hardware=gpu` on the embedded data tokenized with
 #                     the real Qwen vocabulary (151,936 rows), 32,768 tokens/step, from scratch; tokens/s from its log
 #   4. bench_default: the embedded default's shape (nano, 20 x 128-token micro-batches) on the GPU
+# COMPILE=1 adds bench_1p5b_compile after step 1: the same bench with compile=true (not yet run on a GPU).
 # The device image lacks some pure-Python packages: experiments/benchmarks/gpu_carry.sh builds them for `carry`.
 # A failed step is reported and the check goes on (the resume only after its training run); it exits 1 if any failed.
 # Without a GPU every step stops at once with train.py's one-line error; nothing here runs on a CPU.
@@ -48,6 +49,11 @@ step() {  # step NAME COMMAND...: run it, keep its log; a failure is reported an
 # REPEATS=1 halves the 1.5B bench (each repeat builds the 1.5B model twice, ~75 s each on an H200) for short leases
 step bench_1p5b python -m minimath.bench model=minimath_1p5b hardware=gpu micro_batch=8 seq_len=2048 steps=20 \
   warmup=5 "repeats=${REPEATS:-3}" || true
+
+if [[ ${COMPILE:-0} == 1 ]]; then  # the 1.5B step with torch.compile (train.compile): adds a compile per variant run
+  step bench_1p5b_compile python -m minimath.bench model=minimath_1p5b hardware=gpu micro_batch=8 seq_len=2048 \
+    steps=20 warmup=5 "repeats=${REPEATS:-3}" compile=true || true
+fi
 
 fsdp=(python train.py model=small hardware=fsdp hardware.devices=1 hardware.micro_batch=8 stage=4 batch=32768
   train.max_tokens=655360 checkpoint.every_n_train_steps=10 init_from=none run_name=gpu-check-fsdp
