@@ -5,6 +5,7 @@ alternating, `--rounds` times; the fastest round of each size is kept (other wor
 MFU counts all FLOPs (`minimath.flops`) against this CPU's measured fp32 matmul peak.
 
     python experiments/benchmarks/loss_chunk_sizes.py [--rounds 4] [--mib 128 256 512]
+    python experiments/benchmarks/loss_chunk_sizes.py --profile --mib 128     # torch profile of one step instead
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--mib", type=int, nargs="+", default=[128, 256, 512])
+    parser.add_argument("--profile", action="store_true", help="profile one step at the first --mib, ops by shape")
     args = parser.parse_args()
     preset = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "model" / "gpt4l256.yaml"), resolve=True)
     config = ModelConfig.from_preset(preset, vocab_size=VOCAB, max_seq_len=SEQ)
@@ -46,6 +48,16 @@ def main() -> None:
         optimizer.zero_grad(set_to_none=True)
         return time.perf_counter() - start
 
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        step(args.mib[0] * 2**20)  # warm up
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            seconds = step(args.mib[0] * 2**20)
+        print(f"{cpu_name()}, fp32, {args.mib[0]} MiB chunks: one step {seconds:.2f} s")
+        table = prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=8)
+        print(table)
+        return
     peak = measured_matmul_peak()
     flops = flops_per_token(config, SEQ).total * MICRO_BATCH * SEQ
     print(f"{cpu_name()}, torch {torch.__version__}, {torch.get_num_threads()} threads, fp32; gpt4l256 step of")
